@@ -1,0 +1,250 @@
+/*
+ * cellcount.h -- the only public header of libcellcount.
+ *
+ * Deep-learning cell counting (four published methods) behind a plain C99 ABI.
+ * This header is the manual: every function says what it returns, who owns what, and
+ * which statuses it can give.
+ *
+ * Conventions
+ *  - Every fallible call returns a cellcount_status and writes results through an `out` pointer.
+ *    On failure `*out` is left NULL and cellcount_last_error() says what was expected and what came.
+ *  - No C++ exception ever crosses this boundary.
+ *  - Ownership is written next to every pointer: BORROWED (read during the call only, never retained),
+ *    OWNED BY LIBRARY (freed by the matching *_free, which accepts NULL), CALLER-SIZED (the caller
+ *    allocates `capacity` elements; size-query functions tell how many are needed).
+ *  - Threads: distinct handles may be used concurrently from different threads; one handle must not
+ *    be used by two threads at once. Version, status-name, log and last-error calls are thread-safe.
+ *    Callbacks run on the calling thread, between tiles, slices or training steps.
+ *  - Cancel: a progress callback returning non-zero makes the call return CELLCOUNT_CANCELLED at the
+ *    next checkpoint; the model handle stays usable and no file is left half-written.
+ *  - Pixel coordinates: x = column, y = row, 0-based, pixel centres at integer positions.
+ */
+#ifndef CELLCOUNT_H
+#define CELLCOUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  if defined(CELLCOUNT_BUILDING)
+#    define CELLCOUNT_API __declspec(dllexport)
+#  else
+#    define CELLCOUNT_API __declspec(dllimport)
+#  endif
+#else
+#  define CELLCOUNT_API __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define CELLCOUNT_VERSION_MAJOR 0
+#define CELLCOUNT_VERSION_MINOR 1
+#define CELLCOUNT_VERSION_PATCH 0
+#define CELLCOUNT_VERSION_NUMBER \
+  (CELLCOUNT_VERSION_MAJOR * 10000 + CELLCOUNT_VERSION_MINOR * 100 + CELLCOUNT_VERSION_PATCH)
+#define CELLCOUNT_VERSION_STRING "0.1.0"
+/* Bumped on ANY change of a struct layout or a signature. Bindings refuse to run on a mismatch. */
+#define CELLCOUNT_ABI_VERSION 1
+
+CELLCOUNT_API uint32_t cellcount_version_number(void);      /* == CELLCOUNT_VERSION_NUMBER */
+CELLCOUNT_API const char * cellcount_version_string(void);  /* static storage */
+CELLCOUNT_API uint32_t cellcount_abi_version(void);         /* == CELLCOUNT_ABI_VERSION */
+
+/* ---------------------------------------------------------------- status and errors */
+
+/* Values are permanent: never renumber, never reuse. */
+typedef enum cellcount_status {
+  CELLCOUNT_OK = 0,
+  CELLCOUNT_CANCELLED = 1,              /* a progress callback returned non-zero */
+  CELLCOUNT_ERR_INVALID_ARGUMENT = 10,  /* NULL, wrong size, NaN pixels, bad box, bad JSON field... */
+  CELLCOUNT_ERR_BUFFER_TOO_SMALL = 11,  /* a CALLER-SIZED buffer has too little capacity */
+  CELLCOUNT_ERR_UNSUPPORTED = 12,       /* valid request this build or method cannot do */
+  CELLCOUNT_ERR_IO = 20,                /* file missing, unreadable, or would be overwritten */
+  CELLCOUNT_ERR_MODEL_FORMAT = 21,      /* model.json/weights corrupt, checksum or version mismatch */
+  CELLCOUNT_ERR_WRONG_METHOD = 22,      /* unknown method, or the request does not fit the model's method */
+  CELLCOUNT_ERR_DATASET = 23,           /* unreadable or inconsistent dataset row */
+  CELLCOUNT_ERR_OUT_OF_MEMORY = 30,
+  CELLCOUNT_ERR_DEVICE = 31,            /* device string invalid or device not available */
+  CELLCOUNT_ERR_INTERNAL = 99
+} cellcount_status;
+
+/* Name of a status, e.g. "CELLCOUNT_ERR_IO". Static storage; "CELLCOUNT_UNKNOWN_STATUS" for others. */
+CELLCOUNT_API const char * cellcount_status_name(cellcount_status s);
+
+/* Message of the last failed call on this thread ("" if none). Thread-local storage, valid until the
+ * next cellcount_* call on this thread. Successful calls do not clear it. */
+CELLCOUNT_API const char * cellcount_last_error(void);
+
+/* ---------------------------------------------------------------- logging, threads, strings */
+
+enum { CELLCOUNT_LOG_DEBUG = 0, CELLCOUNT_LOG_INFO = 1, CELLCOUNT_LOG_WARN = 2, CELLCOUNT_LOG_ERROR = 3 };
+
+/* Log sink. May be called from any thread that runs a cellcount call; `msg` is BORROWED. */
+typedef void (*cellcount_log_fn)(int32_t level, const char * msg, void * user);
+
+/* Install a log sink (NULL restores the default: stderr). Messages below `min_level` are dropped
+ * (default CELLCOUNT_LOG_INFO). Thread-safe. */
+CELLCOUNT_API void cellcount_log_set(cellcount_log_fn fn, void * user, int32_t min_level);
+
+/* Progress callback: fraction in [0,1], `stage` BORROWED (e.g. "tile 3/12", "epoch 2/40").
+ * Return non-zero to cancel. Runs on the calling thread. */
+typedef int32_t (*cellcount_progress_fn)(float fraction, const char * stage, void * user);
+
+/* Number of CPU threads LibTorch uses (0 = one per core). Process-wide.
+ * Returns CELLCOUNT_ERR_INVALID_ARGUMENT for n < 0. */
+CELLCOUNT_API cellcount_status cellcount_set_num_threads(int32_t n);
+
+/* Frees a string returned through a `char ** out_json` argument. NULL ok. */
+CELLCOUNT_API void cellcount_string_free(char * s);
+
+/* Library description as JSON: version, abi, LibTorch version, CUDA availability and devices,
+ * threads, built I/O back ends, registered methods with their user-facing names.
+ * *out_json is OWNED BY LIBRARY (cellcount_string_free). Statuses: OK, ERR_INVALID_ARGUMENT. */
+CELLCOUNT_API cellcount_status cellcount_library_info(char ** out_json);
+
+/* ---------------------------------------------------------------- images and boxes */
+
+typedef enum cellcount_dtype {
+  CELLCOUNT_DTYPE_U8 = 1,
+  CELLCOUNT_DTYPE_U16 = 2,
+  CELLCOUNT_DTYPE_F32 = 3
+} cellcount_dtype;
+
+/* A 2-D image, channels interleaved (row-major H x W x C, as numpy and ImageJ hold them).
+ * BORROWED: read during the call only, never retained, never written. Stacks go slice by slice. */
+typedef struct cellcount_image_view {
+  const void * data;         /* first pixel of row 0 */
+  int64_t width, height;     /* >= 1 */
+  int64_t channels;          /* >= 1 */
+  int64_t row_stride_bytes;  /* 0 = tightly packed (width * channels * sizeof(pixel)) */
+  int32_t dtype;             /* a cellcount_dtype */
+  int32_t reserved;          /* must be 0 */
+} cellcount_image_view;
+
+/* An exemplar box in pixel coordinates of the image, x0 < x1, y0 < y1 (half-open [x0,x1) x [y0,y1)). */
+typedef struct cellcount_box {
+  float x0, y0, x1, y1;
+} cellcount_box;
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct cellcount_model cellcount_model;    /* opaque: one method + weights + model.json */
+typedef struct cellcount_result cellcount_result;  /* opaque, library-owned */
+
+/* Load a model folder (model.json + weights.pt). Checks method, format version and sha256 of the weights.
+ * `path` BORROWED. *out OWNED BY LIBRARY (cellcount_model_free).
+ * Statuses: OK, ERR_INVALID_ARGUMENT (NULL), ERR_IO (missing/unreadable), ERR_MODEL_FORMAT (corrupt,
+ * checksum or version mismatch), ERR_WRONG_METHOD (method not in this build). */
+CELLCOUNT_API cellcount_status cellcount_model_load(const char * path, cellcount_model ** out);
+
+/* NULL ok. */
+CELLCOUNT_API void cellcount_model_free(cellcount_model * m);
+
+/* Model description as JSON: method, display name, classes, needs_exemplars, input spec (channels,
+ * normalisation), default tile size/overlap, tuned thresholds, provenance, metrics, device in use.
+ * Returns NULL if m is NULL. Storage tied to the handle, valid until the next call on it or its free. */
+CELLCOUNT_API const char * cellcount_model_info(cellcount_model * m);
+
+/* ---------------------------------------------------------------- prediction */
+
+typedef struct cellcount_predict_params {
+  uint32_t struct_size;        /* set by cellcount_predict_default_params(); do not change */
+  const char * device;         /* "auto" (default), "cpu", "cuda", "cuda:N"; BORROWED */
+  const char * precision;      /* "fp32" (default), "bf16", "fp16"; BORROWED */
+  int32_t tile_size;           /* 0 = the model's default; else >= 32 */
+  int32_t tile_overlap;        /* -1 = the model's default; else 0 <= overlap < tile_size/2 */
+  float peak_threshold;        /* NAN = the model's tuned value */
+  float peak_min_distance;     /* NAN = the model's tuned value (pixels) */
+  float mask_threshold;        /* NAN = the model's value (exemplar method) */
+  int32_t want_density;        /* 1 (default) = keep the density map in the result */
+  int32_t reserved;            /* must be 0 */
+  cellcount_progress_fn progress;  /* NULL = none */
+  void * progress_user;
+} cellcount_predict_params;
+
+/* The only source of prediction defaults (front ends show these). */
+CELLCOUNT_API cellcount_predict_params cellcount_predict_default_params(void);
+
+/* Count (and locate) cells in one 2-D image.
+ *  img        BORROWED; uint8/uint16/float32; channels must match the model (RGB models take 3,
+ *             grey models take 1; see info JSON "input.channels").
+ *  exemplars  BORROWED, n_exemplars boxes; required (n >= 1) when info says needs_exemplars,
+ *             else must be NULL/0. Boxes partly outside are clipped with a warning in the log.
+ *  region     BORROWED, optional (NULL = whole image): uint8, 1 channel, same size; non-zero = count here.
+ *  params     BORROWED, NULL = defaults.
+ *  *out       OWNED BY LIBRARY (cellcount_result_free).
+ * Statuses: OK, CANCELLED, ERR_INVALID_ARGUMENT (NULL, empty or NaN image, wrong dtype/channels/size,
+ * bad boxes or params), ERR_DEVICE, ERR_OUT_OF_MEMORY, ERR_INTERNAL. */
+CELLCOUNT_API cellcount_status cellcount_predict(cellcount_model * m, const cellcount_image_view * img,
+                                                 const cellcount_box * exemplars, size_t n_exemplars,
+                                                 const cellcount_image_view * region,
+                                                 const cellcount_predict_params * params,
+                                                 cellcount_result ** out);
+
+/* NULL ok. */
+CELLCOUNT_API void cellcount_result_free(cellcount_result * r);
+
+/* Result getters: infallible; a NULL result gives 0 / NULL. */
+CELLCOUNT_API double cellcount_result_count(const cellcount_result * r);       /* total count */
+CELLCOUNT_API size_t cellcount_result_n_classes(const cellcount_result * r);   /* >= 1 */
+CELLCOUNT_API double cellcount_result_class_count(const cellcount_result * r, size_t k); /* 0 if k out of range */
+CELLCOUNT_API size_t cellcount_result_n_points(const cellcount_result * r);
+CELLCOUNT_API const char * cellcount_result_device(const cellcount_result * r);    /* tied to r, e.g. "cpu" */
+CELLCOUNT_API const char * cellcount_result_precision(const cellcount_result * r); /* tied to r */
+CELLCOUNT_API double cellcount_result_seconds(const cellcount_result * r);     /* wall time of the predict */
+
+/* Copy the points into CALLER-SIZED arrays of `capacity` points: xy (2 per point, x then y, required),
+ * class_ids and scores (each nullable). Statuses: OK, ERR_INVALID_ARGUMENT (NULL r or xy),
+ * ERR_BUFFER_TOO_SMALL (capacity < cellcount_result_n_points). */
+CELLCOUNT_API cellcount_status cellcount_result_points(const cellcount_result * r, float * xy,
+                                                       int32_t * class_ids, float * scores,
+                                                       size_t capacity);
+
+typedef enum cellcount_result_image_kind {
+  CELLCOUNT_IMAGE_DENSITY = 1,         /* float, 1 channel, image size; sums to the count */
+  CELLCOUNT_IMAGE_MASK = 2,            /* float in [0,1], 1 channel: region the method counted in */
+  CELLCOUNT_IMAGE_RECONSTRUCTION = 3   /* float, method-specific channels (twinvae, llp) */
+} cellcount_result_image_kind;
+
+/* Size of an image held by the result; all zero when the result has none of that kind.
+ * Statuses: OK, ERR_INVALID_ARGUMENT (NULL r or NULL out pointers, unknown kind). */
+CELLCOUNT_API cellcount_status cellcount_result_image_size(const cellcount_result * r, int32_t kind,
+                                                           int64_t * width, int64_t * height,
+                                                           int64_t * channels);
+
+/* Copy it into a CALLER-SIZED float buffer of `capacity` floats (row-major H x W x C).
+ * Statuses: OK, ERR_INVALID_ARGUMENT (NULL, unknown kind, result has no such image),
+ * ERR_BUFFER_TOO_SMALL. */
+CELLCOUNT_API cellcount_status cellcount_result_image(const cellcount_result * r, int32_t kind,
+                                                      float * dst, size_t capacity);
+
+/* ---------------------------------------------------------------- train, evaluate, synthesize */
+
+/* All three take a JSON request (BORROWED) and return a JSON report (*out_report OWNED BY LIBRARY,
+ * cellcount_string_free). The request fields per method are listed by cellcount_request_defaults().
+ * Common fields: "method", "dataset" (folder), "split" (file or "auto"), "out" (folder, never
+ * overwritten unless "overwrite": true), "device", "seed", "threads".
+ * Statuses: OK, CANCELLED (partial work is kept only as checkpoints), ERR_INVALID_ARGUMENT (bad JSON
+ * or field), ERR_WRONG_METHOD, ERR_IO, ERR_DATASET, ERR_UNSUPPORTED, ERR_DEVICE, ERR_OUT_OF_MEMORY. */
+CELLCOUNT_API cellcount_status cellcount_train(const char * request_json, cellcount_progress_fn progress,
+                                               void * progress_user, char ** out_report);
+CELLCOUNT_API cellcount_status cellcount_evaluate(const char * request_json, cellcount_progress_fn progress,
+                                                  void * progress_user, char ** out_report);
+CELLCOUNT_API cellcount_status cellcount_synthesize(const char * request_json, cellcount_progress_fn progress,
+                                                    void * progress_user, char ** out_report);
+
+/* Default request of `kind` ("train", "evaluate", "synthesize") for `method` (e.g. "dcl"), as JSON;
+ * the one source of defaults for every front end. *out_json OWNED BY LIBRARY.
+ * Statuses: OK, ERR_INVALID_ARGUMENT, ERR_WRONG_METHOD, ERR_UNSUPPORTED. */
+CELLCOUNT_API cellcount_status cellcount_request_defaults(const char * method, const char * kind,
+                                                          char ** out_json);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CELLCOUNT_H */
