@@ -1,0 +1,75 @@
+#include "core/device.h"
+
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+
+namespace cellcount {
+
+torch::Device resolve_device(const std::string& spec) {
+  const std::string s = spec.empty() ? "auto" : spec;
+  if (s == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (s == "cpu") return torch::Device(torch::kCPU);
+  if (s.rfind("cuda", 0) == 0) {
+    int index = 0;
+    if (s.size() > 4) {
+      CC_CHECK(s[4] == ':' && s.size() > 5 && s.find_first_not_of("0123456789", 5) == std::string::npos,
+               CELLCOUNT_ERR_DEVICE, "device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + s + "\"");
+      index = std::stoi(s.substr(5));
+    }
+    CC_CHECK(torch::cuda::is_available(), CELLCOUNT_ERR_DEVICE,
+             "device \"" + s + "\" asked, but this LibTorch has no CUDA or no GPU is visible; use \"cpu\" or \"auto\"");
+    const int n = int(torch::cuda::device_count());
+    CC_CHECK(index < n, CELLCOUNT_ERR_DEVICE,
+             "device \"" + s + "\": only " + std::to_string(n) + " CUDA device(s) visible");
+    return torch::Device(torch::kCUDA, index);
+  }
+  fail(CELLCOUNT_ERR_DEVICE, "device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + s + "\"");
+}
+
+std::string device_name(const torch::Device& d) {
+  return d.is_cuda() ? "cuda:" + std::to_string(d.has_index() ? d.index() : 0) : "cpu";
+}
+
+torch::ScalarType resolve_precision(const std::string& spec, const torch::Device& device) {
+  if (spec.empty() || spec == "fp32") return torch::kFloat32;
+  if (spec == "bf16") return torch::kBFloat16;
+  if (spec == "fp16") {
+    CC_CHECK(device.is_cuda(), CELLCOUNT_ERR_UNSUPPORTED, "precision fp16 needs a CUDA device; use bf16 on CPU");
+    return torch::kFloat16;
+  }
+  fail(CELLCOUNT_ERR_INVALID_ARGUMENT, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"" + spec + "\"");
+}
+
+std::string precision_name(torch::ScalarType t) {
+  return t == torch::kBFloat16 ? "bf16" : t == torch::kFloat16 ? "fp16" : "fp32";
+}
+
+nlohmann::json device_info() {
+  nlohmann::json j;
+  j["libtorch"] = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+                  std::to_string(TORCH_VERSION_PATCH);
+  j["cuda_available"] = torch::cuda::is_available();
+  j["cuda_devices"] = torch::cuda::is_available() ? int(torch::cuda::device_count()) : 0;
+  j["threads"] = at::get_num_threads();
+  j["cores"] = int(std::thread::hardware_concurrency());
+  return j;
+}
+
+namespace {
+std::once_flag g_threads_once;
+}
+
+void default_threads_once() {
+  std::call_once(g_threads_once, [] { at::set_num_threads(int(std::max(1u, std::thread::hardware_concurrency()))); });
+}
+
+void set_threads(int n) {
+  std::call_once(g_threads_once, [] {});  // an explicit choice wins over the default
+  CC_CHECK(n >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "threads must be >= 0, got " + std::to_string(n));
+  if (n == 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+}  // namespace cellcount

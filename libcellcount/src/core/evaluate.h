@@ -1,0 +1,31 @@
+// Requests every method can share: evaluation of counts (and points) on a dataset split, and writing a
+// synthetic cell dataset with the core renderer. Methods may replace either in their MethodSpec.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "core/method.h"
+#include "core/progress.h"
+
+namespace cellcount {
+
+// Checks exemplar boxes against an image of height x width: non-finite, empty or inverted boxes and
+// boxes wholly outside are CELLCOUNT_ERR_INVALID_ARGUMENT (naming the box); boxes partly outside are
+// clipped with a warning in the log. `needs` = the method needs at least one box; else boxes must be none.
+std::vector<Box> check_exemplars(const Box* boxes, size_t n, int64_t height, int64_t width, bool needs);
+
+// Predicts one image (raw [C,H,W]) with a loaded method: the one path shared by the C ABI, evaluation and
+// benchmarks. Fills options from the model when left at their defaults.
+Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Tensor& image,
+                         const std::vector<Box>& exemplars, const torch::Tensor& region, const PredictOptions& options);
+
+// {"model", "dataset", "split" ("test"), "split_file", "radius" (0 = model's eval_radius), "device",
+//  "precision", "limit" (0 = all), "per_image" (true)} -> {"n", "mae", "rmse", "nae", "sre", "f1"...}.
+nlohmann::json evaluate_counts(const nlohmann::json& request, const Progress& progress);
+nlohmann::json evaluate_defaults();
+
+// {"kind": "cells", "out", "n", "width", "height", "seed", "min_cells", "max_cells", "split" [train,test,val],
+//  "overwrite"} -> writes images + points.csv + counts.csv + split.csv.
+nlohmann::json synthesize_cells(const nlohmann::json& request, const Progress& progress);
+nlohmann::json synthesize_defaults();
+
+}  // namespace cellcount

@@ -1,0 +1,147 @@
+#include "core/image_tensor.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace cellcount {
+
+namespace {
+int64_t dtype_size(int32_t dtype) {
+  switch (dtype) {
+    case CELLCOUNT_DTYPE_U8: return 1;
+    case CELLCOUNT_DTYPE_U16: return 2;
+    case CELLCOUNT_DTYPE_F32: return 4;
+    default: return 0;
+  }
+}
+}  // namespace
+
+torch::Tensor view_to_tensor(const cellcount_image_view& v, const char* what) {
+  const std::string w = what;
+  CC_CHECK(v.data != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": data is NULL");
+  CC_CHECK(v.width >= 1 && v.height >= 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": expected width and height >= 1, got " + std::to_string(v.width) + " x " + std::to_string(v.height));
+  CC_CHECK(v.channels >= 1 && v.channels <= 64, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": expected 1..64 channels, got " + std::to_string(v.channels));
+  const int64_t es = dtype_size(v.dtype);
+  CC_CHECK(es > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": expected dtype CELLCOUNT_DTYPE_U8 (1), U16 (2) or F32 (3), got " + std::to_string(v.dtype));
+  CC_CHECK(v.reserved == 0, CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": reserved field must be 0");
+  CC_CHECK(v.width <= (int64_t(1) << 20) && v.height <= (int64_t(1) << 20), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": image side larger than 1048576 pixels");
+  const int64_t packed = v.width * v.channels * es;
+  const int64_t stride = v.row_stride_bytes == 0 ? packed : v.row_stride_bytes;
+  CC_CHECK(stride >= packed, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": row_stride_bytes " + std::to_string(stride) + " is smaller than width*channels*pixel size " +
+               std::to_string(packed));
+  auto out = torch::empty({v.height, v.width, v.channels}, torch::kFloat32);
+  float* dst = out.data_ptr<float>();
+  const int64_t n_row = v.width * v.channels;
+  const auto* base = static_cast<const uint8_t*>(v.data);
+  bool finite = true;
+  for (int64_t y = 0; y < v.height; ++y) {
+    const uint8_t* row = base + y * stride;
+    float* d = dst + y * n_row;
+    if (v.dtype == CELLCOUNT_DTYPE_U8) {
+      for (int64_t i = 0; i < n_row; ++i) d[i] = row[i];
+    } else if (v.dtype == CELLCOUNT_DTYPE_U16) {
+      for (int64_t i = 0; i < n_row; ++i) {
+        uint16_t p;
+        std::memcpy(&p, row + 2 * i, 2);
+        d[i] = p;
+      }
+    } else {
+      std::memcpy(d, row, n_row * 4);
+      for (int64_t i = 0; i < n_row; ++i) finite = finite && std::isfinite(d[i]);
+    }
+  }
+  CC_CHECK(finite, CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": contains NaN or infinite pixels");
+  return out.permute({2, 0, 1}).contiguous();
+}
+
+torch::Tensor image_to_tensor(const Image& im) {
+  CC_CHECK(im.width >= 1 && im.height >= 1 && im.channels >= 1 &&
+               im.data.size() == size_t(im.width * im.height * im.channels),
+           CELLCOUNT_ERR_INVALID_ARGUMENT, "image: inconsistent size");
+  cellcount_image_view v{im.data.data(), im.width, im.height, im.channels, 0, CELLCOUNT_DTYPE_F32, 0};
+  return view_to_tensor(v);
+}
+
+Image tensor_to_image(const torch::Tensor& t0) {
+  auto t = t0.detach().to(torch::kCPU, torch::kFloat32);
+  if (t.dim() == 2) t = t.unsqueeze(0);
+  CC_CHECK(t.dim() == 3, CELLCOUNT_ERR_INTERNAL, "tensor_to_image: expected [C,H,W]");
+  t = t.permute({1, 2, 0}).contiguous();
+  Image im;
+  im.height = t.size(0);
+  im.width = t.size(1);
+  im.channels = t.size(2);
+  im.source_dtype = "f32";
+  im.data.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  return im;
+}
+
+nlohmann::json Normalization::to_json() const {
+  if (mode == "fixed") return {{"mode", mode}, {"scale", scale}, {"offset", offset}};
+  return {{"mode", mode}, {"p_low", p_low}, {"p_high", p_high}};
+}
+
+Normalization Normalization::from_json(const nlohmann::json& j) {
+  Normalization n;
+  n.mode = j.value("mode", n.mode);
+  n.p_low = j.value("p_low", n.p_low);
+  n.p_high = j.value("p_high", n.p_high);
+  n.scale = j.value("scale", n.scale);
+  n.offset = j.value("offset", n.offset);
+  CC_CHECK(n.mode == "percentile" || n.mode == "fixed", CELLCOUNT_ERR_MODEL_FORMAT,
+           "normalization mode must be \"percentile\" or \"fixed\", got \"" + n.mode + "\"");
+  CC_CHECK(n.p_low >= 0 && n.p_low < n.p_high && n.p_high <= 100, CELLCOUNT_ERR_MODEL_FORMAT,
+           "normalization percentiles must satisfy 0 <= p_low < p_high <= 100");
+  return n;
+}
+
+torch::Tensor normalize(const torch::Tensor& image, const Normalization& n) {
+  if (n.mode == "fixed") return (image - n.offset) * n.scale;
+  auto flat = image.reshape({-1});
+  // Percentiles on a subsample for large images (exact enough, bounded cost).
+  const int64_t max_samples = 1 << 20;
+  if (flat.numel() > max_samples) {
+    const int64_t step = (flat.numel() + max_samples - 1) / max_samples;
+    flat = flat.slice(0, 0, flat.numel(), step);
+  }
+  auto sorted = std::get<0>(flat.sort());
+  const int64_t last = sorted.numel() - 1;
+  auto at = [&](double p) {
+    const double pos = p / 100.0 * last;
+    const int64_t i0 = int64_t(std::floor(pos));
+    const int64_t i1 = std::min(i0 + 1, last);
+    const double f = pos - i0;
+    return sorted[i0].item<double>() * (1 - f) + sorted[i1].item<double>() * f;
+  };
+  const double lo = at(n.p_low), hi = at(n.p_high);
+  const double range = hi - lo;
+  if (!(range > 1e-12)) return torch::zeros_like(image);
+  return (image - lo) / range;
+}
+
+torch::Tensor convert_channels(const torch::Tensor& image, const std::string& rule) {
+  const int64_t c = image.size(0);
+  if (rule == "as_is") return image;
+  if (rule == "grey") return c == 1 ? image : image.mean(0, true);
+  if (rule == "rgb") {
+    if (c == 3) return image;
+    CC_CHECK(c == 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "image: expected 1 or 3 channels for an RGB model, got " + std::to_string(c));
+    return image.repeat({3, 1, 1});
+  }
+  int idx = rule == "red" ? 0 : rule == "green" ? 1 : rule == "blue" ? 2 : -1;
+  CC_CHECK(idx >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "unknown channel rule \"" + rule + "\"");
+  if (c == 1) return image;
+  CC_CHECK(c == 3 || c == 4, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "image: channel rule \"" + rule + "\" needs 1 or 3 channels, got " + std::to_string(c));
+  return image.slice(0, idx, idx + 1);
+}
+
+}  // namespace cellcount

@@ -1,0 +1,105 @@
+#include "core/method.h"
+
+#include <map>
+#include <mutex>
+
+#include "core/error.h"
+#include "core/peaks.h"
+
+namespace cellcount {
+
+namespace {
+std::map<std::string, MethodSpec>& registry() {
+  static std::map<std::string, MethodSpec> r;
+  return r;
+}
+}  // namespace
+
+bool register_method(MethodSpec spec) {
+  registry()[spec.id] = std::move(spec);
+  return true;
+}
+
+const MethodSpec& find_method(const std::string& id) {
+  auto it = registry().find(id);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& [k, v] : registry())
+      if (!v.fixture) known += (known.empty() ? "" : ", ") + k;
+    fail(CELLCOUNT_ERR_WRONG_METHOD, "unknown method \"" + id + "\"; this build has: " + known);
+  }
+  return it->second;
+}
+
+std::vector<const MethodSpec*> all_methods() {
+  std::vector<const MethodSpec*> out;
+  for (const auto& [k, v] : registry()) out.push_back(&v);
+  return out;
+}
+
+nlohmann::json InputSpec::to_json() const {
+  nlohmann::json j{{"channels", channels}, {"normalization", normalization.to_json()}, {"align", align},
+                   {"min_side", min_side}};
+  j["rgb_rule"] = rgb_rule;
+  return j;
+}
+
+InputSpec InputSpec::from_json(const nlohmann::json& j) {
+  InputSpec s;
+  s.channels = j.value("channels", s.channels);
+  s.rgb_rule = j.value("rgb_rule", s.rgb_rule);
+  if (j.contains("normalization")) s.normalization = Normalization::from_json(j["normalization"]);
+  s.align = j.value("align", s.align);
+  s.min_side = j.value("min_side", s.min_side);
+  CC_CHECK(s.channels >= 1 && s.align >= 1, CELLCOUNT_ERR_MODEL_FORMAT, "model.json input: bad channels/align");
+  return s;
+}
+
+torch::Tensor InputSpec::prepare(const torch::Tensor& raw) const {
+  const int64_t c = raw.size(0), h = raw.size(1), w = raw.size(2);
+  CC_CHECK(h >= min_side && w >= min_side, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "image: expected at least " + std::to_string(min_side) + " x " + std::to_string(min_side) + " pixels, got " +
+               std::to_string(w) + " x " + std::to_string(h));
+  torch::Tensor x = raw;
+  if (c != channels) {
+    const bool reducible = channels == 1 && !rgb_rule.empty() && (c == 3 || c == 4);
+    CC_CHECK(reducible, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "image: this model takes " + std::to_string(channels) + " channel(s)" +
+                 (channels == 1 && !rgb_rule.empty() ? " (or RGB)" : "") + ", got " + std::to_string(c));
+    x = convert_channels(raw.slice(0, 0, 3), rgb_rule);
+  }
+  return normalize(x, normalization);
+}
+
+Prediction density_prediction(torch::Tensor density, const torch::Tensor& region, float peak_threshold,
+                              float peak_min_distance, bool want_density) {
+  density = density.to(torch::kCPU, torch::kFloat32).contiguous();
+  if (region.defined()) density = density * region.to(torch::kFloat32);
+  Prediction p;
+  p.count = density.sum().item<double>();
+  p.class_counts = {p.count};
+  p.points = find_peaks(density.data_ptr<float>(), density.size(0), density.size(1), peak_threshold,
+                        peak_min_distance);
+  if (want_density) p.density = density;
+  return p;
+}
+
+void check_request_fields(const nlohmann::json& request, const nlohmann::json& defaults) {
+  CC_CHECK(request.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, "request: expected a JSON object");
+  for (const auto& [k, v] : request.items()) {
+    CC_CHECK(defaults.contains(k), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "request: unknown field \"" + k + "\" (known: " + [&] {
+               std::string s;
+               for (const auto& [dk, dv] : defaults.items()) s += (s.empty() ? "" : ", ") + dk;
+               return s;
+             }() + ")");
+    const auto& d = defaults[k];
+    const bool ok = d.is_null() || v.is_null() || (d.is_number() && v.is_number()) ||
+                    (d.is_string() && v.is_string()) || (d.is_boolean() && v.is_boolean()) ||
+                    (d.is_array() && v.is_array()) || (d.is_object() && v.is_object());
+    CC_CHECK(ok, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "request: field \"" + k + "\" expected " + d.type_name() + ", got " + v.type_name());
+  }
+}
+
+}  // namespace cellcount

@@ -1,0 +1,101 @@
+// The method interface and registry. The core knows no method: each method folder registers a
+// MethodSpec at load time (CELLCOUNT_REGISTER_METHOD), and the C ABI, CLI and front ends dispatch
+// through it by the "method" string of model.json or of a request.
+#pragma once
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <torch/torch.h>
+#include <vector>
+
+#include "core/image_tensor.h"
+#include "core/model_io.h"
+#include "core/progress.h"
+#include "core/types.h"
+
+namespace cellcount {
+
+struct PredictInput {
+  torch::Tensor image;           // [C,H,W] float32, raw values (not normalised), CPU
+  std::vector<Box> exemplars;    // already checked and clipped to the image
+  torch::Tensor region;          // [H,W] bool (true = count here), or undefined = whole image
+};
+
+struct PredictOptions {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType precision = torch::kFloat32;
+  int64_t tile_size = 0;         // 0 = model default
+  int64_t tile_overlap = -1;     // -1 = model default
+  float peak_threshold = NAN;    // NAN = model's tuned value
+  float peak_min_distance = NAN;
+  float mask_threshold = NAN;
+  bool want_density = true;
+  Progress progress;
+};
+
+struct Prediction {
+  double count = 0;
+  std::vector<double> class_counts;  // one per class (size >= 1)
+  std::vector<Point> points;
+  torch::Tensor density;             // [H,W] float CPU or undefined
+  torch::Tensor mask;                // [H,W] float CPU or undefined
+  torch::Tensor reconstruction;      // [C,H,W] float CPU or undefined
+};
+
+// What a model takes as input, from model.json "input".
+struct InputSpec {
+  int64_t channels = 1;              // what the network sees
+  std::string rgb_rule;              // "" = only `channels` accepted; else how a 3-channel image is reduced
+                                     // ("grey", "red", "green", "blue") for a 1-channel model
+  Normalization normalization;
+  int64_t align = 16;                // network input sides must be multiples of this
+  int64_t min_side = 8;              // smaller images are refused
+  nlohmann::json to_json() const;
+  static InputSpec from_json(const nlohmann::json& j);
+  // Checks channels (CELLCOUNT_ERR_INVALID_ARGUMENT with expected/actual) and converts/normalises.
+  torch::Tensor prepare(const torch::Tensor& raw) const;
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  // model.json plus what the method adds (device in use etc.); the C ABI returns it as info.
+  virtual nlohmann::json info() const = 0;
+  virtual Prediction predict(const PredictInput& input, const PredictOptions& options) = 0;
+};
+
+using RequestFn = std::function<nlohmann::json(const nlohmann::json& request, const Progress& progress)>;
+
+struct MethodSpec {
+  std::string id;               // "dcl", "exemplar", "llp", "twinvae"
+  std::string display_name;     // "Count cells (density)"
+  std::string description;
+  bool needs_exemplars = false;
+  bool fixture = false;         // test fixture: hidden from front ends' method lists
+  std::function<std::unique_ptr<Method>(const ModelFiles&)> load;
+  RequestFn train;              // empty = CELLCOUNT_ERR_UNSUPPORTED
+  RequestFn evaluate;           // empty = the core's evaluate_counts()
+  RequestFn synthesize;         // empty = the core's cell renderer
+  std::function<nlohmann::json(const std::string& kind)> request_defaults;  // kind: train/evaluate/synthesize
+};
+
+bool register_method(MethodSpec spec);
+// Errors: CELLCOUNT_ERR_WRONG_METHOD naming the known methods.
+const MethodSpec& find_method(const std::string& id);
+std::vector<const MethodSpec*> all_methods();
+
+#define CELLCOUNT_REGISTER_METHOD(make_spec) \
+  static const bool cellcount_registered_##make_spec = ::cellcount::register_method(make_spec())
+
+// Post-processing shared by methods whose output is a full-resolution density map: zero it outside the
+// region, count = its sum, points = find_peaks(threshold, min_distance) inside the region.
+Prediction density_prediction(torch::Tensor density, const torch::Tensor& region, float peak_threshold,
+                              float peak_min_distance, bool want_density);
+
+// Reads a typed field of a request with a default, and rejects fields the method does not know
+// (a typo must not silently train with the default). Errors: CELLCOUNT_ERR_INVALID_ARGUMENT.
+void check_request_fields(const nlohmann::json& request, const nlohmann::json& defaults);
+
+}  // namespace cellcount

@@ -1,0 +1,106 @@
+#include "core/model_io.h"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "cellcount/cellcount.h"
+#include "core/error.h"
+#include "core/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace cellcount {
+
+std::string ModelFiles::weights_path() const { return (fs::path(dir) / "weights.pt").string(); }
+
+ModelFiles read_model(const std::string& dir) {
+  CC_CHECK(fs::is_directory(dir), CELLCOUNT_ERR_IO, "model folder '" + dir + "' does not exist");
+  const fs::path json_path = fs::path(dir) / "model.json";
+  CC_CHECK(fs::exists(json_path), CELLCOUNT_ERR_IO, "model folder '" + dir + "' has no model.json");
+  std::ifstream f(json_path);
+  CC_CHECK(f.good(), CELLCOUNT_ERR_IO, "cannot read '" + json_path.string() + "'");
+  ModelFiles m;
+  m.dir = dir;
+  try {
+    m.meta = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    fail(CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' is not valid JSON: " + e.what());
+  }
+  CC_CHECK(m.meta.is_object() && m.meta.contains("method") && m.meta["method"].is_string(),
+           CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' has no \"method\" string");
+  CC_CHECK(m.meta.contains("format_version") && m.meta["format_version"].is_number_integer(),
+           CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' has no integer \"format_version\"");
+  const int v = m.meta["format_version"].get<int>();
+  CC_CHECK(v >= 1 && v <= kModelFormatVersion, CELLCOUNT_ERR_MODEL_FORMAT,
+           "'" + json_path.string() + "' has format_version " + std::to_string(v) + "; this library reads 1.." +
+               std::to_string(kModelFormatVersion) + " (upgrade cellcount)");
+  CC_CHECK(fs::exists(m.weights_path()), CELLCOUNT_ERR_IO, "model folder '" + dir + "' has no weights.pt");
+  const std::string want = m.meta.value("weights_sha256", "");
+  CC_CHECK(!want.empty(), CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' has no \"weights_sha256\"");
+  const std::string got = sha256_file(m.weights_path());
+  CC_CHECK(got == want, CELLCOUNT_ERR_MODEL_FORMAT,
+           "weights.pt in '" + dir + "' is corrupt or was replaced: sha256 " + got + ", model.json expects " + want);
+  return m;
+}
+
+void save_module(torch::nn::Module& module, const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  module.save(archive);
+  archive.save_to(path);
+}
+
+void load_module(torch::nn::Module& module, const std::string& path) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    module.load(archive);
+  } catch (const c10::Error& e) {
+    fail(CELLCOUNT_ERR_MODEL_FORMAT,
+         "'" + path + "' does not fit the network described by model.json: " + e.what_without_backtrace());
+  }
+}
+
+void load_weights(torch::nn::Module& module, const ModelFiles& files) { load_module(module, files.weights_path()); }
+
+std::string utc_now_iso() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn::Module& module, bool overwrite) {
+  const fs::path target(dir);
+  CC_CHECK(overwrite || !fs::exists(target), CELLCOUNT_ERR_IO,
+           "'" + dir + "' exists; pass \"overwrite\": true (CLI --overwrite) to replace it");
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  std::random_device rd;
+  const fs::path tmp = target.string() + ".tmp-" + std::to_string(rd());
+  fs::create_directories(tmp);
+  try {
+    const std::string weights = (tmp / "weights.pt").string();
+    save_module(module, weights);
+    meta["format_version"] = kModelFormatVersion;
+    meta["library_version"] = CELLCOUNT_VERSION_STRING;
+    if (!meta.contains("created")) meta["created"] = utc_now_iso();
+    meta["weights_sha256"] = sha256_file(weights);
+    std::ofstream f(tmp / "model.json");
+    f << meta.dump(2) << "\n";
+    f.close();
+    CC_CHECK(f.good(), CELLCOUNT_ERR_IO, "error writing model.json in '" + tmp.string() + "'");
+    if (fs::exists(target)) fs::remove_all(target);
+    fs::rename(tmp, target);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  return meta;
+}
+
+}  // namespace cellcount

@@ -1,0 +1,39 @@
+// A model is a folder: model.json (method, format version, architecture config, input normalisation,
+// tuned thresholds, class names, training provenance, metrics, sha256 of the weights) + weights.pt.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <torch/torch.h>
+
+namespace cellcount {
+
+constexpr int kModelFormatVersion = 1;
+
+struct ModelFiles {
+  std::string dir;
+  nlohmann::json meta;  // parsed model.json
+  std::string weights_path() const;
+};
+
+// Reads and checks model.json and the weights' sha256.
+// Errors: CELLCOUNT_ERR_IO (folder, model.json or weights.pt missing/unreadable),
+// CELLCOUNT_ERR_MODEL_FORMAT (bad JSON, missing "method", format_version newer than this library,
+// checksum mismatch).
+ModelFiles read_model(const std::string& dir);
+
+// Loads the weights into a module built from meta; CELLCOUNT_ERR_MODEL_FORMAT when names/shapes differ.
+void load_weights(torch::nn::Module& module, const ModelFiles& files);
+
+// Writes dir/model.json and dir/weights.pt atomically (to a sibling temp folder, then rename).
+// Fills meta's format_version, library_version, created and weights_sha256. An existing folder is
+// replaced only when overwrite is true (else CELLCOUNT_ERR_IO). Returns the final meta.
+nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn::Module& module, bool overwrite);
+
+// Module state to/from a single archive file (checkpoints use it too).
+void save_module(torch::nn::Module& module, const std::string& path);
+void load_module(torch::nn::Module& module, const std::string& path);
+
+// UTC time as ISO 8601, for provenance.
+std::string utc_now_iso();
+
+}  // namespace cellcount

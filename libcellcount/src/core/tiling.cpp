@@ -1,0 +1,88 @@
+#include "core/tiling.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace cellcount {
+
+namespace {
+struct Span {
+  int64_t s0, s1, c0, c1;
+};
+// Windows along one axis, then cores split at the middle of each overlap.
+std::vector<Span> plan_axis(int64_t n, int64_t tile, int64_t overlap) {
+  std::vector<Span> spans;
+  if (n <= tile) {
+    spans.push_back({0, n, 0, n});
+    return spans;
+  }
+  const int64_t step = tile - overlap;
+  std::vector<int64_t> starts;
+  for (int64_t s = 0;; s += step) {
+    if (s + tile >= n) {
+      starts.push_back(n - tile);
+      break;
+    }
+    starts.push_back(s);
+  }
+  for (size_t i = 0; i < starts.size(); ++i) spans.push_back({starts[i], starts[i] + tile, 0, 0});
+  for (size_t i = 0; i < spans.size(); ++i) {
+    spans[i].c0 = i == 0 ? 0 : spans[i - 1].c1;
+    spans[i].c1 = i + 1 == spans.size() ? n : (spans[i + 1].s0 + spans[i].s1) / 2;
+  }
+  return spans;
+}
+}  // namespace
+
+std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, int64_t overlap) {
+  CC_CHECK(height >= 1 && width >= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "plan_tiles: empty image");
+  CC_CHECK(tile >= 1 && overlap >= 0 && overlap < tile, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "tiling: expected tile >= 1 and 0 <= overlap < tile, got tile " + std::to_string(tile) + ", overlap " +
+               std::to_string(overlap));
+  const auto ys = plan_axis(height, tile, overlap), xs = plan_axis(width, tile, overlap);
+  std::vector<TileRect> tiles;
+  for (const auto& y : ys)
+    for (const auto& x : xs) tiles.push_back({y.s0, x.s0, y.s1, x.s1, y.c0, x.c0, y.c1, x.c1});
+  return tiles;
+}
+
+torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align) {
+  if (align <= 1) return x;
+  const int64_t h = x.size(-2), w = x.size(-1);
+  const int64_t ph = (align - h % align) % align, pw = (align - w % align) % align;
+  if (ph == 0 && pw == 0) return x;
+  namespace F = torch::nn::functional;
+  const bool can_reflect = ph < h && pw < w;
+  auto opts = F::PadFuncOptions({0, pw, 0, ph});
+  if (can_reflect) {
+    opts.mode(torch::kReflect);
+  } else {
+    opts.mode(torch::kReplicate);
+  }
+  return F::pad(x, opts);
+}
+
+torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileFn& fn,
+                        const Progress& progress) {
+  CC_CHECK(image.dim() == 3, CELLCOUNT_ERR_INTERNAL, "run_tiled: expected [C,H,W]");
+  const int64_t H = image.size(1), W = image.size(2);
+  const auto tiles = plan_tiles(H, W, tile, overlap);
+  torch::Tensor out;
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const auto& t = tiles[i];
+    progress.report(float(i) / tiles.size(), "tile " + std::to_string(i + 1) + "/" + std::to_string(tiles.size()));
+    auto in = image.slice(1, t.y0, t.y1).slice(2, t.x0, t.x1).unsqueeze(0);
+    auto y = fn(pad_to_multiple(in, align));
+    CC_CHECK(y.dim() == 4 && y.size(0) == 1 && y.size(2) >= t.y1 - t.y0 && y.size(3) >= t.x1 - t.x0,
+             CELLCOUNT_ERR_INTERNAL, "run_tiled: a tile's output has the wrong shape");
+    y = y[0].to(torch::kCPU, torch::kFloat32);
+    if (!out.defined()) out = torch::zeros({y.size(0), H, W}, torch::kFloat32);
+    out.slice(1, t.cy0, t.cy1).slice(2, t.cx0, t.cx1) =
+        y.slice(1, t.cy0 - t.y0, t.cy1 - t.y0).slice(2, t.cx0 - t.x0, t.cx1 - t.x0);
+  }
+  progress.report(1.0f, "tiles done");
+  return out;
+}
+
+}  // namespace cellcount

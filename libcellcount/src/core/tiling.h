@@ -1,0 +1,33 @@
+// Tiled inference for images of any size, seam-free: every output pixel is taken from exactly one tile,
+// the one whose "core" holds it, and cores sit in the middle of the overlaps, away from tile borders.
+// Cores partition the image, so a density map stitched this way sums exactly to the sum of its cores.
+#pragma once
+#include <functional>
+#include <torch/torch.h>
+#include <vector>
+
+#include "core/progress.h"
+
+namespace cellcount {
+
+struct TileRect {
+  int64_t y0, x0, y1, x1;      // input window [y0,y1) x [x0,x1)
+  int64_t cy0, cx0, cy1, cx1;  // core owned by this tile (inside the window)
+};
+
+// Tiles of side <= tile covering height x width with at least `overlap` pixels shared by neighbours.
+// tile >= 1, 0 <= overlap < tile. An image no larger than a tile gives one tile.
+std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, int64_t overlap);
+
+// Runs fn on every tile of image [C,H,W] and stitches the [K,h,w] outputs (same spatial size as
+// the tile) into [K,H,W]. Each tile is reflect/replicate-padded on the bottom/right so that its sides
+// are multiples of `align` (networks with stride 16 want 16); the padding is cropped from the output.
+// Reports "tile i/n" to progress (which may cancel).
+using TileFn = std::function<torch::Tensor(const torch::Tensor& tile /*[1,C,h,w]*/)>;
+torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
+                        const TileFn& fn, const Progress& progress);
+
+// Pads [N,C,H,W] on the bottom/right to multiples of align (reflect when possible, else replicate).
+torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align);
+
+}  // namespace cellcount
