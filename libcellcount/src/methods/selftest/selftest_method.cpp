@@ -1,0 +1,185 @@
+// selftest: the fixture method of the ABI, binding and plugin tests (not one of the four methods, and
+// never shipped as a counting model). A real, tiny fully convolutional density counter
+// (conv3x3 1->8, conv3x3 8->8, conv1x1 8->1, softplus output; count = sum of the map) trained with the core
+// trainer on Gaussian dot maps, so the tests exercise load, tiling, peaks, cancel and training for real.
+#include <filesystem>
+
+#include "core/dataset.h"
+#include "core/density_map.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/evaluate.h"
+#include "core/method.h"
+#include "core/peaks.h"
+#include "core/tiling.h"
+#include "core/train.h"
+#include "io/image_file.h"
+
+namespace cellcount {
+namespace {
+
+struct SelftestNetImpl : torch::nn::Module {
+  explicit SelftestNetImpl(int64_t width = 8)
+      : c1(torch::nn::Conv2dOptions(1, width, 3).padding(1)),
+        c2(torch::nn::Conv2dOptions(width, width, 3).padding(1)),
+        c3(torch::nn::Conv2dOptions(width, 1, 1)) {
+    register_module("c1", c1);
+    register_module("c2", c2);
+    register_module("c3", c3);
+    torch::nn::init::constant_(c3->bias, -4.0);  // softplus(-4) ~ 0.018: starts near an empty map
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::relu(c1(x));
+    x = torch::relu(c2(x));
+    return torch::nn::functional::softplus(c3(x));  // non-negative, never a dead output
+  }
+  torch::nn::Conv2d c1, c2, c3;
+};
+TORCH_MODULE(SelftestNet);
+
+class SelftestMethod : public Method {
+ public:
+  explicit SelftestMethod(const ModelFiles& f) : meta_(f.meta), net_(meta_.at("architecture").value("width", 8)) {
+    spec_ = InputSpec::from_json(meta_.at("input"));
+    load_weights(*net_, f);
+    net_->eval();
+  }
+  nlohmann::json info() const override {
+    nlohmann::json j = meta_;
+    j["device"] = device_name(device_);
+    return j;
+  }
+  Prediction predict(const PredictInput& in, const PredictOptions& o) override {
+    if (o.device != device_) {
+      net_->to(o.device);
+      device_ = o.device;
+    }
+    const auto x = spec_.prepare(in.image);
+    const int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 256);
+    const int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 16);
+    auto density = run_tiled(
+        x, tile, overlap, spec_.align,
+        [&](const torch::Tensor& t) { return net_->forward(t.to(o.device)).to(torch::kCPU); }, o.progress)[0];
+    const auto& th = meta_["thresholds"];
+    return density_prediction(density, in.region,
+                              std::isnan(o.peak_threshold) ? th.value("peak_threshold", 0.015f) : o.peak_threshold,
+                              std::isnan(o.peak_min_distance) ? th.value("peak_min_distance", 3.0f) : o.peak_min_distance,
+                              o.want_density);
+  }
+
+ private:
+  nlohmann::json meta_;
+  SelftestNet net_;
+  InputSpec spec_;
+  torch::Device device_ = torch::kCPU;
+};
+
+nlohmann::json train_defaults() {
+  nlohmann::json j = TrainConfig{}.to_json();
+  j.update({{"method", "selftest"}, {"dataset", ""}, {"split_file", ""}, {"out", ""}, {"overwrite", false},
+            {"width", 8}, {"sigma", 2.0}, {"epochs", 30}, {"lr", 1e-2}, {"batch_size", 2},
+            {"restart_epochs", 30}, {"threads", 0}, {"device", "cpu"}});
+  return j;
+}
+
+nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
+  nlohmann::json req = train_defaults();
+  check_request_fields(req0, req);
+  req.update(req0);
+  const std::string out = req["out"];
+  CC_CHECK(!out.empty() && !req["dataset"].get<std::string>().empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "train: \"dataset\" and \"out\" are required");
+  CC_CHECK(req["overwrite"].get<bool>() || !std::filesystem::exists(out), CELLCOUNT_ERR_IO,
+           "train: '" + out + "' exists; pass \"overwrite\": true");
+  const auto device = resolve_device(req["device"]);
+  auto ds = load_dataset(req["dataset"], req["split_file"]);
+  auto idx = ds.indices(ds.split_source.empty() ? "all" : "train");
+  InputSpec spec;
+  spec.channels = 1;
+  spec.rgb_rule = "grey";
+  spec.align = 1;
+  const double sigma = req["sigma"];
+  // Images and targets prepared once.
+  std::vector<torch::Tensor> xs, ys;
+  for (size_t i : idx) {
+    const auto& s = ds.samples[i];
+    CC_CHECK(s.has_points, CELLCOUNT_ERR_DATASET, "train: image '" + s.image + "' has no points");
+    auto x = spec.prepare(image_to_tensor(io::read_image(ds.image_path(i))));
+    auto d = gaussian_density(s.points, x.size(1), x.size(2), sigma);
+    xs.push_back(x);
+    ys.push_back(torch::from_blob(d.data(), {1, x.size(1), x.size(2)}, torch::kFloat32).clone());
+  }
+  SelftestNet net(req["width"].get<int64_t>());
+  net->to(device);
+  Trainer trainer(TrainConfig::from_json(req), *net);
+  auto report = trainer.fit(
+      xs.size(),
+      [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
+        torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(device));
+        for (size_t b : batch) {
+          const auto t = Dihedral::random(rng());
+          auto x = t.apply(xs[b]).unsqueeze(0).to(device), y = t.apply(ys[b]).unsqueeze(0).to(device);
+          // Scaled MSE (density values are small); plus the count error so sums are calibrated.
+          auto pred = net->forward(x);
+          loss = loss + 1000.0 * torch::mse_loss(pred, y) + 0.01 * (pred.sum() - y.sum()).abs();
+        }
+        return loss / double(batch.size());
+      },
+      progress);
+  net->to(torch::kCPU);
+  net->eval();
+  // Peak threshold tuned on the validation split (the training split when there is none).
+  auto tune_idx = ds.indices("val");
+  if (tune_idx.empty()) tune_idx = idx;
+  std::vector<std::vector<float>> maps;
+  std::vector<int64_t> hs, ws;
+  std::vector<std::vector<Point>> truth;
+  {
+    torch::NoGradGuard ng;
+    for (size_t i : tune_idx) {
+      auto x = spec.prepare(image_to_tensor(io::read_image(ds.image_path(i))));
+      auto d = net->forward(x.unsqueeze(0))[0][0].contiguous();
+      maps.emplace_back(d.data_ptr<float>(), d.data_ptr<float>() + d.numel());
+      hs.push_back(d.size(0));
+      ws.push_back(d.size(1));
+      truth.push_back(ds.samples[i].points);
+    }
+  }
+  const float min_distance = 3.0f;
+  const float threshold = tune_peak_threshold(maps, hs, ws, truth, min_distance, 4.0,
+                                              {0.001f, 0.002f, 0.003f, 0.005f, 0.007f, 0.01f, 0.015f, 0.02f, 0.03f});
+  nlohmann::json meta{{"method", "selftest"},
+                      {"architecture", {{"width", req["width"]}}},
+                      {"input", spec.to_json()},
+                      {"tiling", {{"tile_size", 256}, {"overlap", 16}}},
+                      {"thresholds", {{"peak_threshold", threshold}, {"peak_min_distance", min_distance}, {"tuned_on", tune_idx.size()}}},
+                      {"classes", {"cell"}},
+                      {"sigma", sigma},
+                      {"eval_radius", 4.0},
+                      {"provenance", {{"request", req}, {"dataset_split", ds.split_source}, {"train_images", xs.size()}}},
+                      {"training", report}};
+  meta["provenance"]["request"].erase("overwrite");
+  save_model(out, meta, *net, req["overwrite"]);
+  return {{"out", out}, {"epochs_run", report["epochs_run"]}, {"seconds", report["seconds"]},
+          {"final_loss", report["history"].empty() ? 0.0 : report["history"].back()["loss"].get<double>()}};
+}
+
+MethodSpec make_selftest_spec() {
+  MethodSpec s;
+  s.id = "selftest";
+  s.display_name = "Self-test density network (fixture)";
+  s.description = "Tiny density counter used by the ABI, binding and plugin tests; not a counting method.";
+  s.fixture = true;
+  s.load = [](const ModelFiles& f) { return std::make_unique<SelftestMethod>(f); };
+  s.train = train;
+  s.request_defaults = [](const std::string& kind) -> nlohmann::json {
+    if (kind == "train") return train_defaults();
+    return nullptr;
+  };
+  return s;
+}
+
+CELLCOUNT_REGISTER_METHOD(make_selftest_spec);
+
+}  // namespace
+}  // namespace cellcount
