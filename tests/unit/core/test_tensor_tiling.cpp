@@ -1,0 +1,154 @@
+// Image views -> tensors, normalisation, and tiling against whole-image references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/density_map.h"
+#include "core/error.h"
+#include "core/image_tensor.h"
+#include "core/method.h"
+#include "core/tiling.h"
+
+using namespace cellcount;
+
+namespace {
+cellcount_status status_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.status();
+  }
+  return CELLCOUNT_OK;
+}
+}  // namespace
+
+class ViewDtype : public ::testing::TestWithParam<int32_t> {};
+
+TEST_P(ViewDtype, CopiesInterleavedPixelsWithStride) {
+  const int32_t dt = GetParam();
+  const int64_t W = 5, H = 3, C = 2, pad = 7;
+  const int64_t es = dt == CELLCOUNT_DTYPE_U8 ? 1 : dt == CELLCOUNT_DTYPE_U16 ? 2 : 4;
+  const int64_t stride = W * C * es + pad;
+  std::vector<uint8_t> buf(size_t(stride * H), 0xEE);
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int64_t c = 0; c < C; ++c) {
+        const int v = int(y * 100 + x * 10 + c);
+        uint8_t* p = buf.data() + y * stride + (x * C + c) * es;
+        if (dt == CELLCOUNT_DTYPE_U8) *p = uint8_t(v);
+        if (dt == CELLCOUNT_DTYPE_U16) { uint16_t u = uint16_t(v); std::memcpy(p, &u, 2); }
+        if (dt == CELLCOUNT_DTYPE_F32) { float f = float(v); std::memcpy(p, &f, 4); }
+      }
+  cellcount_image_view v{buf.data(), W, H, C, stride, dt, 0};
+  auto t = view_to_tensor(v);
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{C, H, W}));
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int64_t c = 0; c < C; ++c) EXPECT_EQ(t[c][y][x].item<float>(), float(y * 100 + x * 10 + c));
+}
+INSTANTIATE_TEST_SUITE_P(AllDtypes, ViewDtype,
+                         ::testing::Values(CELLCOUNT_DTYPE_U8, CELLCOUNT_DTYPE_U16, CELLCOUNT_DTYPE_F32));
+
+TEST(ImageTensor, RejectsBadViews) {
+  float px[4] = {1, 2, 3, NAN};
+  cellcount_image_view v{px, 2, 2, 1, 0, CELLCOUNT_DTYPE_F32, 0};
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  px[3] = INFINITY;
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  px[3] = 4;
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_OK);
+  v.dtype = 9;
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  v.dtype = CELLCOUNT_DTYPE_F32;
+  v.row_stride_bytes = 4;
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  v.row_stride_bytes = 0;
+  v.height = 0;
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+}
+
+TEST(ImageTensor, PercentileNormalisationMatchesSortedReference) {
+  auto x = torch::arange(0, 1001, torch::kFloat32).reshape({1, 7, 143});  // values 0..1000 (1001 px)
+  x = x.slice(2, 0, 143);
+  Normalization n;  // 1 .. 99.8 percentile
+  auto y = normalize(x, n);
+  // Reference: numpy-style linear interpolation on the sorted values 0..1000.
+  const double lo = 0.01 * 1000, hi = 0.998 * 1000;
+  EXPECT_NEAR(y.min().item<double>(), (0 - lo) / (hi - lo), 1e-5);
+  EXPECT_NEAR(y.max().item<double>(), (1000 - lo) / (hi - lo), 1e-5);
+  // A constant image gives zeros, not NaN.
+  auto c = normalize(torch::full({1, 4, 4}, 3.0), n);
+  EXPECT_EQ(c.abs().sum().item<double>(), 0.0);
+  Normalization f;
+  f.mode = "fixed";
+  f.scale = 0.5;
+  f.offset = 2;
+  EXPECT_NEAR(normalize(torch::full({1, 1, 1}, 6.0), f).item<double>(), 2.0, 1e-9);
+}
+
+TEST(ImageTensor, InputSpecChecksChannels) {
+  InputSpec s;
+  s.channels = 1;
+  auto rgb = torch::rand({3, 16, 16});
+  EXPECT_EQ(status_of([&] { s.prepare(rgb); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  s.rgb_rule = "blue";
+  auto y = s.prepare(rgb);
+  EXPECT_EQ(y.size(0), 1);
+  EXPECT_TRUE(torch::allclose(y, normalize(rgb.slice(0, 2, 3), s.normalization)));
+  EXPECT_EQ(status_of([&] { s.prepare(torch::rand({1, 1, 1})); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+}
+
+TEST(Tiling, CoresPartitionTheImage) {
+  for (int64_t H : {1, 31, 64, 100, 257})
+    for (int64_t W : {1, 40, 128, 300})
+      for (auto [tile, overlap] : std::vector<std::pair<int64_t, int64_t>>{{32, 0}, {32, 8}, {64, 16}, {50, 20}}) {
+        auto cover = torch::zeros({H, W}, torch::kInt32);
+        for (const auto& t : plan_tiles(H, W, tile, overlap)) {
+          ASSERT_LE(t.y1 - t.y0, tile);
+          ASSERT_LE(t.x1 - t.x0, tile);
+          ASSERT_TRUE(t.y0 <= t.cy0 && t.cy1 <= t.y1 && t.x0 <= t.cx0 && t.cx1 <= t.x1);
+          cover.slice(0, t.cy0, t.cy1).slice(1, t.cx0, t.cx1) += 1;
+        }
+        ASSERT_TRUE(cover.eq(1).all().item<bool>()) << H << "x" << W << " tile " << tile << " overlap " << overlap;
+      }
+}
+
+TEST(Tiling, ConvolutionStitchedEqualsWholeImage) {
+  // A 5x5 network-like operator (receptive radius 2, through two 3x3 convs): with overlap >= 2*radius,
+  // tiles stitched from their cores equal the whole-image result away from the image border effects.
+  torch::manual_seed(0);
+  torch::nn::Conv2d c1(torch::nn::Conv2dOptions(1, 4, 3).padding(1)), c2(torch::nn::Conv2dOptions(4, 1, 3).padding(1));
+  auto fn = [&](const torch::Tensor& x) { return c2(torch::relu(c1(x))); };
+  torch::NoGradGuard ng;
+  auto img = torch::rand({1, 150, 170});
+  auto whole = fn(img.unsqueeze(0))[0];
+  auto tiled = run_tiled(img, 48, 16, 1, fn, Progress());
+  EXPECT_LT((whole - tiled).abs().max().item<float>(), 1e-5);
+}
+
+TEST(Tiling, DensityOfLargeImageEqualsSumOfParts) {
+  // Stitched identity over a density map: the total equals the number of points exactly (cores partition).
+  std::vector<Point> pts;
+  for (int i = 0; i < 200; ++i) pts.push_back(Point{float((i * 37) % 500), float((i * 91) % 420)});
+  auto d = gaussian_density(pts, 420, 500, 3.0);
+  auto t = torch::from_blob(d.data(), {1, 420, 500}, torch::kFloat32).clone();
+  auto s = run_tiled(t, 96, 24, 16, [](const torch::Tensor& x) { return x.clone(); }, Progress());
+  EXPECT_NEAR(s.sum().item<double>(), 200.0, 1e-2);
+}
+
+TEST(Tiling, ProgressCancels) {
+  auto img = torch::rand({1, 100, 100});
+  int calls = 0;
+  Progress p([&](float, const std::string&) { return ++calls >= 2; });
+  EXPECT_EQ(status_of([&] { run_tiled(img, 32, 8, 1, [](const torch::Tensor& x) { return x; }, p); }),
+            CELLCOUNT_CANCELLED);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(Tiling, PadToMultipleHandlesTinyInputs) {
+  auto x = torch::rand({1, 1, 3, 1});
+  auto y = pad_to_multiple(x, 16);
+  EXPECT_EQ(y.size(2), 16);
+  EXPECT_EQ(y.size(3), 16);
+}
