@@ -1,5 +1,7 @@
 #include "core/device.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <mutex>
 #include <thread>
 
@@ -44,6 +46,31 @@ torch::ScalarType resolve_precision(const std::string& spec, const torch::Device
 
 std::string precision_name(torch::ScalarType t) {
   return t == torch::kBFloat16 ? "bf16" : t == torch::kFloat16 ? "fp16" : "fp32";
+}
+
+// The CPU autocast calls were renamed in LibTorch 2.4 (the old names are deprecated there).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define CC_AUTOCAST_CPU_ENABLED() at::autocast::is_autocast_enabled(at::kCPU)
+#define CC_AUTOCAST_CPU_SET(on) at::autocast::set_autocast_enabled(at::kCPU, on)
+#define CC_AUTOCAST_CPU_DTYPE(t) at::autocast::set_autocast_dtype(at::kCPU, t)
+#else
+#define CC_AUTOCAST_CPU_ENABLED() at::autocast::is_cpu_enabled()
+#define CC_AUTOCAST_CPU_SET(on) at::autocast::set_cpu_enabled(on)
+#define CC_AUTOCAST_CPU_DTYPE(t) at::autocast::set_autocast_cpu_dtype(t)
+#endif
+
+AutocastGuard::AutocastGuard(const torch::Device& device, torch::ScalarType precision) {
+  on_ = device.is_cpu() && precision == torch::kBFloat16;
+  if (!on_) return;
+  previous_ = CC_AUTOCAST_CPU_ENABLED();
+  CC_AUTOCAST_CPU_SET(true);
+  CC_AUTOCAST_CPU_DTYPE(at::kBFloat16);
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!on_) return;
+  CC_AUTOCAST_CPU_SET(previous_);
+  at::autocast::clear_cache();
 }
 
 nlohmann::json device_info() {

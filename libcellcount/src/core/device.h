@@ -15,6 +15,19 @@ std::string device_name(const torch::Device& d);  // "cpu", "cuda:0"
 torch::ScalarType resolve_precision(const std::string& spec, const torch::Device& device);
 std::string precision_name(torch::ScalarType t);
 
+// Mixed precision for training steps: while alive, CPU ops run under autocast in bf16 (convs and matmuls
+// in bf16, reductions and losses in fp32; weights and optimizer state stay fp32). No-op for fp32 or CUDA.
+class AutocastGuard {
+ public:
+  AutocastGuard(const torch::Device& device, torch::ScalarType precision);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool on_ = false, previous_ = false;
+};
+
 // LibTorch version, CUDA availability and device count, threads.
 nlohmann::json device_info();
 
