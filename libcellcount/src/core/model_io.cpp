@@ -46,6 +46,18 @@ ModelFiles read_model(const std::string& dir) {
   return m;
 }
 
+void update_model_meta(const std::string& dir, const nlohmann::json& patch) {
+  auto m = read_model(dir);
+  m.meta.merge_patch(patch);
+  const fs::path p = fs::path(dir) / "model.json", tmp = fs::path(dir) / "model.json.tmp";
+  {
+    std::ofstream f(tmp);
+    f << m.meta.dump(2) << "\n";
+    CC_CHECK(f.good(), CELLCOUNT_ERR_IO, "cannot write '" + tmp.string() + "'");
+  }
+  fs::rename(tmp, p);
+}
+
 void save_module(torch::nn::Module& module, const std::string& path) {
   torch::serialize::OutputArchive archive;
   module.save(archive);

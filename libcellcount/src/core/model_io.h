@@ -29,6 +29,10 @@ void load_weights(torch::nn::Module& module, const ModelFiles& files);
 // replaced only when overwrite is true (else CELLCOUNT_ERR_IO). Returns the final meta.
 nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn::Module& module, bool overwrite);
 
+// Merges `patch` into an existing model.json (e.g. metrics measured after training); the weights and
+// their checksum are untouched. Written atomically.
+void update_model_meta(const std::string& dir, const nlohmann::json& patch);
+
 // Module state to/from a single archive file (checkpoints use it too).
 void save_module(torch::nn::Module& module, const std::string& path);
 void load_module(torch::nn::Module& module, const std::string& path);
