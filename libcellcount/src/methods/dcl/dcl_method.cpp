@@ -1,0 +1,539 @@
+// dcl: Decoupling Counting and Localization (paper 000, METHODS.md section 1).
+// Inference: image -> (scale to the training resolution) -> tiles -> counter (coarse map, its sum is the
+// count) and localizer (fine map) -> stitched; the fine map is rescaled to sum to the counter's count,
+// cell points are its peaks (threshold tuned on the validation split). Training: the counter first (count
+// loss on random crops), then the localizer with the counter frozen (MSE to Gaussian dot maps).
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/dataset.h"
+#include "core/density_map.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/evaluate.h"
+#include "core/log.h"
+#include "core/method.h"
+#include "core/metrics.h"
+#include "core/peaks.h"
+#include "core/tiling.h"
+#include "core/train.h"
+#include "io/image_file.h"
+#include "methods/dcl/dcl_net.h"
+
+namespace F = torch::nn::functional;
+
+namespace cellcount::dcl {
+namespace {
+
+// Resizes [C,H,W] by `scale` (bilinear; antialiased when shrinking).
+torch::Tensor resize_image(const torch::Tensor& x, double scale) {
+  if (scale == 1.0) return x;
+  const int64_t h = std::max<int64_t>(1, std::llround(x.size(1) * scale));
+  const int64_t w = std::max<int64_t>(1, std::llround(x.size(2) * scale));
+  return F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{h, w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(false)
+                                            .antialias(scale < 1.0))[0];
+}
+
+// Pixel-centre convention: x' = (x + 0.5) * s - 0.5.
+Point scale_point(Point p, double sx, double sy) {
+  p.x = float((p.x + 0.5) * sx - 0.5);
+  p.y = float((p.y + 0.5) * sy - 0.5);
+  return p;
+}
+
+// Copies every parameter and buffer of `src` into `dst` (same architecture).
+void copy_state(torch::nn::Module& dst, const torch::nn::Module& src) {
+  torch::NoGradGuard ng;
+  auto sp = src.named_parameters(true), sb = src.named_buffers(true);
+  for (auto& p : dst.named_parameters(true)) p.value().copy_(sp[p.key()]);
+  for (auto& b : dst.named_buffers(true)) b.value().copy_(sb[b.key()]);
+}
+
+struct Thresholds {
+  float peak_threshold = 0.01f, peak_min_distance = 3.0f;
+};
+
+// Runs both networks on one tile [1,C,h,w] and returns [1,2,h,w]: the fine map (density per pixel) and
+// the counter's coarse map spread over the tile's pixels (mass-preserving), so that both stitch seam-free.
+torch::Tensor run_tile(DclNet& net, const DclConfig& cfg, const torch::Tensor& tile) {
+  auto coarse = net->counter->forward(tile);
+  auto fine = net->localizer->forward(tile, coarse) / cfg.target_scale;
+  const int64_t h = tile.size(2), w = tile.size(3);
+  const double area = double(h * w) / double(coarse.size(2) * coarse.size(3));
+  auto spread = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                           .size(std::vector<int64_t>{h, w})
+                                           .mode(torch::kNearest)) /
+                area;
+  return torch::cat({fine, spread}, 1).to(torch::kFloat32);
+}
+
+// Both maps ([2,h,w]: fine, spread coarse) of a normalised, scaled image [C,h,w], tiled and stitched.
+torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
+                         const torch::Device& device, torch::ScalarType precision, const Progress& progress) {
+  return run_tiled(
+      x, tile, overlap, 16,
+      [&](const torch::Tensor& t) {
+        auto input = t.to(device, precision);
+        if (precision != torch::kFloat32) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+        return run_tile(net, cfg, input).to(torch::kCPU);
+      },
+      progress);
+}
+
+// The fine map rescaled so that it sums to the counter's count (paper: the localizer distributes the count).
+torch::Tensor rescaled_fine(const torch::Tensor& maps) {
+  const double count = maps[1].sum().item<double>(), fine_sum = maps[0].sum().item<double>();
+  auto fine = fine_sum > 1e-12 ? maps[0] * (count / fine_sum) : torch::full_like(maps[0], count / maps[0].numel());
+  return fine.contiguous();
+}
+
+class DclMethod : public Method {
+ public:
+  explicit DclMethod(const ModelFiles& f)
+      : meta_(f.meta), cfg_(DclConfig::from_json(f.meta.at("architecture"))), net_(cfg_) {
+    spec_ = InputSpec::from_json(meta_.at("input"));
+    scale_ = meta_["input"].value("scale", 1.0);
+    CC_CHECK(scale_ > 0.05 && scale_ < 20, CELLCOUNT_ERR_MODEL_FORMAT, "dcl: input.scale out of range");
+    load_weights(*net_, f);
+    net_->eval();
+    th_.peak_threshold = meta_["thresholds"].value("peak_threshold", th_.peak_threshold);
+    th_.peak_min_distance = meta_["thresholds"].value("peak_min_distance", th_.peak_min_distance);
+  }
+
+  nlohmann::json info() const override {
+    nlohmann::json j = meta_;
+    j["device"] = device_name(device_);
+    return j;
+  }
+
+  Prediction predict(const PredictInput& in, const PredictOptions& o) override {
+    auto& net = net_for(o.device, o.precision);
+    const int64_t H = in.image.size(1), W = in.image.size(2);
+    auto x = resize_image(spec_.prepare(in.image), scale_);
+    const int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 512);
+    const int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 64);
+    auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, o.progress);
+    const double count_scaled = maps[1].sum().item<double>();
+    auto fine = rescaled_fine(maps);
+    const float thr = std::isnan(o.peak_threshold) ? th_.peak_threshold : o.peak_threshold;
+    const float md = std::isnan(o.peak_min_distance) ? th_.peak_min_distance : o.peak_min_distance;
+    auto peaks = find_peaks(fine.data_ptr<float>(), fine.size(0), fine.size(1), thr, md);
+    // Back to the caller's pixel grid.
+    torch::Tensor density = fine;
+    if (scale_ != 1.0) {
+      density = F::interpolate(fine.unsqueeze(0).unsqueeze(0), F::InterpolateFuncOptions()
+                                                                  .size(std::vector<int64_t>{H, W})
+                                                                  .mode(torch::kBilinear)
+                                                                  .align_corners(false))[0][0];
+      const double s = density.sum().item<double>();
+      if (s > 1e-12) density = density * (count_scaled / s);
+    }
+    const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
+    Prediction p;
+    for (auto q : peaks) {
+      q = scale_point(q, sx, sy);
+      const int64_t ix = std::clamp<int64_t>(std::llround(q.x), 0, W - 1), iy = std::clamp<int64_t>(std::llround(q.y), 0, H - 1);
+      if (in.region.defined() && !in.region[iy][ix].item<bool>()) continue;
+      p.points.push_back(q);
+    }
+    if (in.region.defined()) density = density * in.region.to(torch::kFloat32);
+    p.count = in.region.defined() ? density.sum().item<double>() : count_scaled;
+    p.class_counts = {p.count};
+    if (o.want_density) p.density = density.contiguous();
+    return p;
+  }
+
+ private:
+  // The network on a device and precision; fp32 weights are kept, other copies are made from them.
+  DclNet& net_for(const torch::Device& device, torch::ScalarType precision) {
+    if (precision == torch::kFloat32) {
+      if (device != device_) {
+        net_->to(device);
+        device_ = device;
+      }
+      return net_;
+    }
+    if (!low_.is_empty() && low_device_ == device && low_type_ == precision) return low_;
+    low_ = DclNet(cfg_);
+    copy_state(*low_, *net_);
+    low_->to(device, precision);
+    low_->eval();
+    low_device_ = device;
+    low_type_ = precision;
+    return low_;
+  }
+
+  nlohmann::json meta_;
+  DclConfig cfg_;
+  DclNet net_;
+  InputSpec spec_;
+  double scale_ = 1.0;
+  Thresholds th_;
+  torch::Device device_ = torch::kCPU;
+  DclNet low_{nullptr};
+  torch::Device low_device_ = torch::kCPU;
+  torch::ScalarType low_type_ = torch::kFloat32;
+};
+
+// ----------------------------------------------------------------------------------------------- training
+
+// Per-dataset preprocessing of METHODS.md, as presets (every value can be overridden in the request).
+nlohmann::json preset(const std::string& name) {
+  if (name == "vgg")  // 256x256 synthetic fluorescence, signal in the blue channel: as is
+    return {{"rgb_rule", "blue"}, {"grid", 1}, {"resize", 0}, {"sigma", 2.0}, {"eval_radius", 5.0},
+            {"peak_min_distance", 3.0}};
+  if (name == "mbm")  // 600x600 H&E: each image cut into 4 patches (300x300), each resized to 256
+    return {{"rgb_rule", "rgb"}, {"grid", 2}, {"resize", 256}, {"sigma", 3.0}, {"eval_radius", 8.0},
+            {"peak_min_distance", 4.0}};
+  if (name == "adi")  // 150x150 H&E adipocytes: resized to one fixed size, 256
+    return {{"rgb_rule", "rgb"}, {"grid", 1}, {"resize", 256}, {"sigma", 4.0}, {"eval_radius", 6.0},
+            {"peak_min_distance", 5.0}};
+  CC_CHECK(name.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: unknown preset \"" + name + "\" (known: vgg, mbm, adi, or \"\" for the request's own fields)");
+  return nlohmann::json::object();
+}
+
+nlohmann::json train_defaults() {
+  nlohmann::json j = TrainConfig{}.to_json();
+  j.erase("epochs");
+  j.erase("checkpoint");
+  j.update({{"method", "dcl"},
+            {"dataset", ""},
+            {"split_file", ""},
+            {"out", ""},
+            {"overwrite", false},
+            {"device", "auto"},
+            {"threads", 0},
+            {"preset", ""},
+            {"rgb_rule", "grey"},      // "grey", "red", "green", "blue" (1 channel) or "rgb" (3 channels)
+            {"grid", 1},               // cut each image into grid x grid patches
+            {"resize", 0},             // side of a patch after resizing; 0 = keep
+            {"sigma", 2.0},            // Gaussian of the localizer's target maps, at the training resolution
+            {"eval_radius", 5.0},      // point-matching radius (original pixels) for F1
+            {"peak_min_distance", 3.0},
+            {"crop", 128},             // random square crops for both stages; also the inference tile
+            {"count_levels", {1}},     // [1] = the paper's count loss on the crop; e.g. [1,2,4] adds g x g sub-regions
+            {"counter_epochs", 300},
+            {"localizer_epochs", 100},
+            {"validate_every", 10},    // counter epochs between validation MAEs (the best is kept)
+            {"checkpoint_dir", ""},    // "" = out + ".ckpt"; resume continues from it
+            {"command", ""},           // the command line that asked for this training (provenance only)
+            {"precision", "bf16"},     // training steps under CPU autocast (bf16 convs, fp32 weights); "fp32" to disable
+            {"architecture", DclConfig{}.to_json()}});
+  j["batch_size"] = 8;
+  j["lr"] = 1e-4;
+  j["restart_epochs"] = 50;
+  j["restart_mult"] = 1;
+  return j;
+}
+
+struct Item {
+  torch::Tensor image;    // [C,h,w] normalised, training resolution
+  torch::Tensor density;  // [1,h,w] Gaussian dot map (sums to the number of points inside)
+  std::vector<Point> points;
+  double count = 0;
+};
+
+// Loads a split, cut into patches and resized as the preprocessing asks.
+std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, const InputSpec& spec, int64_t grid,
+                             int64_t resize, double sigma, double* scale_out, const Progress& progress) {
+  std::vector<Item> items;
+  for (size_t k = 0; k < idx.size(); ++k) {
+    progress.report(float(k) / idx.size(), "loading images");
+    const auto& s = ds.samples[idx[k]];
+    CC_CHECK(s.has_points, CELLCOUNT_ERR_DATASET, "dcl train: image '" + s.image + "' has no points (points.csv)");
+    auto full = spec.prepare(image_to_tensor(io::read_image(ds.image_path(idx[k]))));
+    const int64_t H = full.size(1), W = full.size(2);
+    for (int64_t gy = 0; gy < grid; ++gy)
+      for (int64_t gx = 0; gx < grid; ++gx) {
+        const int64_t y0 = H * gy / grid, y1 = H * (gy + 1) / grid, x0 = W * gx / grid, x1 = W * (gx + 1) / grid;
+        const double scale = resize > 0 ? double(resize) / double(std::max(y1 - y0, x1 - x0)) : 1.0;
+        *scale_out = scale;
+        Item it;
+        it.image = resize_image(full.slice(1, y0, y1).slice(2, x0, x1), scale).contiguous();
+        const int64_t h = it.image.size(1), w = it.image.size(2);
+        const double sx = double(w) / double(x1 - x0), sy = double(h) / double(y1 - y0);
+        for (const auto& q : s.points)
+          if (q.x >= x0 - 0.5f && q.x < x1 - 0.5f && q.y >= y0 - 0.5f && q.y < y1 - 0.5f)
+            it.points.push_back(scale_point(Point{q.x - x0, q.y - y0, q.cls, 1.0f}, sx, sy));
+        auto d = gaussian_density(it.points, h, w, sigma);
+        it.density = torch::from_blob(d.data(), {1, h, w}, torch::kFloat32).clone();
+        it.count = double(it.points.size());
+        items.push_back(std::move(it));
+      }
+  }
+  return items;
+}
+
+// A random crop (side <= crop, a multiple of 16) and one of the 8 dihedral transforms.
+std::pair<torch::Tensor, torch::Tensor> sample_crop(const Item& it, int64_t crop, std::mt19937_64& rng) {
+  const int64_t h = it.image.size(1), w = it.image.size(2);
+  const int64_t ch = std::min(crop, h / 16 * 16), cw = std::min(crop, w / 16 * 16);
+  const int64_t y0 = int64_t(uniform_index(rng(), uint64_t(h - ch + 1)));
+  const int64_t x0 = int64_t(uniform_index(rng(), uint64_t(w - cw + 1)));
+  const auto t = Dihedral::random(rng());
+  return {t.apply(it.image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)),
+          t.apply(it.density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
+}
+
+// The counter's count loss (paper eq. 1: |sum F - N|), on the whole crop and, as our choice where the
+// paper is silent, also on its g x g sub-regions (each level's absolute errors summed over its regions,
+// then averaged over levels and the batch). count_levels [1] is the paper's plain loss.
+torch::Tensor count_loss(const torch::Tensor& f, const torch::Tensor& density, const std::vector<int64_t>& levels) {
+  const int64_t n = f.size(0), h = f.size(2), w = f.size(3);
+  torch::Tensor total = torch::zeros({}, f.options());
+  for (int64_t g : levels) {
+    auto pf = f.view({n, g, h / g, g, w / g}).sum({2, 4});
+    auto pd = density.view({n, g, density.size(2) / g, g, density.size(3) / g}).sum({2, 4});
+    total = total + (pf - pd).abs().sum({1, 2});
+  }
+  return total.mean() / double(levels.size());
+}
+
+// Validation MAE of the counter alone, tiled exactly as inference tiles (tile = crop, overlap crop/4).
+double counter_val_mae(DclNet& net, const std::vector<Item>& val, const torch::Device& device, int64_t tile) {
+  if (val.empty()) return NAN;
+  torch::NoGradGuard ng;
+  net->eval();
+  double err = 0;
+  for (const auto& it : val) {
+    auto maps = run_tiled(
+        it.image, tile, tile / 4, 16,
+        [&](const torch::Tensor& t) {
+          auto c = net->counter->forward(t.to(device));
+          return torch::nn::functional::interpolate(c, torch::nn::functional::InterpolateFuncOptions()
+                                                           .size(std::vector<int64_t>{t.size(2), t.size(3)})
+                                                           .mode(torch::kNearest))
+                     .div(64.0)
+                     .to(torch::kCPU);
+        },
+        Progress());
+    err += std::abs(maps.sum().item<double>() - it.count);
+  }
+  return err / double(val.size());
+}
+
+nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
+  const auto t_start = std::chrono::steady_clock::now();
+  nlohmann::json req = train_defaults();
+  check_request_fields(req0, req);
+  // Preset values first, then the request's own fields win.
+  req.update(preset(req0.value("preset", "")));
+  req.update(req0);
+  if (req0.contains("architecture")) {
+    nlohmann::json a = DclConfig{}.to_json();
+    a.update(req0["architecture"]);
+    req["architecture"] = a;
+  }
+  const std::string out = req["out"], data_dir = req["dataset"];
+  CC_CHECK(!out.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: \"dataset\" and \"out\" are required");
+  CC_CHECK(req["overwrite"].get<bool>() || !std::filesystem::exists(out), CELLCOUNT_ERR_IO,
+           "dcl train: '" + out + "' exists; pass \"overwrite\": true");
+  const auto device = resolve_device(req["device"]);
+  const auto precision = resolve_precision(req["precision"], device);
+  const std::string rule = req["rgb_rule"];
+  InputSpec spec;
+  spec.channels = rule == "rgb" ? 3 : 1;
+  spec.rgb_rule = rule == "rgb" ? "" : rule;
+  spec.align = 16;
+  spec.min_side = 16;
+  DclConfig cfg = DclConfig::from_json(req["architecture"]);
+  cfg.in_channels = spec.channels;
+  const int64_t grid = req["grid"], resize = req["resize"], crop = req["crop"];
+  const double sigma = req["sigma"];
+  CC_CHECK(grid >= 1 && resize >= 0 && crop >= 32 && crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: grid >= 1, resize >= 0 and crop a multiple of 16 (>= 32) expected");
+
+  auto ds = load_dataset(data_dir, req["split_file"]);
+  CC_CHECK(!ds.split_source.empty(), CELLCOUNT_ERR_DATASET,
+           "dcl train: '" + data_dir + "' has no split; give \"split_file\" (see datasets/splits/)");
+  double scale = 1.0;
+  auto train_items = load_items(ds, ds.indices("train"), spec, grid, resize, sigma, &scale, progress.sub(0, 0.02));
+  auto val_items = load_items(ds, ds.indices("val"), spec, grid, resize, sigma, &scale, progress.sub(0.02, 0.03));
+  CC_CHECK(!train_items.empty(), CELLCOUNT_ERR_DATASET, "dcl train: the train split is empty");
+  log_info("dcl train: " + std::to_string(train_items.size()) + " training and " + std::to_string(val_items.size()) +
+           " validation patches at scale " + std::to_string(scale));
+
+  torch::manual_seed(req["seed"].get<uint64_t>());
+  DclNet net(cfg);
+  net->to(device);
+  std::string ckpt_dir = req["checkpoint_dir"];
+  if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
+  const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];
+  const auto levels = req["count_levels"].get<std::vector<int64_t>>();
+  for (int64_t g : levels)
+    CC_CHECK(g >= 1 && (crop / 8) % g == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl train: each count level must divide crop/8 = " + std::to_string(crop / 8) + ", got " + std::to_string(g));
+  CC_CHECK(!levels.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: count_levels must not be empty");
+  // Checkpoints resume only the run they belong to: the request (less what may change between runs of
+  // one training) is kept beside them and must match.
+  {
+    nlohmann::json key = req;
+    for (const char* k : {"overwrite", "threads", "counter_epochs", "localizer_epochs", "validate_every", "out"}) key.erase(k);
+    const auto key_path = std::filesystem::path(ckpt_dir) / "request.json";
+    if (std::filesystem::exists(key_path)) {
+      std::ifstream f(key_path);
+      nlohmann::json old = nlohmann::json::parse(f, nullptr, false);
+      CC_CHECK(old == key, CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "dcl train: the checkpoints in '" + ckpt_dir + "' belong to a different request (" +
+                   nlohmann::json::diff(old, key).dump() + "); delete that folder or set \"checkpoint_dir\"");
+      log_info("dcl train: resuming from the checkpoints in '" + ckpt_dir + "'");
+    } else {
+      std::filesystem::create_directories(ckpt_dir);
+      std::ofstream(key_path) << key.dump(2) << "\n";
+    }
+  }
+
+  // Stage 1: the counter. Loss: |sum F - N| per crop, N from the dot map inside the crop.
+  TrainConfig tc = TrainConfig::from_json(req);
+  tc.epochs = ce;
+  tc.checkpoint = (std::filesystem::path(ckpt_dir) / "counter.ckpt").string();
+  double best_mae = INFINITY;
+  int64_t best_epoch = 0;
+  DclNet best(cfg);
+  best->to(device);
+  copy_state(*best, *net);
+  Trainer counter_trainer(tc, *net->counter);
+  auto counter_report = counter_trainer.fit(
+      train_items.size(),
+      [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
+        std::vector<torch::Tensor> xs, ds_;
+        for (size_t b : batch) {
+          auto [x, d] = sample_crop(train_items[b], crop, rng);
+          xs.push_back(x);
+          ds_.push_back(d);
+        }
+        AutocastGuard amp(device, precision);
+        auto x = torch::stack(xs).to(device);
+        if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        auto f = net->counter->forward(x).to(torch::kFloat32);
+        return count_loss(f, torch::stack(ds_).to(device), levels);
+      },
+      progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
+        if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
+        const double mae = counter_val_mae(net, val_items.empty() ? train_items : val_items, device, crop);
+        if (mae < best_mae) {
+          best_mae = mae;
+          best_epoch = st.epoch;
+          copy_state(*best, *net);
+        }
+        return {{"val_mae", mae}};
+      });
+  if (best_epoch > 0) copy_state(*net, *best);  // the counter with the best validation MAE
+  net->counter->eval();
+  for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
+
+  // Stage 2: the localizer, conditioned on the frozen counter's coarse map. MSE to the scaled dot maps.
+  TrainConfig tl = TrainConfig::from_json(req);
+  tl.epochs = le;
+  tl.checkpoint = (std::filesystem::path(ckpt_dir) / "localizer.ckpt").string();
+  Trainer loc_trainer(tl, *net->localizer);
+  auto loc_report = loc_trainer.fit(
+      train_items.size(),
+      [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
+        std::vector<torch::Tensor> xs, ds_;
+        for (size_t b : batch) {
+          auto [x, d] = sample_crop(train_items[b], crop, rng);
+          xs.push_back(x);
+          ds_.push_back(d);
+        }
+        AutocastGuard amp(device, precision);
+        auto x = torch::stack(xs).to(device);
+        if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        torch::Tensor coarse;
+        {
+          torch::NoGradGuard ng;
+          coarse = net->counter->forward(x);
+        }
+        auto fine = net->localizer->forward(x, coarse).to(torch::kFloat32);
+        return torch::mse_loss(fine, torch::stack(ds_).to(device) * cfg.target_scale);
+      },
+      progress.sub(0.7, 0.95));
+  net->eval();
+  net->to(torch::kCPU);
+
+  // Peak threshold tuned on the validation patches, on fine maps rescaled to the counter's count.
+  const float md = req["peak_min_distance"];
+  std::vector<std::vector<float>> maps;
+  std::vector<int64_t> hs, ws;
+  std::vector<std::vector<Point>> truth;
+  const auto& tune_items = val_items.empty() ? train_items : val_items;
+  {
+    torch::NoGradGuard ng;
+    for (const auto& it : tune_items) {
+      // Exactly the inference path (same tiles), so the tuned threshold fits what predict sees.
+      auto fine = rescaled_fine(tiled_maps(net, cfg, it.image, crop, crop / 4, torch::kCPU, torch::kFloat32, Progress()));
+      maps.emplace_back(fine.data_ptr<float>(), fine.data_ptr<float>() + fine.numel());
+      hs.push_back(fine.size(0));
+      ws.push_back(fine.size(1));
+      truth.push_back(it.points);
+    }
+  }
+  std::vector<float> candidates;
+  for (double t = 0.0002; t < 0.5; t *= 1.25) candidates.push_back(float(t));
+  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>() * scale, candidates);
+
+  nlohmann::json provenance = req;
+  provenance.erase("overwrite");
+  nlohmann::json meta{
+      {"method", "dcl"},
+      {"architecture", cfg.to_json()},
+      {"input",
+       {{"channels", spec.channels}, {"rgb_rule", spec.rgb_rule}, {"normalization", spec.normalization.to_json()},
+        {"align", spec.align}, {"min_side", spec.min_side}, {"scale", scale}}},
+      {"tiling", {{"tile_size", crop}, {"overlap", crop / 4}}},  // the context the counter was trained on
+      {"thresholds", {{"peak_threshold", thr}, {"peak_min_distance", md}, {"tuned_on", "val split, max point F1"}}},
+      {"classes", {"cell"}},
+      {"sigma", sigma},
+      {"eval_radius", req["eval_radius"]},
+      {"eval_grid", grid},
+      {"provenance",
+       {{"request", provenance}, {"split", ds.split_source}, {"train_patches", train_items.size()},
+        {"val_patches", val_items.size()}, {"library_version", CELLCOUNT_VERSION_STRING},
+        {"threads", at::get_num_threads()}, {"device", device_name(device)}}},
+      {"training",
+       {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
+                     {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"history", counter_report["history"]}}},
+        {"localizer", {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
+                       {"history", loc_report["history"]}}}}}};
+  save_model(out, meta, *net, req["overwrite"]);
+  progress.report(0.95f, "evaluating on the test split");
+  // The model's test-split metrics, measured by the same evaluation `cellcount eval` runs.
+  nlohmann::json metrics = nullptr;
+  if (!ds.indices("test").empty()) {
+    auto ev = evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]},
+                               {"split", "test"}, {"device", req["device"]}, {"per_image", false}},
+                              progress.sub(0.95, 1.0));
+    metrics = ev;
+    update_model_meta(out, {{"metrics", {{"test", ev}}}});
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(ckpt_dir, ec);  // the model is saved; checkpoints only serve unfinished runs
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return {{"out", out}, {"seconds", secs}, {"best_val_mae", best_mae}, {"best_epoch", best_epoch},
+          {"peak_threshold", thr}, {"test", metrics}};
+}
+
+MethodSpec make_dcl_spec() {
+  MethodSpec s;
+  s.id = "dcl";
+  s.display_name = "Count cells (density)";
+  s.description = "Decoupled counter (VGG-19 + global message passing) and UNet localizer (Zheng et al., MICCAI 2024)";
+  s.load = [](const ModelFiles& f) { return std::make_unique<DclMethod>(f); };
+  s.train = train;
+  s.request_defaults = [](const std::string& kind) -> nlohmann::json {
+    if (kind == "train") return train_defaults();
+    return nullptr;
+  };
+  return s;
+}
+
+CELLCOUNT_REGISTER_METHOD(make_dcl_spec);
+
+}  // namespace
+}  // namespace cellcount::dcl

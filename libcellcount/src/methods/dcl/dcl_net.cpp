@@ -1,0 +1,178 @@
+#include "methods/dcl/dcl_net.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace F = torch::nn::functional;
+
+namespace cellcount::dcl {
+
+nlohmann::json DclConfig::to_json() const {
+  return {{"in_channels", in_channels},   {"width", width},
+          {"batch_norm", batch_norm},     {"gmp", gmp},
+          {"gmp_points", gmp_points},     {"gmp_offset_init", gmp_offset_init},
+          {"unet_base", unet_base},       {"cond_scale", cond_scale},
+          {"target_scale", target_scale}};
+}
+
+DclConfig DclConfig::from_json(const nlohmann::json& j) {
+  DclConfig c;
+  c.in_channels = j.value("in_channels", c.in_channels);
+  c.width = j.value("width", c.width);
+  c.batch_norm = j.value("batch_norm", c.batch_norm);
+  c.gmp = j.value("gmp", c.gmp);
+  c.gmp_points = j.value("gmp_points", c.gmp_points);
+  c.gmp_offset_init = j.value("gmp_offset_init", c.gmp_offset_init);
+  c.unet_base = j.value("unet_base", c.unet_base);
+  c.cond_scale = j.value("cond_scale", c.cond_scale);
+  c.target_scale = j.value("target_scale", c.target_scale);
+  CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.gmp_points >= 1 && c.unet_base >= 1,
+           CELLCOUNT_ERR_MODEL_FORMAT, "dcl architecture: bad in_channels, width, gmp_points or unet_base");
+  return c;
+}
+
+GmpImpl::GmpImpl(int64_t channels, int64_t points, double offset_init) : k(points) {
+  offset = register_module("offset", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 2 * points, 1)));
+  torch::NoGradGuard ng;
+  // Offsets start as zero-mean small values: tiny weights, a small random bias.
+  torch::nn::init::normal_(offset->weight, 0.0, 1e-3);
+  torch::nn::init::normal_(offset->bias, 0.0, offset_init);
+}
+
+torch::Tensor GmpImpl::offsets(const torch::Tensor& x) {
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  return offset->forward(x).view({n, k, 2, h, w});
+}
+
+torch::Tensor GmpImpl::forward(const torch::Tensor& x) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto off = offsets(x).to(torch::kFloat32);  // [N,K,2,H,W]
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
+  auto ys = torch::arange(h, opts).view({1, 1, h, 1}).expand({n, k, h, w});
+  auto xs = torch::arange(w, opts).view({1, 1, 1, w}).expand({n, k, h, w});
+  // Sampled positions in pixels -> [-1,1] (align_corners=true: -1 and 1 are the centres of the edge pixels).
+  auto px = xs + off.select(2, 0), py = ys + off.select(2, 1);
+  auto gx = w > 1 ? px * (2.0 / double(w - 1)) - 1.0 : px * 0.0;
+  auto gy = h > 1 ? py * (2.0 / double(h - 1)) - 1.0 : py * 0.0;
+  auto grid = torch::stack({gx, gy}, -1).view({n, k * h, w, 2});  // the K samples stacked along H
+  // grid_sample in fp32 (no bf16 CPU kernel in LibTorch 1.13); positions outside read zeros.
+  auto sampled = F::grid_sample(x.to(torch::kFloat32), grid,
+                                F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(true));
+  // sampled: [N,C,K*H,W] -> mean over K, no parameters.
+  auto agg = sampled.view({n, c, k, h, w}).mean(2);
+  return x + agg.to(x.scalar_type());
+}
+
+namespace {
+int64_t scaled(int64_t ch, double width) { return std::max<int64_t>(8, int64_t(std::llround(ch * width))); }
+
+torch::nn::Sequential conv_block(int64_t in, int64_t out, bool bn) {
+  torch::nn::Sequential s;
+  s->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1).bias(!bn)));
+  if (bn) s->push_back(torch::nn::BatchNorm2d(out));
+  s->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
+  return s;
+}
+}  // namespace
+
+CounterImpl::CounterImpl(const DclConfig& c) : use_gmp(c.gmp) {
+  // VGG-19 configuration "E" without the last max-pool: output stride 16.
+  const std::vector<int64_t> cfg = {64, 64, -1, 128, 128, -1, 256, 256, 256, 256, -1, 512, 512, 512, 512, -1,
+                                    512, 512, 512, 512};
+  features = torch::nn::Sequential();
+  int64_t in = c.in_channels;
+  for (int64_t v : cfg) {
+    if (v < 0) {
+      features->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2).stride(2)));
+    } else {
+      const int64_t out = scaled(v, c.width);
+      features->extend(*conv_block(in, out, c.batch_norm));
+      in = out;
+    }
+  }
+  register_module("features", features);
+  if (use_gmp) gmp = register_module("gmp", Gmp(in, c.gmp_points, c.gmp_offset_init));
+  head = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, 1, 1)));
+  for (auto& m : features->modules(false))
+    if (auto* conv = m->as<torch::nn::Conv2d>()) torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+}
+
+torch::Tensor CounterImpl::forward(const torch::Tensor& x) {
+  auto f = features->forward(x);
+  f = F::interpolate(f, F::InterpolateFuncOptions()
+                            .scale_factor(std::vector<double>{2.0, 2.0})
+                            .mode(torch::kBilinear)
+                            .align_corners(true));
+  if (use_gmp) f = gmp->forward(f);
+  return torch::abs(head->forward(f));  // count = sum = L1 norm of the map
+}
+
+UNetImpl::UNetImpl(int64_t in_channels, int64_t base) {
+  int64_t in = in_channels;
+  for (int l = 0; l < 4; ++l) {
+    const int64_t out = base << l;
+    auto block = torch::nn::Sequential();
+    block->extend(*conv_block(in, out, true));
+    block->extend(*conv_block(out, out, true));
+    down.push_back(register_module("down" + std::to_string(l), block));
+    in = out;
+  }
+  bottom = torch::nn::Sequential();
+  bottom->extend(*conv_block(in, base << 4, true));
+  bottom->extend(*conv_block(base << 4, base << 4, true));
+  register_module("bottom", bottom);
+  in = base << 4;
+  for (int l = 3; l >= 0; --l) {
+    const int64_t out = base << l;
+    up.push_back(register_module("up" + std::to_string(l),
+                                 torch::nn::Conv2d(torch::nn::Conv2dOptions(in, 4 * out, 1))));
+    auto block = torch::nn::Sequential();
+    block->extend(*conv_block(2 * out, out, true));
+    block->extend(*conv_block(out, out, true));
+    up_conv.push_back(register_module("up_conv" + std::to_string(l), block));
+    in = out;
+  }
+  out = register_module("out", torch::nn::Conv2d(torch::nn::Conv2dOptions(base, 1, 1)));
+  torch::NoGradGuard ng;
+  torch::nn::init::constant_(out->bias, -4.0);  // softplus(-4) ~ 0.018: starts near an empty map
+}
+
+torch::Tensor UNetImpl::forward(const torch::Tensor& x0) {
+  std::vector<torch::Tensor> skips;
+  auto x = x0;
+  for (auto& d : down) {
+    x = d->forward(x);
+    skips.push_back(x);
+    x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
+  }
+  x = bottom->forward(x);
+  for (size_t i = 0; i < up.size(); ++i) {
+    x = torch::pixel_shuffle(up[i]->forward(x), 2);
+    x = up_conv[i]->forward(torch::cat({x, skips[skips.size() - 1 - i]}, 1));
+  }
+  return F::softplus(out->forward(x));  // non-negative, never a dead output
+}
+
+LocalizerImpl::LocalizerImpl(const DclConfig& c) : cond_scale(c.cond_scale) {
+  unet = register_module("unet", UNet(c.in_channels + 1, c.unet_base));
+}
+
+torch::Tensor LocalizerImpl::forward(const torch::Tensor& image, const torch::Tensor& coarse) {
+  const int64_t h = image.size(2), w = image.size(3);
+  const double area = double(h * w) / double(coarse.size(2) * coarse.size(3));
+  // Coarse density upsampled to full size, mass-preserving (divide by the area ratio), then scaled.
+  auto up = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                       .size(std::vector<int64_t>{h, w})
+                                       .mode(torch::kBilinear)
+                                       .align_corners(false)) *
+            (cond_scale / area);
+  return unet->forward(torch::cat({image, up.to(image.scalar_type())}, 1));
+}
+
+DclNetImpl::DclNetImpl(const DclConfig& c) : config(c) {
+  counter = register_module("counter", Counter(c));
+  localizer = register_module("localizer", Localizer(c));
+}
+
+}  // namespace cellcount::dcl
