@@ -49,7 +49,9 @@ usage:
   cellcount eval  --model DIR --dataset DIR [--split test] [--FIELD VALUE ...] [--report FILE.json]
   cellcount synth --out DIR [--method M] [--kind cells] [--n N] [--FIELD VALUE ...]
   cellcount bench --model DIR [--size 1024] [--repeat 3] [--device ...] [--precision ...] [--threads N]
+                  [--mosaic N IMAGES...]   also: count an N x N mosaic whole and part by part
   cellcount defaults --method M --kind train|evaluate|synthesize
+  cellcount split --dataset DIR --out FILE.csv [--ratios 10,9,1] [--seed 0]
 
 Request fields of train/eval/synth: `cellcount defaults --method M --kind K`. Ctrl-C cancels cleanly.
 )";
@@ -358,9 +360,19 @@ void print_report(const json& r, const Args& a) {
 
 using RequestCall = cellcount_status (*)(const char*, cellcount_progress_fn, void*, char**);
 
+std::string g_command_line;
+
 int cmd_request(const Args& a, RequestCall call, const std::vector<std::string>& skip) {
   apply_threads(a);
   json req = request_from(a, skip);
+  if (call == cellcount_train && !req.contains("command")) {
+    // Provenance: the exact command, when the method records one.
+    char* d = nullptr;
+    if (req.contains("method") && req["method"].is_string() &&
+        cellcount_request_defaults(req["method"].get<std::string>().c_str(), "train", &d) == CELLCOUNT_OK &&
+        json::parse(take_string(d)).contains("command"))
+      req["command"] = g_command_line;
+  }
   char* out = nullptr;
   check(call(req.dump().c_str(), print_progress, nullptr, &out));
   print_report(json::parse(take_string(out)), a);
@@ -414,6 +426,44 @@ int cmd_bench(const Args& a) {
     used_device = cellcount_result_device(rh.r);
   }
   std::sort(ms.begin(), ms.end());
+  json mosaic = nullptr;
+  if (a.has("mosaic")) {
+    // Tiling check on real images: an N x N mosaic of equal-size images is counted whole (tiled) and part by
+    // part; the two totals should agree.
+    const int n = std::stoi(a.get("mosaic"));
+    Truth unused;
+    auto files = expand_inputs(a.positional, unused);
+    if (n < 2 || files.size() < size_t(n * n))
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench --mosaic N needs N >= 2 and N*N images as inputs");
+    std::vector<Image> parts;
+    for (int i = 0; i < n * n; ++i) parts.push_back(io::read_image(files[size_t(i)]));
+    const int64_t w = parts[0].width, h = parts[0].height, c = parts[0].channels;
+    Image big;
+    big.width = w * n;
+    big.height = h * n;
+    big.channels = c;
+    big.data.resize(size_t(big.width * big.height * c));
+    double sum_parts = 0;
+    for (int i = 0; i < n * n; ++i) {
+      const auto& p = parts[size_t(i)];
+      if (p.width != w || p.height != h || p.channels != c)
+        throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench --mosaic: images differ in size or channels");
+      const int64_t ox = (i % n) * w, oy = (i / n) * h;
+      for (int64_t y = 0; y < h; ++y)
+        std::copy(p.data.begin() + y * w * c, p.data.begin() + (y + 1) * w * c,
+                  big.data.begin() + ((oy + y) * big.width + ox) * c);
+      cellcount_image_view pv{p.data.data(), w, h, c, 0, CELLCOUNT_DTYPE_F32, 0};
+      ResultHandle rh;
+      check(cellcount_predict(mh.m, &pv, nullptr, 0, nullptr, &params, &rh.r));
+      sum_parts += cellcount_result_count(rh.r);
+    }
+    cellcount_image_view bv{big.data.data(), big.width, big.height, c, 0, CELLCOUNT_DTYPE_F32, 0};
+    ResultHandle rb;
+    check(cellcount_predict(mh.m, &bv, nullptr, 0, nullptr, &params, &rb.r));
+    const double whole = cellcount_result_count(rb.r);
+    mosaic = {{"images", n * n}, {"size", {big.width, big.height}}, {"count_whole", whole}, {"sum_of_parts", sum_parts},
+              {"relative_difference", std::abs(whole - sum_parts) / std::max(1e-9, sum_parts)}};
+  }
   const double median = ms[ms.size() / 2], mpix = double(size * size) / 1e6;
   json r{{"model", a.get("model")},
          {"method", info.value("method", "")},
@@ -430,7 +480,23 @@ int cmd_bench(const Args& a) {
          {"ms_median", median},
          {"ms_per_megapixel", median / mpix},
          {"peak_rss_mib", double(peak_rss_kib()) / 1024.0}};
+  if (!mosaic.is_null()) r["mosaic"] = mosaic;
   std::cout << r.dump(2) << "\n";
+  return 0;
+}
+
+// A fixed-seed train:test:val split of a dataset, written as a split CSV (e.g. for datasets/splits/).
+int cmd_split(const Args& a) {
+  if (!a.has("dataset") || !a.has("out")) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "split: --dataset DIR and --out FILE are required");
+  auto ds = load_dataset(a.get("dataset"), "");
+  std::vector<double> r;
+  std::stringstream ss(a.get("ratios", "10,9,1"));
+  for (std::string part; std::getline(ss, part, ',');) r.push_back(std::stod(part));
+  if (r.size() != 3) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "split: --ratios expects train,test,val (e.g. 10,9,1)");
+  assign_split(ds, r[0], r[1], r[2], std::stoull(a.get("seed", "0")));
+  write_split(ds, a.get("out"), a.get("overwrite") == "true");
+  std::cout << "wrote " << a.get("out") << ": " << ds.indices("train").size() << " train, " << ds.indices("test").size()
+            << " test, " << ds.indices("val").size() << " val\n";
   return 0;
 }
 
@@ -445,6 +511,7 @@ int cmd_defaults(const Args& a) {
 
 int main(int argc, char** argv) {
   std::signal(SIGINT, on_sigint);
+  for (int i = 0; i < argc; ++i) g_command_line += (i ? " " : "") + std::string(i ? argv[i] : "cellcount");
   try {
     Args a = parse_args(argc, argv);
     if (a.command.empty() || a.command == "help" || a.command == "--help" || a.command == "-h" || a.has("help")) {
@@ -458,6 +525,7 @@ int main(int argc, char** argv) {
     if (a.command == "synth") return cmd_request(a, cellcount_synthesize, {"threads", "report", "verbose"});
     if (a.command == "bench") return cmd_bench(a);
     if (a.command == "defaults") return cmd_defaults(a);
+    if (a.command == "split") return cmd_split(a);
     std::cerr << "cellcount: unknown command '" << a.command << "'\n\n" << kUsage;
     return 2;
   } catch (const Error& e) {
