@@ -158,6 +158,7 @@ nlohmann::json synthesize_defaults() {
   return {{"method", ""},      {"kind", "cells"}, {"out", ""},       {"n", 20},          {"width", 256},
           {"height", 256},     {"seed", 0},       {"min_cells", 20}, {"max_cells", 150}, {"radius_min", 3.5},
           {"radius_max", 7.0}, {"blur_sigma", 1.0}, {"noise_sigma", 0.03}, {"background", 0.08},
+          {"poisson_scale", 200.0},
           {"split", {0.5, 0.4, 0.1}},           {"overwrite", false}, {"threads", 0}};
 }
 
@@ -184,6 +185,7 @@ nlohmann::json synthesize_cells(const nlohmann::json& req0, const Progress& prog
   p.blur_sigma = req["blur_sigma"];
   p.noise_sigma = req["noise_sigma"];
   p.background = req["background"];
+  p.poisson_scale = req["poisson_scale"];
   CC_CHECK(p.width >= 8 && p.height >= 8 && p.min_cells >= 0 && p.max_cells >= p.min_cells && p.radius_min > 0 &&
                p.radius_max >= p.radius_min,
            CELLCOUNT_ERR_INVALID_ARGUMENT, "synthesize: bad size, cell count range or radius range");
