@@ -281,6 +281,21 @@ std::pair<torch::Tensor, torch::Tensor> sample_crop(const Item& it, int64_t crop
           t.apply(it.density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
 }
 
+// A mini-batch of random crops: images [N,C,h,w] (channels-last below fp32) and dot maps [N,1,h,w], on device.
+std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& items, const std::vector<size_t>& batch,
+                                                     int64_t crop, std::mt19937_64& rng, const torch::Device& device,
+                                                     torch::ScalarType precision) {
+  std::vector<torch::Tensor> xs, ds;
+  for (size_t b : batch) {
+    auto [x, d] = sample_crop(items[b], crop, rng);
+    xs.push_back(x);
+    ds.push_back(d);
+  }
+  auto x = torch::stack(xs).to(device);
+  if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  return {x, torch::stack(ds).to(device)};
+}
+
 // The counter's count loss (paper eq. 1: |sum F - N|), on the whole crop and, as our choice where the
 // paper is silent, also on its g x g sub-regions (each level's absolute errors summed over its regions,
 // then averaged over levels and the batch). count_levels [1] is the paper's plain loss.
@@ -402,17 +417,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   auto counter_report = counter_trainer.fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
-        std::vector<torch::Tensor> xs, ds_;
-        for (size_t b : batch) {
-          auto [x, d] = sample_crop(train_items[b], crop, rng);
-          xs.push_back(x);
-          ds_.push_back(d);
-        }
+        auto [x, density] = sample_batch(train_items, batch, crop, rng, device, precision);
         AutocastGuard amp(device, precision);
-        auto x = torch::stack(xs).to(device);
-        if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
         auto f = net->counter->forward(x).to(torch::kFloat32);
-        return count_loss(f, torch::stack(ds_).to(device), levels);
+        return count_loss(f, density, levels);
       },
       progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
         if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
@@ -436,22 +444,15 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   auto loc_report = loc_trainer.fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
-        std::vector<torch::Tensor> xs, ds_;
-        for (size_t b : batch) {
-          auto [x, d] = sample_crop(train_items[b], crop, rng);
-          xs.push_back(x);
-          ds_.push_back(d);
-        }
+        auto [x, density] = sample_batch(train_items, batch, crop, rng, device, precision);
         AutocastGuard amp(device, precision);
-        auto x = torch::stack(xs).to(device);
-        if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
         torch::Tensor coarse;
         {
           torch::NoGradGuard ng;
           coarse = net->counter->forward(x);
         }
         auto fine = net->localizer->forward(x, coarse).to(torch::kFloat32);
-        return torch::mse_loss(fine, torch::stack(ds_).to(device) * cfg.target_scale);
+        return torch::mse_loss(fine, density * cfg.target_scale);
       },
       progress.sub(0.7, 0.95));
   net->eval();
