@@ -8,6 +8,7 @@
 #include "core/dataset.h"
 #include "core/density_map.h"
 #include "core/error.h"
+#include "test_util.h"
 #include "core/model_io.h"
 #include "core/train.h"
 
@@ -15,14 +16,7 @@ using namespace cellcount;
 namespace fs = std::filesystem;
 
 namespace {
-cellcount_status status_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.status();
-  }
-  return CELLCOUNT_OK;
-}
+using cellcount::test_util::status_of;
 fs::path fresh_dir(const std::string& name) {
   fs::path d = fs::path(::testing::TempDir()) / ("cellcount_" + name);
   fs::remove_all(d);

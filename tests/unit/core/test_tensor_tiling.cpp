@@ -6,22 +6,14 @@
 
 #include "core/density_map.h"
 #include "core/error.h"
+#include "test_util.h"
 #include "core/image_tensor.h"
 #include "core/method.h"
 #include "core/tiling.h"
 
 using namespace cellcount;
 
-namespace {
-cellcount_status status_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.status();
-  }
-  return CELLCOUNT_OK;
-}
-}  // namespace
+using cellcount::test_util::status_of;
 
 class ViewDtype : public ::testing::TestWithParam<int32_t> {};
 

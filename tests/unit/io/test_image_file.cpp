@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace cellcount::io {
 namespace {
@@ -43,16 +44,7 @@ Image make_image(int64_t w, int64_t h, int64_t c) {
 }
 
 // Status of the Error thrown by f (CELLCOUNT_OK if none); the message goes to *message.
-template <typename F>
-cellcount_status status_of(F&& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.status();
-  }
-  return CELLCOUNT_OK;
-}
+using cellcount::test_util::status_of;
 
 // Minimal baseline TIFF encoder: little-endian, uncompressed, grey, one strip per page; every page
 // `w` x `h`, samples stored as uint8 (bits 8), uint16 (bits 16) or IEEE float (bits 32).
