@@ -11,7 +11,6 @@
 #include "core/image_tensor.h"
 #include "core/method.h"
 #include "core/model_io.h"
-#include "core/synth.h"
 #include "methods/dcl/dcl_net.h"
 
 using namespace cellcount;
@@ -158,20 +157,8 @@ TEST_F(DclModel, SaveLoadPredictIsIdentical) {
   EXPECT_EQ(pa.count, pb.count);
   EXPECT_TRUE(torch::equal(pa.density, pb.density));
   EXPECT_NEAR(pa.density.sum().item<double>(), pa.count, 1e-3 * (1 + pa.count));
-  // Tiled (several tiles) against untiled on a cell image: the stitched count stays close. (The 1 %
-  // bound of the shipped models, at their default tiles, is measured by `cellcount bench --tiling`.)
-  SynthCellsParams sp;
-  sp.width = 192;
-  sp.height = 160;
-  sp.min_cells = sp.max_cells = 40;
-  auto cells = image_to_tensor(render_cells(sp, 5).image) * 200;
-  o.tile_size = 96;
-  o.tile_overlap = 32;
-  PredictOptions whole;
-  auto pt = predict_image(*a, ms, cells, {}, {}, o), pw = predict_image(*a, ms, cells, {}, {}, whole);
-  // This barely trained net leans on context far beyond a 96-pixel tile; a stitching bug (a core counted
-  // twice or not at all) moves the count by far more than this bound.
-  EXPECT_NEAR(pt.count, pw.count, 0.2 * pw.count) << "tiled " << pt.count << " whole " << pw.count;
+  // Stitching itself is exact (tests/unit/core: cores partition the image, a conv stitched equals the whole);
+  // how far a trained counter's context moves tiled counts is measured by `cellcount bench --mosaic`.
 }
 
 TEST_F(DclModel, BadInputsGetClearStatuses) {
