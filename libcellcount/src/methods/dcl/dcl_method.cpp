@@ -58,18 +58,20 @@ struct Thresholds {
   float peak_threshold = 0.01f, peak_min_distance = 3.0f;
 };
 
+// The counter's coarse map [N,1,h/8,w/8] spread over the h x w pixels of its input, mass-preserving, so that
+// it stitches seam-free like any full-resolution map.
+torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w) {
+  const double area = double(h * w) / double(coarse.size(2) * coarse.size(3));
+  return F::interpolate(coarse, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest)) /
+         area;
+}
+
 // Runs both networks on one tile [1,C,h,w] and returns [1,2,h,w]: the fine map (density per pixel) and
-// the counter's coarse map spread over the tile's pixels (mass-preserving), so that both stitch seam-free.
+// the spread coarse map.
 torch::Tensor run_tile(DclNet& net, const DclConfig& cfg, const torch::Tensor& tile) {
   auto coarse = net->counter->forward(tile);
   auto fine = net->localizer->forward(tile, coarse) / cfg.target_scale;
-  const int64_t h = tile.size(2), w = tile.size(3);
-  const double area = double(h * w) / double(coarse.size(2) * coarse.size(3));
-  auto spread = F::interpolate(coarse, F::InterpolateFuncOptions()
-                                           .size(std::vector<int64_t>{h, w})
-                                           .mode(torch::kNearest)) /
-                area;
-  return torch::cat({fine, spread}, 1).to(torch::kFloat32);
+  return torch::cat({fine, spread_coarse(coarse, tile.size(2), tile.size(3))}, 1).to(torch::kFloat32);
 }
 
 // Both maps ([2,h,w]: fine, spread coarse) of a normalised, scaled image [C,h,w], tiled and stitched.
@@ -320,12 +322,7 @@ double counter_val_mae(DclNet& net, const std::vector<Item>& val, const torch::D
     auto maps = run_tiled(
         it.image, tile, tile / 4, 16,
         [&](const torch::Tensor& t) {
-          auto c = net->counter->forward(t.to(device));
-          return torch::nn::functional::interpolate(c, torch::nn::functional::InterpolateFuncOptions()
-                                                           .size(std::vector<int64_t>{t.size(2), t.size(3)})
-                                                           .mode(torch::kNearest))
-                     .div(64.0)
-                     .to(torch::kCPU);
+          return spread_coarse(net->counter->forward(t.to(device)), t.size(2), t.size(3)).to(torch::kCPU);
         },
         Progress());
     err += std::abs(maps.sum().item<double>() - it.count);
