@@ -5,4 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BUILD_DIR=${CELLCOUNT_BUILD_DIR:-build}
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${CELLCOUNT_TEST_JOBS:-2}"
+status=0
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${CELLCOUNT_TEST_JOBS:-2}" || status=1
+# Front-end tests (pytest with a headless napari viewer; real ImageJ under xvfb-run), when present.
+for part in python java; do
+  if [ -f "scripts/test-$part.sh" ]; then
+    echo "== $part tests"
+    bash "scripts/test-$part.sh" || status=1
+  fi
+done
+exit $status
