@@ -1,0 +1,160 @@
+#include "methods/exemplar/exemplar_net.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace F = torch::nn::functional;
+namespace nn = torch::nn;
+
+namespace cellcount::exemplar {
+
+nlohmann::json ExemplarConfig::to_json() const {
+  return {{"in_channels", in_channels}, {"width", width},       {"dim", dim},
+          {"head_width", head_width},   {"exemplar_size", exemplar_size}, {"seg_dim", seg_dim},
+          {"target_scale", target_scale}};
+}
+
+ExemplarConfig ExemplarConfig::from_json(const nlohmann::json& j) {
+  ExemplarConfig c;
+  c.in_channels = j.value("in_channels", c.in_channels);
+  c.width = j.value("width", c.width);
+  c.dim = j.value("dim", c.dim);
+  c.head_width = j.value("head_width", c.head_width);
+  c.exemplar_size = j.value("exemplar_size", c.exemplar_size);
+  c.seg_dim = j.value("seg_dim", c.seg_dim);
+  c.target_scale = j.value("target_scale", c.target_scale);
+  CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.dim >= 1 && c.head_width > 0 &&
+               c.exemplar_size >= 16 && c.exemplar_size % 16 == 0 && c.seg_dim >= 1 && c.target_scale > 0,
+           CELLCOUNT_ERR_MODEL_FORMAT, "exemplar architecture: bad in_channels, width, dim, head_width, exemplar_size or seg_dim");
+  return c;
+}
+
+namespace {
+int64_t scaled(int64_t c, double w) { return std::max<int64_t>(8, std::llround(c * w)); }
+nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, bool bias = false) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(bias));
+}
+}  // namespace
+
+BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t out, int64_t stride) {
+  c1 = register_module("c1", conv(in, planes, 1));
+  b1 = register_module("b1", nn::BatchNorm2d(planes));
+  c2 = register_module("c2", conv(planes, planes, 3, stride));  // torchvision's v1.5: stride on the 3x3
+  b2 = register_module("b2", nn::BatchNorm2d(planes));
+  c3 = register_module("c3", conv(planes, out, 1));
+  b3 = register_module("b3", nn::BatchNorm2d(out));
+  if (stride != 1 || in != out) down = register_module("down", nn::Sequential(conv(in, out, 1, stride), nn::BatchNorm2d(out)));
+}
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  auto y = torch::relu(b1(c1(x)));
+  y = torch::relu(b2(c2(y)));
+  y = b3(c3(y));
+  return torch::relu(y + (down.is_empty() ? x : down->forward(x)));
+}
+
+BackboneImpl::BackboneImpl(int64_t in_channels, double width) {
+  const int64_t c0 = scaled(64, width);
+  stem = register_module("stem", nn::Sequential(conv(in_channels, c0, 7, 2), nn::BatchNorm2d(c0), nn::ReLU(),
+                                                nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1))));
+  int64_t in = c0;
+  auto layer = [&](int64_t planes, int64_t blocks, int64_t stride) {
+    nn::Sequential s;
+    const int64_t p = scaled(planes, width), out = 4 * p;
+    for (int64_t b = 0; b < blocks; ++b) {
+      s->push_back(Bottleneck(in, p, out, b == 0 ? stride : 1));
+      in = out;
+    }
+    return s;
+  };
+  layer1 = register_module("layer1", layer(64, 3, 1));
+  layer2 = register_module("layer2", layer(128, 4, 2));
+  layer3 = register_module("layer3", layer(256, 6, 2));
+  out_channels = in;
+}
+
+torch::Tensor BackboneImpl::forward(const torch::Tensor& x) {
+  return layer3->forward(layer2->forward(layer1->forward(stem->forward(x))));
+}
+
+CounterImpl::CounterImpl(const ExemplarConfig& c) : dim(c.dim) {
+  backbone = register_module("backbone", Backbone(c.in_channels, c.width));
+  proj = register_module("proj", nn::Conv2d(nn::Conv2dOptions(backbone->out_channels, c.dim, 1)));
+  ex_proj = register_module("ex_proj", nn::Linear(backbone->out_channels, c.dim));
+  // CODE-FACTS 2.2 "DensityX16": 7x7 -> 196, 5x5 -> 128, 3x3 -> 64, 1x1 -> 32, 1x1 -> 1, x2 after the first four.
+  const int64_t k[5] = {7, 5, 3, 1, 1};
+  const int64_t widths[5] = {scaled(196, c.head_width), scaled(128, c.head_width), scaled(64, c.head_width),
+                             scaled(32, c.head_width), 1};
+  int64_t in = c.dim + 1;
+  for (int i = 0; i < 5; ++i) {
+    head.push_back(register_module("head" + std::to_string(i), conv(in, widths[i], k[i], 1, true)));
+    in = widths[i];
+  }
+}
+
+torch::Tensor CounterImpl::features(const torch::Tensor& image) { return proj(backbone(image)); }
+
+torch::Tensor CounterImpl::exemplar_vectors(const torch::Tensor& crops) {
+  return ex_proj(backbone(crops).mean({2, 3}));
+}
+
+torch::Tensor CounterImpl::similarity(const torch::Tensor& f, const torch::Tensor& b) const {
+  // [N,dim,h,w] x [N,E,dim] -> [N,E,h,w] -> mean over E.
+  auto s = torch::einsum("ndhw,ned->nehw", {f, b.to(f.scalar_type())});
+  return s.mean(1, true) / std::sqrt(double(dim));
+}
+
+torch::Tensor CounterImpl::density(const torch::Tensor& f, const torch::Tensor& s) {
+  auto x = torch::cat({f, s.to(f.scalar_type())}, 1);
+  for (size_t i = 0; i < head.size(); ++i) {
+    x = head[i]->forward(x);
+    // ReLU after each layer as CODE-FACTS 2.2, except the last: a ReLU there dies (all-zero output, no
+    // gradient) within the first epoch when training from scratch, so it is a softplus (choice).
+    x = i + 1 < head.size() ? torch::relu(x) : F::softplus(x);
+    if (i < 4)
+      x = F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
+                                .mode(torch::kBilinear).align_corners(true));
+  }
+  return x;
+}
+
+SegmenterImpl::SegmenterImpl(const ExemplarConfig& c) {
+  backbone = register_module("backbone", Backbone(c.in_channels, c.width));
+  proj = register_module("proj", nn::Conv2d(nn::Conv2dOptions(backbone->out_channels, c.seg_dim, 1)));
+}
+
+torch::Tensor SegmenterImpl::features(const torch::Tensor& image) { return proj(backbone(image)); }
+
+torch::Tensor SegmenterImpl::exemplar_vectors(const torch::Tensor& crops) { return features(crops).mean({2, 3}); }
+
+torch::Tensor SegmenterImpl::mask(const torch::Tensor& p, const torch::Tensor& v) {
+  auto vm = v.to(torch::kFloat32).mean(1);                            // [N,d]
+  auto pn = F::normalize(p.to(torch::kFloat32), F::NormalizeFuncOptions().dim(1).eps(1e-6));
+  auto vn = F::normalize(vm, F::NormalizeFuncOptions().dim(1).eps(1e-6));
+  return torch::einsum("ndhw,nd->nhw", {pn, vn}).unsqueeze(1);       // [N,1,h,w]
+}
+
+ExemplarNetImpl::ExemplarNetImpl(const ExemplarConfig& c) : config(c) {
+  counter = register_module("counter", Counter(c));
+  segmenter = register_module("segmenter", Segmenter(c));
+}
+
+torch::Tensor crop_boxes(const torch::Tensor& image, const std::vector<std::array<float, 4>>& boxes, int64_t size) {
+  const int64_t H = image.size(1), W = image.size(2);
+  std::vector<torch::Tensor> crops;
+  for (const auto& b : boxes) {
+    const int64_t x0 = std::clamp<int64_t>(int64_t(std::floor(b[0])), 0, W - 1);
+    const int64_t y0 = std::clamp<int64_t>(int64_t(std::floor(b[1])), 0, H - 1);
+    const int64_t x1 = std::clamp<int64_t>(int64_t(std::ceil(b[2])), x0 + 1, W);
+    const int64_t y1 = std::clamp<int64_t>(int64_t(std::ceil(b[3])), y0 + 1, H);
+    auto c = image.slice(1, y0, y1).slice(2, x0, x1).unsqueeze(0);
+    crops.push_back(F::interpolate(c, F::InterpolateFuncOptions()
+                                          .size(std::vector<int64_t>{size, size})
+                                          .mode(torch::kBilinear)
+                                          .align_corners(false)));
+  }
+  return torch::cat(crops, 0);
+}
+
+}  // namespace cellcount::exemplar

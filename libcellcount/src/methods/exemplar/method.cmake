@@ -1,0 +1,6 @@
+# exemplar: seg-then-count with pseudo-labelled masks (paper 001).
+cellcount_add_method(exemplar
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/exemplar_net.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/masks.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/kinds.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/exemplar_method.cpp)
