@@ -1,0 +1,24 @@
+"""cellcount: deep-learning cell counting through libcellcount's C ABI (ctypes; numpy in, numpy out).
+
+    import cellcount
+    with cellcount.Model("models/dcl-vgg") as m:
+        r = m.predict(image)                  # (H, W) or (H, W, C) numpy array
+        print(r.count, r.xy.shape, r.density.sum())
+    cellcount.train("dcl", "my_dataset", "models/mine", counter_epochs=50, progress=print)
+
+Errors are raised as CellCountError (status name + the library's message); a cancelling progress callback
+raises Cancelled. The library is found through $CELLCOUNT_LIBRARY (file or folder), next to this package,
+or in the cellcount checkout's build/lib.
+"""
+from ._lib import ABI_VERSION, AbiMismatchError, LibraryNotFoundError, repo_root
+from .api import (Cancelled, CellCountError, Model, ProgressFn, Result, Status, abi_version, count, evaluate,
+                  library_info, library_path, methods, predict_defaults, request_defaults, set_log_handler,
+                  set_num_threads, synthesize, train, version)
+
+__all__ = [
+    "ABI_VERSION", "AbiMismatchError", "LibraryNotFoundError", "Cancelled", "CellCountError", "Model",
+    "ProgressFn", "Result", "Status", "abi_version", "count", "evaluate", "library_info", "library_path",
+    "methods", "predict_defaults", "request_defaults", "repo_root", "set_log_handler", "set_num_threads",
+    "synthesize", "train", "version",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,258 @@
+"""The ctypes view of libcellcount: finding the library, its structs, and ONE table of every function's
+signature (``FUNCTIONS``). ``tests/test_header.py`` parses ``cellcount.h`` and checks this file against it,
+so a change of the C ABI that is not mirrored here fails a test instead of corrupting memory.
+
+Nothing here is numeric; the pythonic layer is ``api.py``.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, c_int32, c_int64, c_size_t,
+                    c_uint32, c_void_p)
+from pathlib import Path
+
+# --------------------------------------------------------------------------- constants of the header
+# (each is compared with its #define / enum value by tests/test_header.py)
+
+ABI_VERSION = 1  # CELLCOUNT_ABI_VERSION this binding was written for; a library with another refuses to load
+
+STATUS = {
+    "CELLCOUNT_OK": 0,
+    "CELLCOUNT_CANCELLED": 1,
+    "CELLCOUNT_ERR_INVALID_ARGUMENT": 10,
+    "CELLCOUNT_ERR_BUFFER_TOO_SMALL": 11,
+    "CELLCOUNT_ERR_UNSUPPORTED": 12,
+    "CELLCOUNT_ERR_IO": 20,
+    "CELLCOUNT_ERR_MODEL_FORMAT": 21,
+    "CELLCOUNT_ERR_WRONG_METHOD": 22,
+    "CELLCOUNT_ERR_DATASET": 23,
+    "CELLCOUNT_ERR_OUT_OF_MEMORY": 30,
+    "CELLCOUNT_ERR_DEVICE": 31,
+    "CELLCOUNT_ERR_INTERNAL": 99,
+}
+DTYPE = {"CELLCOUNT_DTYPE_U8": 1, "CELLCOUNT_DTYPE_U16": 2, "CELLCOUNT_DTYPE_F32": 3}
+IMAGE_KIND = {"CELLCOUNT_IMAGE_DENSITY": 1, "CELLCOUNT_IMAGE_MASK": 2, "CELLCOUNT_IMAGE_RECONSTRUCTION": 3}
+LOG_LEVEL = {"CELLCOUNT_LOG_DEBUG": 0, "CELLCOUNT_LOG_INFO": 1, "CELLCOUNT_LOG_WARN": 2, "CELLCOUNT_LOG_ERROR": 3}
+
+# --------------------------------------------------------------------------- callback types and structs
+
+status_t = ctypes.c_int  # enum cellcount_status
+# typedef int32_t (*cellcount_progress_fn)(float fraction, const char * stage, void * user);
+PROGRESS_FN = CFUNCTYPE(c_int32, c_float, c_char_p, c_void_p)
+# typedef void (*cellcount_log_fn)(int32_t level, const char * msg, void * user);
+LOG_FN = CFUNCTYPE(None, c_int32, c_char_p, c_void_p)
+
+
+class ImageView(Structure):
+    """cellcount_image_view: BORROWED by the library for the duration of one call."""
+    _fields_ = [
+        ("data", c_void_p),
+        ("width", c_int64),
+        ("height", c_int64),
+        ("channels", c_int64),
+        ("row_stride_bytes", c_int64),
+        ("dtype", c_int32),
+        ("reserved", c_int32),
+    ]
+
+
+class Box(Structure):
+    """cellcount_box: x0 < x1, y0 < y1, half-open, pixel coordinates of the image."""
+    _fields_ = [("x0", c_float), ("y0", c_float), ("x1", c_float), ("y1", c_float)]
+
+
+class PredictParams(Structure):
+    """cellcount_predict_params: always start from cellcount_predict_default_params()."""
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("device", c_char_p),
+        ("precision", c_char_p),
+        ("tile_size", c_int32),
+        ("tile_overlap", c_int32),
+        ("peak_threshold", c_float),
+        ("peak_min_distance", c_float),
+        ("mask_threshold", c_float),
+        ("want_density", c_int32),
+        ("reserved", c_int32),
+        ("progress", PROGRESS_FN),
+        ("progress_user", c_void_p),
+    ]
+
+
+# Handles are opaque pointers (cellcount_model *, cellcount_result *): c_void_p.
+# Strings the caller must free (char * from a char ** out argument) are c_void_p too, so that the pointer
+# survives for cellcount_string_free; `const char *` returns (static or tied to a handle) are c_char_p.
+
+# --------------------------------------------------------------------------- THE table
+
+FUNCTIONS: dict[str, tuple[object, list[object]]] = {
+    # version
+    "cellcount_version_number": (c_uint32, []),
+    "cellcount_version_string": (c_char_p, []),
+    "cellcount_abi_version": (c_uint32, []),
+    # status and errors
+    "cellcount_status_name": (c_char_p, [status_t]),
+    "cellcount_last_error": (c_char_p, []),
+    # logging, threads, strings
+    "cellcount_log_set": (None, [LOG_FN, c_void_p, c_int32]),
+    "cellcount_set_num_threads": (status_t, [c_int32]),
+    "cellcount_string_free": (None, [c_void_p]),
+    "cellcount_library_info": (status_t, [POINTER(c_void_p)]),
+    # models
+    "cellcount_model_load": (status_t, [c_char_p, POINTER(c_void_p)]),
+    "cellcount_model_free": (None, [c_void_p]),
+    "cellcount_model_info": (c_char_p, [c_void_p]),
+    # prediction
+    "cellcount_predict_default_params": (PredictParams, []),
+    "cellcount_predict": (status_t, [c_void_p, POINTER(ImageView), POINTER(Box), c_size_t, POINTER(ImageView),
+                                     POINTER(PredictParams), POINTER(c_void_p)]),
+    "cellcount_result_free": (None, [c_void_p]),
+    "cellcount_result_count": (c_double, [c_void_p]),
+    "cellcount_result_n_classes": (c_size_t, [c_void_p]),
+    "cellcount_result_class_count": (c_double, [c_void_p, c_size_t]),
+    "cellcount_result_n_points": (c_size_t, [c_void_p]),
+    "cellcount_result_device": (c_char_p, [c_void_p]),
+    "cellcount_result_precision": (c_char_p, [c_void_p]),
+    "cellcount_result_seconds": (c_double, [c_void_p]),
+    "cellcount_result_points": (status_t, [c_void_p, POINTER(c_float), POINTER(c_int32), POINTER(c_float), c_size_t]),
+    "cellcount_result_image_size": (status_t, [c_void_p, c_int32, POINTER(c_int64), POINTER(c_int64),
+                                               POINTER(c_int64)]),
+    "cellcount_result_image": (status_t, [c_void_p, c_int32, POINTER(c_float), c_size_t]),
+    # train, evaluate, synthesize
+    "cellcount_train": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),
+    "cellcount_evaluate": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),
+    "cellcount_synthesize": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),
+    "cellcount_request_defaults": (status_t, [c_char_p, c_char_p, POINTER(c_void_p)]),
+}
+
+# --------------------------------------------------------------------------- finding the library
+
+LIBRARY_ENV = "CELLCOUNT_LIBRARY"
+_NAMES = {"linux": ["libcellcount.so"], "darwin": ["libcellcount.dylib"], "win32": ["cellcount.dll"]}
+LIBRARY_NAMES = _NAMES.get(sys.platform, _NAMES["linux"])
+
+
+class LibraryNotFoundError(OSError):
+    """libcellcount could not be found or loaded; the message lists every place that was tried."""
+
+
+class AbiMismatchError(OSError):
+    """The library found speaks another ABI version than this binding."""
+
+
+def package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def repo_root() -> Path | None:
+    """The cellcount checkout this package sits in (bindings/python/cellcount -> root), if it is one."""
+    root = package_dir().parents[2] if len(package_dir().parents) > 2 else None
+    if root is not None and (root / "libcellcount" / "include" / "cellcount" / "cellcount.h").exists():
+        return root
+    return None
+
+
+def _candidates() -> list[tuple[str, Path | str]]:
+    """(where, path) in search order. An explicit $CELLCOUNT_LIBRARY is the only candidate: a wrong setting
+    is reported, never silently replaced by another copy of the library."""
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        p = Path(env)
+        return [(f"${LIBRARY_ENV} folder", p / n) for n in LIBRARY_NAMES] if p.is_dir() else [(f"${LIBRARY_ENV}", p)]
+    out: list[tuple[str, Path | str]] = [("next to the package", package_dir() / n) for n in LIBRARY_NAMES]
+    root = repo_root()
+    if root is not None:
+        build = Path(os.environ.get("CELLCOUNT_BUILD_DIR", "build"))
+        build = build if build.is_absolute() else root / build
+        out += [("the checkout's build", build / "lib" / n) for n in LIBRARY_NAMES]
+    found = ctypes.util.find_library("cellcount")
+    out.append(("the system library path", found or "libcellcount (ctypes.util.find_library found none)"))
+    return out
+
+
+def _bind(dll: ctypes.CDLL) -> ctypes.CDLL:
+    for name, (restype, argtypes) in FUNCTIONS.items():
+        try:
+            fn = getattr(dll, name)
+        except AttributeError as e:
+            raise LibraryNotFoundError(f"{dll._name} has no symbol {name}: it is not a libcellcount of ABI "
+                                       f"{ABI_VERSION}") from e
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return dll
+
+
+_QT5_CLASH = ("libcellcount's LibTorch (Debian's) links OpenCV's highgui and through it the system's Qt 5, "
+              "which cannot share a process with the Qt 5 of the PyQt5/PySide2 wheels. Use a Qt 6 binding "
+              "(pip install PyQt6; QT_API=pyqt6) or Debian's python3-pyqt5.")
+
+
+# OpenMP threads that spin while waiting (libgomp's default) stall badly when the cores are shared: with the
+# host's own threads (napari's GUI) or other processes on a 2-core machine, a 256x256 dcl count took 3-23 s
+# spinning against 0.8 s passive. The binding lives in interactive hosts, so it asks for passive waiting
+# unless the user chose otherwise. libgomp reads this when it is loaded, i.e. with the library below.
+OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def _open() -> tuple[ctypes.CDLL, str]:
+    for k, v in OMP_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    tried: list[str] = []
+    for where, path in _candidates():
+        if isinstance(path, Path) and not path.exists():
+            tried.append(f"  {where}: {path} (no such file)")
+            continue
+        if isinstance(path, str) and "found none" in path:
+            tried.append(f"  {where}: {path}")
+            continue
+        try:
+            dll = ctypes.CDLL(str(path))
+        except OSError as e:
+            hint = f"\n    {_QT5_CLASH}" if "Qt_5" in str(e) else ""
+            tried.append(f"  {where}: {path} (cannot load: {e}){hint}")
+            continue
+        return _bind(dll), str(path)
+    raise LibraryNotFoundError(
+        "libcellcount not found or not loadable. Looked in:\n" + "\n".join(tried) +
+        f"\nBuild it (bash scripts/setup.sh, or cmake --build build, in the cellcount checkout) or set "
+        f"{LIBRARY_ENV} to the library file or its folder.")
+
+
+_lock = threading.RLock()
+_dll: ctypes.CDLL | None = None
+_path: str | None = None
+on_load: list = []  # callables run once, right after the library is loaded (api.py installs the log bridge)
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded library with every signature of FUNCTIONS set (loaded on first use, then cached).
+    Raises LibraryNotFoundError, or AbiMismatchError when its ABI version differs from ABI_VERSION."""
+    global _dll, _path
+    if _dll is not None:
+        return _dll
+    with _lock:
+        if _dll is None:
+            dll, path = _open()
+            abi = dll.cellcount_abi_version()
+            if abi != ABI_VERSION:
+                raise AbiMismatchError(f"{path} has C ABI version {abi}; this binding was written for "
+                                       f"{ABI_VERSION}. Rebuild the library and the binding from one checkout.")
+            size = dll.cellcount_predict_default_params().struct_size
+            if size != ctypes.sizeof(PredictParams):
+                raise AbiMismatchError(f"{path}: cellcount_predict_params is {size} bytes, the binding's "
+                                       f"{ctypes.sizeof(PredictParams)}; the binding's struct is out of date.")
+            _path = path
+            _dll = dll
+            for hook in on_load:
+                hook()
+    return _dll
+
+
+def library_path() -> str:
+    lib()
+    assert _path is not None
+    return _path

@@ -1,0 +1,496 @@
+"""The pythonic layer over the C ABI: numpy arrays in and out, a Model context manager, statuses raised as
+CellCountError (Cancelled a subclass) with the library's own message, Python callbacks kept alive (and
+their exceptions carried through) for the length of each call.
+
+Defaults are never restated here: prediction defaults come from cellcount_predict_default_params() and
+request defaults from cellcount_request_defaults(); fields a caller leaves out are filled by the library.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import enum
+import json
+import logging
+import os
+import threading
+from ctypes import POINTER, byref, c_float, c_int32, c_int64, c_void_p
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import _lib
+from ._lib import Box, ImageView, PredictParams
+
+__all__ = [
+    "Status", "CellCountError", "Cancelled", "Model", "Result", "count", "train", "evaluate", "synthesize",
+    "request_defaults", "predict_defaults", "library_info", "methods", "version", "abi_version",
+    "set_num_threads", "set_log_handler", "ProgressFn",
+]
+
+Status = enum.IntEnum("Status", {k.removeprefix("CELLCOUNT_"): v for k, v in _lib.STATUS.items()})
+
+# progress(fraction in [0, 1], stage text) -> truthy to cancel
+ProgressFn = Callable[[float, str], Any]
+
+log = logging.getLogger("cellcount")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class CellCountError(Exception):
+    """A call into libcellcount returned a status other than OK.
+
+    ``status`` is a Status, ``status_name`` the library's name for it (e.g. "CELLCOUNT_ERR_IO") and
+    ``message`` the library's per-thread last error (what was expected and what came)."""
+
+    def __init__(self, status: int, message: str):
+        self.status = Status(status) if status in Status._value2member_map_ else status
+        self.status_name = _lib.lib().cellcount_status_name(int(status)).decode()
+        self.message = message
+        super().__init__(f"{self.status_name}: {message}")
+
+
+class Cancelled(CellCountError):
+    """A progress callback asked to stop (CELLCOUNT_CANCELLED). The model handle stays usable."""
+
+
+def _raise(status: int) -> None:
+    if status == 0:
+        return
+    msg = (_lib.lib().cellcount_last_error() or b"").decode("utf-8", "replace")  # read at once: per-thread
+    raise (Cancelled if status == Status.CANCELLED else CellCountError)(status, msg)
+
+
+def _take_string(p: c_void_p) -> str:
+    """Copies a library-owned char * and frees it."""
+    if not p.value:
+        return ""
+    try:
+        return ctypes.string_at(p.value).decode("utf-8")
+    finally:
+        _lib.lib().cellcount_string_free(p)
+
+
+class _Progress:
+    """Keeps a Python progress callback and its C trampoline alive for one call. An exception raised by
+    the callback cancels the call and is re-raised in place of the Cancelled status."""
+
+    def __init__(self, fn: ProgressFn | None):
+        self.fn = fn
+        self.error: BaseException | None = None
+        self.c = _lib.PROGRESS_FN(self._call) if fn is not None else _lib.PROGRESS_FN()
+
+    def _call(self, fraction: float, stage: bytes | None, _user: Any) -> int:
+        try:
+            return 1 if self.fn(float(fraction), (stage or b"").decode("utf-8", "replace")) else 0
+        except BaseException as e:  # noqa: BLE001 - nothing may unwind through C
+            self.error = e
+            return 1
+
+    def check(self, status: int) -> None:
+        if self.error is not None:
+            raise self.error
+        _raise(status)
+
+
+# --------------------------------------------------------------------------- library-wide calls
+
+
+def version() -> str:
+    return _lib.lib().cellcount_version_string().decode()
+
+
+def abi_version() -> int:
+    return int(_lib.lib().cellcount_abi_version())
+
+
+def library_path() -> str:
+    return _lib.library_path()
+
+
+def library_info() -> dict:
+    """Version, ABI, LibTorch, CUDA devices, threads, I/O back ends and the registered methods."""
+    out = c_void_p()
+    _raise(_lib.lib().cellcount_library_info(byref(out)))
+    return json.loads(_take_string(out))
+
+
+def methods(include_fixtures: bool = False) -> list[dict]:
+    """The methods of this build (id, display_name, description, needs_exemplars, can_train, fixture)."""
+    return [m for m in library_info()["methods"] if include_fixtures or not m.get("fixture", False)]
+
+
+def set_num_threads(n: int) -> None:
+    """CPU threads LibTorch uses (0 = one per core). Process-wide."""
+    _raise(_lib.lib().cellcount_set_num_threads(int(n)))
+
+
+_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
+_log_state: dict[str, Any] = {}
+
+
+def set_log_handler(fn: Callable[[int, str], None] | None = None, min_level: int = logging.INFO) -> None:
+    """Routes the library's log to ``fn(python_logging_level, message)``; fn=None sends it to the
+    ``logging`` logger "cellcount" (the binding's default). Messages below min_level (a logging level)
+    are dropped inside the library. The sink may be called from any thread that runs a cellcount call."""
+    target = fn or (lambda level, msg: log.log(level, msg))
+
+    def sink(level: int, msg: bytes | None, _user: Any) -> None:
+        try:
+            target(_LEVELS.get(int(level), logging.INFO), (msg or b"").decode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 - nothing may unwind through C
+            pass
+
+    c_min = max(k for k, v in _LEVELS.items() if v <= max(min_level, logging.DEBUG))
+    cb = _lib.LOG_FN(sink)
+    _log_state["cb"] = cb  # kept alive for as long as the library may call it
+    _lib.lib().cellcount_log_set(cb, None, c_min)
+    if not _log_state.get("atexit"):
+        # back to the library's own stderr sink before Python goes away, so no late message calls into it
+        atexit.register(lambda: _lib.lib().cellcount_log_set(_lib.LOG_FN(), None, c_min))
+        _log_state["atexit"] = True
+
+
+_lib.on_load.append(lambda: set_log_handler())  # by default the library logs through `logging`
+
+
+def request_defaults(method: str, kind: str) -> dict:
+    """The library's default request of ``kind`` ("train", "evaluate", "synthesize") for ``method``:
+    the one source of defaults (front ends show these; fields left out of a request take them)."""
+    out = c_void_p()
+    _raise(_lib.lib().cellcount_request_defaults(method.encode(), kind.encode(), byref(out)))
+    return json.loads(_take_string(out))
+
+
+def predict_defaults() -> dict:
+    """The library's prediction defaults (cellcount_predict_default_params) as a dict of the fields a
+    caller may set in Model.predict. NaN floats mean "the model's tuned value", 0 / -1 tile fields "the
+    model's default"."""
+    p = _lib.lib().cellcount_predict_default_params()
+    out = {}
+    for name in _PARAM_FIELDS:
+        v = getattr(p, name)
+        out[name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _request(fn_name: str, request: dict, progress: ProgressFn | None) -> dict:
+    req = json.dumps(_jsonable(request)).encode()
+    pr = _Progress(progress)
+    out = c_void_p()
+    status = getattr(_lib.lib(), fn_name)(req, pr.c, None, byref(out))
+    pr.check(status)
+    return json.loads(_take_string(out))
+
+
+def train(method: str, dataset: str | os.PathLike, out: str | os.PathLike, *, progress: ProgressFn | None = None,
+          **fields: Any) -> dict:
+    """Trains a model of ``method`` on a dataset folder (images + points.csv / counts.csv / boxes.csv)
+    into the new folder ``out``. Other request fields (see request_defaults(method, "train")) go as
+    keywords; unknown ones are refused by the library. Returns the library's report."""
+    return _request("cellcount_train", {"method": method, "dataset": dataset, "out": out, **fields}, progress)
+
+
+def evaluate(model: str | os.PathLike, dataset: str | os.PathLike, *, progress: ProgressFn | None = None,
+             **fields: Any) -> dict:
+    """Evaluates a model folder on a dataset with the papers' metrics (MAE, RMSE, ..., point F1)."""
+    return _request("cellcount_evaluate", {"model": model, "dataset": dataset, **fields}, progress)
+
+
+def synthesize(out: str | os.PathLike, *, method: str | None = None, progress: ProgressFn | None = None,
+               **fields: Any) -> dict:
+    """Renders a synthetic dataset into the new folder ``out`` (the method's generator when it has one)."""
+    req = {"out": out, **fields}
+    if method is not None:
+        req["method"] = method
+    return _request("cellcount_synthesize", req, progress)
+
+
+# --------------------------------------------------------------------------- images
+
+_DTYPES = {np.dtype(np.uint8): 1, np.dtype(np.uint16): 2, np.dtype(np.float32): 3}
+
+
+def _as_pixels(a: Any, what: str) -> np.ndarray:
+    """An (H, W) or (H, W, C) array the C ABI can borrow: uint8/uint16/float32 kept as they are (no copy
+    when each row is contiguous), bool as uint8, any other number type converted to float32."""
+    arr = np.asarray(a)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{what}: expected a 2-D array (H, W) or (H, W, C) with channels last, got shape "
+                         f"{arr.shape}; pass a stack plane by plane (Model.predict_stack)")
+    if arr.dtype == np.bool_:
+        arr = arr.view(np.uint8)
+    elif arr.dtype not in _DTYPES or not arr.dtype.isnative:
+        if not (np.issubdtype(arr.dtype, np.number)):
+            raise TypeError(f"{what}: expected a numeric array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float32)
+    item = arr.itemsize
+    ch = arr.shape[2] if arr.ndim == 3 else 1
+    rows_ok = arr.strides[-1] == item and (arr.ndim == 2 or arr.strides[1] == ch * item)
+    if not rows_ok or arr.strides[0] < arr.shape[1] * ch * item:
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def _view(arr: np.ndarray) -> ImageView:
+    return ImageView(data=arr.ctypes.data if arr.size else None, width=arr.shape[1], height=arr.shape[0],
+                     channels=arr.shape[2] if arr.ndim == 3 else 1, row_stride_bytes=arr.strides[0],
+                     dtype=_DTYPES[arr.dtype], reserved=0)
+
+
+def _boxes(exemplars: Any) -> ctypes.Array | None:
+    if exemplars is None:
+        return None
+    b = np.asarray(exemplars, dtype=np.float64).reshape(-1, 4) if len(exemplars) else np.zeros((0, 4))
+    if len(b) == 0:
+        return None
+    arr = (Box * len(b))()
+    for i, (x0, y0, x1, y1) in enumerate(b):
+        arr[i] = Box(x0, y0, x1, y1)
+    return arr
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Result:
+    """One image's answer, copied out of the library's result (which is freed at once).
+
+    Points are in pixel coordinates of the image: ``xy[:, 0]`` = x (column), ``xy[:, 1]`` = y (row)."""
+
+    count: float
+    class_counts: np.ndarray                 # float64, one per class of the model
+    xy: np.ndarray                           # float32 (N, 2), x then y
+    class_ids: np.ndarray                    # int32 (N,)
+    scores: np.ndarray                       # float32 (N,)
+    density: np.ndarray | None = None        # float32 (H, W), sums to the count
+    mask: np.ndarray | None = None           # float32 (H, W) in [0, 1]: where the method counted
+    reconstruction: np.ndarray | None = None  # float32 (H, W, C), method-specific
+    device: str = ""
+    precision: str = ""
+    seconds: float = 0.0
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.xy)
+
+    @property
+    def yx(self) -> np.ndarray:
+        """Points as (row, column), as napari and numpy index images."""
+        return self.xy[:, ::-1].copy()
+
+
+def _image_of(r: c_void_p, kind: int) -> np.ndarray | None:
+    L = _lib.lib()
+    w, h, c = c_int64(), c_int64(), c_int64()
+    _raise(L.cellcount_result_image_size(r, kind, byref(w), byref(h), byref(c)))
+    if w.value == 0:
+        return None
+    out = np.empty((h.value, w.value, c.value), dtype=np.float32)
+    _raise(L.cellcount_result_image(r, kind, out.ctypes.data_as(POINTER(c_float)), out.size))
+    return out[:, :, 0] if c.value == 1 and kind != 3 else out
+
+
+def _collect(r: c_void_p, classes: list[str]) -> Result:
+    L = _lib.lib()
+    n = L.cellcount_result_n_points(r)
+    xy = np.zeros((n, 2), dtype=np.float32)
+    cls = np.zeros(n, dtype=np.int32)
+    scores = np.zeros(n, dtype=np.float32)
+    if n:
+        _raise(L.cellcount_result_points(r, xy.ctypes.data_as(POINTER(c_float)), cls.ctypes.data_as(POINTER(c_int32)),
+                                         scores.ctypes.data_as(POINTER(c_float)), n))
+    k = L.cellcount_result_n_classes(r)
+    return Result(
+        count=float(L.cellcount_result_count(r)),
+        class_counts=np.array([L.cellcount_result_class_count(r, i) for i in range(k)], dtype=np.float64),
+        xy=xy, class_ids=cls, scores=scores,
+        density=_image_of(r, _lib.IMAGE_KIND["CELLCOUNT_IMAGE_DENSITY"]),
+        mask=_image_of(r, _lib.IMAGE_KIND["CELLCOUNT_IMAGE_MASK"]),
+        reconstruction=_image_of(r, _lib.IMAGE_KIND["CELLCOUNT_IMAGE_RECONSTRUCTION"]),
+        device=(L.cellcount_result_device(r) or b"").decode(),
+        precision=(L.cellcount_result_precision(r) or b"").decode(),
+        seconds=float(L.cellcount_result_seconds(r)),
+        classes=list(classes),
+    )
+
+
+# the PredictParams fields a caller may set (the rest are the struct's own bookkeeping)
+_PARAM_FIELDS = [f for f, _ in PredictParams._fields_
+                 if f not in ("struct_size", "reserved", "progress", "progress_user")]
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Model:
+    """A loaded model folder (model.json + weights.pt). Use as a context manager, or call close().
+
+    ``info`` is the library's description (method, display_name, needs_exemplars, classes, input
+    channels, tiling, thresholds, provenance, metrics, device). One Model may be shared between threads;
+    its calls are serialised (the C ABI forbids two threads on one handle)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._h = c_void_p()
+        self._lock = threading.RLock()
+        _raise(_lib.lib().cellcount_model_load(self.path.encode(), byref(self._h)))
+        self.info: dict = json.loads(_lib.lib().cellcount_model_info(self._h).decode())
+
+    # -- lifetime
+    def close(self) -> None:
+        with self._lock:
+            if self._h:
+                _lib.lib().cellcount_model_free(self._h)
+                self._h = c_void_p()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        return f"Model({self.path!r}, method={self.method!r}{', closed' if not self._h else ''})"
+
+    # -- description
+    @property
+    def method(self) -> str:
+        return self.info.get("method", "")
+
+    @property
+    def display_name(self) -> str:
+        return self.info.get("display_name", self.method)
+
+    @property
+    def needs_exemplars(self) -> bool:
+        return bool(self.info.get("needs_exemplars", False))
+
+    @property
+    def channels(self) -> int:
+        return int(self.info.get("input", {}).get("channels", 1))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.get("classes", [])) or ["cell"]
+
+    def refresh_info(self) -> dict:
+        with self._lock:
+            self._check_open()
+            self.info = json.loads(_lib.lib().cellcount_model_info(self._h).decode())
+            return self.info
+
+    def _check_open(self) -> None:
+        if not self._h:
+            raise ValueError(f"model {self.path!r} is closed")
+
+    # -- prediction
+    def _params(self, progress: _Progress, params: dict) -> tuple[PredictParams, list]:
+        unknown = set(params) - set(_PARAM_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown prediction parameter(s) {sorted(unknown)}; known: {_PARAM_FIELDS}")
+        p = _lib.lib().cellcount_predict_default_params()
+        keep = []  # encoded strings must outlive the call
+        for k, v in params.items():
+            if v is None:
+                continue  # the library's default
+            if k in ("device", "precision"):
+                b = str(v).encode()
+                keep.append(b)
+                setattr(p, k, b)
+            elif k == "want_density":
+                p.want_density = 1 if v else 0
+            elif isinstance(getattr(p, k), float):
+                p.__setattr__(k, float(v))
+            else:
+                p.__setattr__(k, int(v))
+        p.progress = progress.c
+        return p, keep
+
+    def predict(self, image: Any, exemplars: Any = None, region: Any = None, *,
+                progress: ProgressFn | None = None, **params: Any) -> Result:
+        """Counts (and locates) cells in one 2-D image.
+
+        image      (H, W) or (H, W, C), uint8/uint16/float32 borrowed as is (other types become float32)
+        exemplars  (N, 4) boxes x0, y0, x1, y1 in pixels, for models that need_exemplars; else None
+        region     optional (H, W) mask, non-zero = count here
+        progress   fn(fraction, stage) -> truthy cancels (raises Cancelled; the model stays usable)
+        params     device, precision, tile_size, tile_overlap, peak_threshold, peak_min_distance,
+                   mask_threshold, want_density; None or absent = the library's default."""
+        pixels = _as_pixels(image, "image")
+        view = _view(pixels)
+        reg_arr = None
+        if region is not None:
+            reg_arr = np.ascontiguousarray(np.asarray(region) != 0, dtype=np.uint8)
+            if reg_arr.ndim != 2:
+                raise ValueError(f"region: expected a 2-D mask (H, W), got shape {reg_arr.shape}")
+        reg_view = _view(reg_arr) if reg_arr is not None else None
+        boxes = _boxes(exemplars)
+        pr = _Progress(progress)
+        p, _keep = self._params(pr, params)
+        out = c_void_p()
+        with self._lock:
+            self._check_open()
+            status = _lib.lib().cellcount_predict(
+                self._h, byref(view), boxes, len(boxes) if boxes is not None else 0,
+                byref(reg_view) if reg_view is not None else None, byref(p), byref(out))
+            try:
+                pr.check(status)
+                return _collect(out, self.classes)
+            finally:
+                _lib.lib().cellcount_result_free(out)
+
+    def predict_stack(self, stack: Any, exemplars: Any = None, region: Any = None, *,
+                      plane_exemplars: Sequence[Any] | None = None, progress: ProgressFn | None = None,
+                      **params: Any) -> list[Result]:
+        """Predicts every plane of a (Z, H, W) or (Z, H, W, C) stack, slice by slice. ``exemplars`` are
+        boxes for every plane, or ``plane_exemplars`` one box list per plane; ``region`` an (H, W) mask
+        or a (Z, H, W) stack of masks. Progress runs over the whole stack."""
+        arr = np.asarray(stack)
+        if arr.ndim not in (3, 4):
+            raise ValueError(f"stack: expected (Z, H, W) or (Z, H, W, C), got shape {arr.shape}")
+        z = arr.shape[0]
+        if plane_exemplars is not None and len(plane_exemplars) != z:
+            raise ValueError(f"plane_exemplars: expected {z} box lists (one per plane), got {len(plane_exemplars)}")
+        results = []
+        for i in range(z):
+            def plane_progress(f: float, stage: str, i: int = i) -> Any:
+                return progress((i + f) / z, f"plane {i + 1}/{z}: {stage}") if progress else 0
+            reg = None if region is None else (region[i] if np.ndim(region) == 3 else region)
+            ex = plane_exemplars[i] if plane_exemplars is not None else exemplars
+            results.append(self.predict(arr[i], ex, reg, progress=plane_progress if progress else None, **params))
+        return results
+
+
+def count(model: "Model | str | os.PathLike", image: Any, exemplars: Any = None, region: Any = None, *,
+          progress: ProgressFn | None = None, **params: Any) -> Result:
+    """One-shot Model(model).predict(image, ...): loads the model folder unless a Model is given."""
+    if isinstance(model, Model):
+        return model.predict(image, exemplars, region, progress=progress, **params)
+    with Model(model) as m:
+        return m.predict(image, exemplars, region, progress=progress, **params)
+
+

@@ -1,0 +1,107 @@
+"""The counts table: one dock per viewer, one row per counted plane, exported as CSV."""
+from __future__ import annotations
+
+import csv
+import weakref
+from pathlib import Path
+from typing import Any
+
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QPushButton, QTableWidget,
+                            QTableWidgetItem, QVBoxLayout, QWidget)
+
+BASE_COLUMNS = ["image", "plane", "count", "points", "model", "method", "region", "exemplars", "device",
+                "precision", "seconds"]
+
+
+class CountsTable(QWidget):
+    """Rows are dicts; `rows` holds the exact values (the CSV writes them), the view shows them rounded."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.rows: list[dict[str, Any]] = []
+        self.columns: list[str] = list(BASE_COLUMNS)
+        self.view = QTableWidget(0, len(self.columns))
+        self.view.setHorizontalHeaderLabels(self.columns)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._export_dialog)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.clear_button)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.view)
+        lay.addLayout(buttons)
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            for k in row:
+                if k not in self.columns:
+                    self.columns.insert(self.columns.index("device"), k)  # per-class counts before device
+            self.rows.append(dict(row))
+        self._refresh()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.columns = list(BASE_COLUMNS)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.view.setColumnCount(len(self.columns))
+        self.view.setHorizontalHeaderLabels(self.columns)
+        self.view.setRowCount(len(self.rows))
+        for i, row in enumerate(self.rows):
+            for j, c in enumerate(self.columns):
+                v = row.get(c, "")
+                text = f"{v:.2f}" if isinstance(v, float) else str(v)
+                self.view.setItem(i, j, QTableWidgetItem(text))
+        self.view.resizeColumnsToContents()
+        if self.rows:
+            self.view.scrollToBottom()
+
+    def export_csv(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Writes every row with full precision. An existing file is replaced only with overwrite=True."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"'{path}' exists; not overwritten")
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+            w.writeheader()
+            for row in self.rows:
+                w.writerow({c: (repr(v) if isinstance(v, float) else v) for c, v in row.items()})
+        return path
+
+    def _export_dialog(self) -> None:
+        if not self.rows:
+            show_info("cellcount: the counts table is empty")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export counts", "counts.csv", "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            # the dialog already asked before replacing an existing file
+            show_info(f"cellcount: wrote {self.export_csv(path, overwrite=True)}")
+        except OSError as e:
+            show_error(f"cellcount: could not write '{path}': {e}")
+
+
+_tables: "weakref.WeakKeyDictionary[Any, CountsTable]" = weakref.WeakKeyDictionary()
+
+
+def table_for(viewer: Any, show: bool = True) -> CountsTable:
+    """The viewer's counts table, docked on first use."""
+    key = getattr(viewer, "__wrapped__", viewer)  # napari hands plugins a PublicOnlyProxy of the viewer
+    t = _tables.get(key)
+    if t is None:
+        t = CountsTable()
+        _tables[key] = t
+        viewer.window.add_dock_widget(t, name="cellcount: counts", area="bottom")
+    elif show:
+        dock = t.parentWidget()
+        if dock is not None and not dock.isVisible():
+            dock.show()
+    return t

@@ -1,0 +1,457 @@
+"""One counting widget, generic over the library's methods: what a method needs (exemplars or not), its
+name and description come from cellcount_library_info, and a model's classes, marker size and device
+from cellcount_model_info. The same class serves every method; the napari.yaml entries only bind a method
+id. Prediction defaults come from cellcount_predict_default_params (through cellcount.predict_defaults)."""
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels, Points, Shapes
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                            QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+import cellcount
+
+from . import _models
+from ._jobs import Job, Report
+from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec, labels_region,
+                      plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
+from ._table import table_for
+
+NONE_ITEM = "(none)"
+WHOLE_IMAGE = "(whole image)"
+CURRENT_PLANE, EVERY_PLANE = "current plane", "every plane"
+PRECISIONS = ["fp32", "bf16", "fp16"]  # the values cellcount.h documents for cellcount_predict_params.precision
+MAX_RESULT_IMAGE_BYTES = 1 << 30       # density/mask layers of bigger stacks are not made
+
+
+_open_widgets: "weakref.WeakSet[CountWidget]" = weakref.WeakSet()
+
+
+def open_count_widgets() -> list["CountWidget"]:
+    return list(_open_widgets)
+
+
+def library_methods() -> tuple[list[dict], str | None]:
+    """(methods with fixtures, error text) — the error when the library cannot be loaded."""
+    try:
+        return cellcount.methods(include_fixtures=True), None
+    except OSError as e:  # LibraryNotFoundError, AbiMismatchError
+        return [], str(e)
+
+
+@dataclass
+class Plan:
+    """Everything a counting job needs, captured on the main thread."""
+    model_path: Path
+    image: ImageSpec
+    planes: list[tuple[int, ...]]
+    boxes: dict | None
+    needs_exemplars: bool
+    regions: dict | None
+    region_name: str
+    params: dict = field(default_factory=dict)
+
+
+class CountWidget(QWidget):
+    """Count cells with one method. `finished` carries the job's outcome: a dict (model info, results per
+    plane, layer names) on success, or the exception after a failure or cancel (already notified)."""
+
+    finished = Signal(object)
+
+    def __init__(self, napari_viewer: Any, method: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.method = method
+        self.job: Job | None = None
+        self.last_outcome: Any = None
+        methods, lib_error = library_methods()
+        self.method_info = next((m for m in methods if m["id"] == method), None)
+        self.title = self.method_info["display_name"] if self.method_info else method
+        self.needs_exemplars = bool(self.method_info and self.method_info.get("needs_exemplars"))
+
+        lay = QVBoxLayout(self)
+        head = QLabel(f"<b>{self.title}</b>")
+        head.setWordWrap(True)
+        lay.addWidget(head)
+        if self.method_info is None:
+            have = ", ".join(m["id"] for m in methods if not m.get("fixture")) or "none"
+            msg = lib_error or f"Method '{method}' is not in this build of libcellcount (it has: {have})."
+            note = QLabel(msg)
+            note.setWordWrap(True)
+            lay.addWidget(note)
+            lay.addStretch(1)
+            return
+        desc = QLabel(self.method_info.get("description", ""))
+        desc.setWordWrap(True)
+        desc.setStyleSheet("color: gray")
+        lay.addWidget(desc)
+
+        form = QFormLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip("Model folders for this method: the checkout's models/, $CELLCOUNT_MODELS, "
+                                    "and models opened or trained in this session")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_model)
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(browse)
+        form.addRow("Model", row)
+        self.image_combo = QComboBox()
+        form.addRow("Image", self.image_combo)
+        self.exemplar_combo = QComboBox()
+        self.exemplar_combo.setToolTip("A Shapes layer with rectangles around a few cells of the kind to count")
+        if self.needs_exemplars:
+            form.addRow("Exemplars", self.exemplar_combo)
+        self.region_combo = QComboBox()
+        self.region_combo.setToolTip("Count only inside this Labels (non-zero) or Shapes layer")
+        form.addRow("Region", self.region_combo)
+        self.planes_combo = QComboBox()
+        self.planes_combo.addItems([CURRENT_PLANE, EVERY_PLANE])
+        form.addRow("Planes", self.planes_combo)
+        lay.addLayout(form)
+
+        defaults = cellcount.predict_defaults()
+        opts = QGroupBox("Options")
+        of = QFormLayout(opts)
+        self.device_combo = QComboBox()
+        devices = ["auto", "cpu"] + [f"cuda:{i}" for i in
+                                     range(int(cellcount.library_info()["devices"].get("cuda_devices", 0)))]
+        self.device_combo.addItems(devices)
+        self.device_combo.setCurrentText(defaults["device"])
+        of.addRow("Device", self.device_combo)
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.setCurrentText(defaults["precision"])
+        of.addRow("Precision", self.precision_combo)
+        self.tile_spin = QSpinBox()
+        self.tile_spin.setRange(0, 16384)
+        self.tile_spin.setSpecialValueText("model's")
+        self.tile_spin.setValue(int(defaults["tile_size"]))
+        of.addRow("Tile size", self.tile_spin)
+        self.threshold_edit = QLineEdit("" if _isnan(defaults["peak_threshold"]) else str(defaults["peak_threshold"]))
+        self.threshold_edit.setPlaceholderText("model's tuned value")
+        of.addRow("Peak threshold", self.threshold_edit)
+        self.distance_edit = QLineEdit("" if _isnan(defaults["peak_min_distance"]) else
+                                       str(defaults["peak_min_distance"]))
+        self.distance_edit.setPlaceholderText("model's tuned value")
+        of.addRow("Min. distance (px)", self.distance_edit)
+        self.density_check = QCheckBox("density map layer")
+        self.density_check.setChecked(bool(defaults["want_density"]))
+        of.addRow("", self.density_check)
+        lay.addWidget(opts)
+
+        self.run_button = QPushButton("Count")
+        self.run_button.clicked.connect(self.run)
+        lay.addWidget(self.run_button)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+
+        _open_widgets.add(self)
+        self.refresh_models()
+        self._refresh_layers()
+        ev = self.viewer.layers.events
+        ev.inserted.connect(self._on_inserted)
+        ev.removed.connect(self._refresh_layers)
+        ev.moved.connect(self._refresh_layers)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_layers)
+        self.viewer.layers.selection.events.active.connect(self._on_active)
+
+    # ---------------------------------------------------------------- models and layers
+    def refresh_models(self) -> None:
+        current = self.model_combo.currentData()
+        self.model_combo.clear()
+        for p in _models.find_models(self.method):
+            self.model_combo.addItem(p.name, str(p))
+            self.model_combo.setItemData(self.model_combo.count() - 1, str(p), 3)  # tooltip: full path
+        if current is not None:
+            self.set_model(current, remember=False)
+
+    def set_model(self, path: str | Path, remember: bool = True) -> None:
+        """Selects a model folder (added to the list if it is not there)."""
+        p = str(Path(path).resolve())
+        if remember:
+            _models.remember(p)
+        i = self.model_combo.findData(p)
+        if i < 0:
+            self.model_combo.addItem(Path(p).name, p)
+            i = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(i)
+
+    def _browse_model(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Model folder (model.json + weights.pt)")
+        if d:
+            self.set_model(d)
+
+    def _on_inserted(self, event: Any) -> None:
+        event.value.events.name.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _on_active(self, event: Any = None) -> None:
+        layer = self.viewer.layers.selection.active
+        if isinstance(layer, Image) and not _is_result(layer):
+            self.image_combo.setCurrentText(layer.name)
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        def fill(combo: QComboBox, types: tuple, first: list[str], prefer_last: bool = False) -> None:
+            keep = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(first + [l.name for l in self.viewer.layers if isinstance(l, types) and not _is_result(l)])
+            if keep and combo.findText(keep) >= 0:
+                combo.setCurrentText(keep)
+            elif prefer_last and combo.count() > len(first):
+                combo.setCurrentIndex(combo.count() - 1)
+            combo.blockSignals(False)
+
+        fill(self.image_combo, (Image,), [])
+        fill(self.exemplar_combo, (Shapes,), [NONE_ITEM], prefer_last=True)
+        fill(self.region_combo, (Labels, Shapes), [WHOLE_IMAGE])
+
+    def _layer(self, name: str, types: tuple) -> Any:
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], types):
+            return self.viewer.layers[name]
+        return None
+
+    # ---------------------------------------------------------------- running
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def run(self) -> None:
+        """Counts with the current settings (the Count button); while a job runs, cancels it."""
+        if self.running:
+            self.cancel()
+            return
+        self.last_outcome = None
+        try:
+            plan = self.plan()
+        except InputError as e:
+            show_error(f"{self.title}: {e}")
+            self.last_outcome = e
+            self.finished.emit(e)
+            return
+        self.job = Job(f"{self.title} on '{plan.image.name}'", lambda report: self._work(plan, report), self)
+        self.job.done.connect(lambda value: self._show(plan, value))
+        self.job.failed.connect(self._failed)
+        self.job.ended.connect(self._ended)
+        self.run_button.setText("Cancel")
+        self.status.setText("counting…")
+        self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def plan(self) -> Plan:
+        model = self.model_combo.currentData()
+        if not model:
+            raise InputError(f"no model chosen: none for method '{self.method}' was found in "
+                             f"{', '.join(str(p) for p in _models.model_folders()) or 'models/'}; use Browse…")
+        image = self._layer(self.image_combo.currentText(), (Image,))
+        if image is None:
+            raise InputError("no image layer: open an image first")
+        spec = image_spec(image)
+        if spec.lead_shape and self.planes_combo.currentText() == EVERY_PLANE:
+            planes = spec.all_planes()
+        else:
+            planes = [current_plane(image, self.viewer)]
+        boxes = None
+        if self.needs_exemplars:
+            shapes = self._layer(self.exemplar_combo.currentText(), (Shapes,))
+            boxes = shapes_to_boxes(shapes, image) if shapes is not None else {}
+        regions, region_name = None, ""
+        region = self._layer(self.region_combo.currentText(), (Labels, Shapes))
+        if region is not None:
+            region_name = region.name
+            regions = (labels_region if isinstance(region, Labels) else shapes_region)(region, image, planes)
+        params = {
+            "device": self.device_combo.currentText(),
+            "precision": self.precision_combo.currentText(),
+            "tile_size": self.tile_spin.value() or None,
+            "peak_threshold": _float_or_none(self.threshold_edit.text(), "peak threshold"),
+            "peak_min_distance": _float_or_none(self.distance_edit.text(), "min. distance"),
+            "want_density": self.density_check.isChecked(),
+        }
+        return Plan(Path(model), spec, planes, boxes, self.needs_exemplars, regions, region_name, params)
+
+    def _work(self, plan: Plan, report: Report) -> dict:
+        """On the worker thread: load the model (cached) and count plane by plane."""
+        model = _models.load(plan.model_path)
+        if model.method != self.method:
+            raise InputError(f"'{plan.model_path.name}' is a model of method '{model.method}' "
+                             f"({model.display_name}); this widget counts with '{self.method}'")
+        results = []
+        n = len(plan.planes)
+        for k, idx in enumerate(plan.planes):
+            where = f"plane {plane_label(idx)}: " if idx else ""
+
+            def progress(f: float, stage: str, k: int = k, where: str = where) -> bool:
+                return report((k + f) / n, f"{where}{stage}")
+
+            try:
+                r = model.predict(plan.image.plane(idx),
+                                  exemplars=(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else None,
+                                  region=plan.regions[idx] if plan.regions is not None else None,
+                                  progress=progress, **plan.params)
+            except cellcount.CellCountError as e:
+                if where and not isinstance(e, cellcount.Cancelled):
+                    raise type(e)(e.status, f"{where}{e.message}") from e
+                raise
+            results.append((idx, r))
+        return {"info": model.info, "results": results}
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText("cancelled" if isinstance(exc, cellcount.Cancelled) else "failed (see notification)")
+        self.last_outcome = exc
+
+    def _ended(self) -> None:
+        """The job and its thread are done: the widget takes new work, and says how it went."""
+        self.run_button.setText("Count")
+        self.finished.emit(self.last_outcome)
+
+    # ---------------------------------------------------------------- results into layers
+    def _show(self, plan: Plan, value: dict) -> None:
+        info, results = value["info"], value["results"]
+        classes = list(info.get("classes") or ["cell"])
+        spec = plan.image
+        base = f"{spec.name} {self.method}"
+        tf = {k: spec.transform[k] for k in ("scale", "translate", "rotate", "shear")}
+        tf["affine"] = spec.transform["affine"]
+
+        # points: replace the planes just counted, keep the others
+        data, features = points_data(results, classes)
+        name = f"{base} points"
+        old = self._own_layer(name, Points, spec.ndim)
+        if old is not None and spec.lead_shape:
+            keep = ~old.features["plane"].isin([plane_label(i) for i in plan.planes]).to_numpy()
+            import pandas as pd
+
+            data = np.vstack([np.asarray(old.data)[keep], data])
+            features = pd.concat([old.features[keep].reset_index(drop=True), features], ignore_index=True)
+            features["class"] = pd.Categorical(features["class"].astype(str),
+                                               categories=list(dict.fromkeys(classes + list(features["class"].astype(str)))))
+        colours = class_colours(list(features["class"].cat.categories))
+        size = point_size(info)
+        if old is not None:
+            self.viewer.layers.remove(old)
+        # rings coloured by class, so the cells under them stay visible
+        pts = Points(data, ndim=spec.ndim, features=features, border_color="class", border_color_cycle=colours,
+                     face_color="transparent", size=size, border_width=0.18, name=name,
+                     metadata={"cellcount": {"model": info.get("path", str(plan.model_path)), "method": self.method}},
+                     **tf)
+        self.viewer.add_layer(pts)
+
+        # density (and mask / reconstruction when the method gives them), same grid and transform as the image
+        self._result_image(plan, results, "density", f"{base} density", tf,
+                           dict(colormap="inferno", blending="additive", opacity=0.7))
+        self._result_image(plan, results, "mask", f"{base} mask", tf,
+                           dict(colormap="gray", blending="additive", opacity=0.3, visible=False))
+
+        # table
+        rows = []
+        for idx, r in results:
+            row = {"image": spec.name, "plane": plane_label(idx), "count": float(r.count), "points": r.n_points,
+                   "model": Path(info.get("path", str(plan.model_path))).name, "method": info.get("method", ""),
+                   "region": plan.region_name,
+                   "exemplars": len(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else "",
+                   "device": r.device, "precision": r.precision, "seconds": float(r.seconds)}
+            if len(classes) > 1:
+                for k, c in enumerate(classes):
+                    row[f"count {c}"] = float(r.class_counts[k]) if k < len(r.class_counts) else 0.0
+            rows.append(row)
+        table_for(self.viewer).add_rows(rows)
+
+        total = sum(r.count for _, r in results)
+        where = f"{len(results)} planes of " if len(results) > 1 else ""
+        self.status.setText(f"{total:.1f} cells ({sum(r.n_points for _, r in results)} points) in {where}"
+                            f"'{spec.name}', {sum(r.seconds for _, r in results):.2f} s on {results[-1][1].device}")
+        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows}
+
+    def _own_layer(self, name: str, kind: type, ndim: int) -> Any:
+        """A layer this plugin made earlier under `name` (never a user's layer), if its shape still fits."""
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if isinstance(layer, kind) and "cellcount" in layer.metadata and layer.ndim == ndim:
+                return layer
+        return None
+
+    def _result_image(self, plan: Plan, results: list, attr: str, name: str, tf: dict, style: dict) -> None:
+        maps = [(idx, getattr(r, attr)) for idx, r in results if getattr(r, attr) is not None]
+        if not maps:
+            return
+        spec = plan.image
+        shape = tuple(spec.lead_shape) + tuple(spec.plane_shape)
+        if int(np.prod(shape)) * 4 > MAX_RESULT_IMAGE_BYTES:
+            show_info(f"{self.title}: the {attr} stack would take over 1 GiB; not shown")
+            return
+        old = self._own_layer(name, Image, spec.ndim)
+        if old is not None and old.data.shape == shape and old.data.dtype == np.float32:
+            arr = old.data
+        else:
+            arr = np.zeros(shape, np.float32)
+        for idx, m in maps:
+            if m.shape != tuple(spec.plane_shape):
+                return  # a method-specific size (e.g. a resized reconstruction): not overlaid
+            arr[idx] = m
+        if old is not None and old.data is arr:
+            old.refresh()
+            old.contrast_limits = (0.0, float(arr.max()) or 1.0)
+            return
+        if old is not None:
+            self.viewer.layers.remove(old)
+        self.viewer.add_image(arr, name=name, contrast_limits=(0.0, float(arr.max()) or 1.0),
+                              metadata={"cellcount": {"kind": attr}}, **tf, **style)
+
+
+def _is_result(layer: Any) -> bool:
+    """A layer this plugin made (points, density, mask): not offered as input."""
+    return "cellcount" in getattr(layer, "metadata", {})
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _float_or_none(text: str, what: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{what}: '{text}' is not a number (leave it empty for the model's value)") from None
+
+
+# -------------------------------------------------------------------- npe2 widgets (napari.yaml)
+# napari finds the viewer argument by inspecting __init__, so each method gets a one-line subclass.
+
+
+class DclWidget(CountWidget):
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
+        super().__init__(napari_viewer, "dcl", parent)
+
+
+class ExemplarWidget(CountWidget):
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
+        super().__init__(napari_viewer, "exemplar", parent)
+
+
+class LlpWidget(CountWidget):
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
+        super().__init__(napari_viewer, "llp", parent)
+
+
+class TwinvaeWidget(CountWidget):
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None):
+        super().__init__(napari_viewer, "twinvae", parent)

@@ -1,0 +1,294 @@
+"""The counting widget in a headless napari viewer, checked against the library's own answer (the binding
+calling the same model on the same pixels)."""
+import csv
+
+import numpy as np
+import pytest
+from napari.layers import Points
+
+import cellcount
+from napari_cellcount import CountWidget
+from napari_cellcount._table import table_for
+
+from conftest import EXEMPLAR_MODEL, needs_exemplar_model
+
+
+def dock(viewer, widget):
+    viewer.window.add_dock_widget(widget, name=widget.title)
+    return widget
+
+
+def errors(notes):
+    return [m for s, m in notes if "error" in s]
+
+
+def test_count_matches_the_library(make_napari_viewer, run_widget, repo, sample, tmp_path, notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(sample, name="cells_00000")
+    # a region drawn on a Shapes layer with its own scale/translate: world rows/cols 40..200 -> same pixels
+    roi = viewer.add_shapes([np.array([[10, 10], [10, 50], [50, 50], [50, 10]], float)], shape_type="rectangle",
+                            scale=(4, 4), translate=(-0.5, -0.5), name="roi")
+    w = dock(viewer, CountWidget(viewer, "dcl"))
+    w.set_model(repo / "models" / "dcl-vgg")
+    w.image_combo.setCurrentText("cells_00000")
+    w.region_combo.setCurrentText("roi")
+    out = run_widget(w)
+    assert isinstance(out, dict), out
+    assert not errors(notes)
+
+    region = np.zeros(sample.shape, np.uint8)
+    region[40:200, 40:200] = 1
+    with cellcount.Model(repo / "models" / "dcl-vgg") as m:
+        want = m.predict(sample, region=region)
+    pts = viewer.layers["cells_00000 dcl points"]
+    assert isinstance(pts, Points) and len(pts.data) == want.n_points > 20
+    assert np.allclose(pts.data, want.yx)
+    assert np.allclose(pts.features["score"], want.scores)
+    assert set(pts.features["class"]) == {"cell"}
+    assert pts.size[0] == pytest.approx(2 * m.info["eval_radius"])  # marker size from the model
+    dens = viewer.layers["cells_00000 dcl density"]
+    assert np.allclose(dens.data, want.density)
+    assert roi.name == "roi" and len(viewer.layers["roi"].data) == 1  # the user's layers are untouched
+
+    table = table_for(viewer)
+    (row,) = table.rows
+    assert row["count"] == want.count and row["points"] == want.n_points
+    assert row["image"] == "cells_00000" and row["model"] == "dcl-vgg" and row["region"] == "roi"
+    assert table.view.rowCount() == 1 and table.view.item(0, 2).text() == f"{want.count:.2f}"
+
+    path = table.export_csv(tmp_path / "counts.csv")
+    (written,) = list(csv.DictReader(path.open()))
+    assert float(written["count"]) == want.count and int(written["points"]) == want.n_points
+    with pytest.raises(FileExistsError):
+        table.export_csv(path)
+
+    # counting again replaces the plugin's own layers instead of piling them up
+    run_widget(w)
+    assert len([l for l in viewer.layers if l.name.startswith("cells_00000 dcl")]) == 2
+    assert len(table.rows) == 2
+
+
+def test_every_plane_of_a_stack(make_napari_viewer, run_widget, repo):
+    from napari_cellcount._sample_data import cells_stack
+
+    viewer = make_napari_viewer()
+    for data, meta, kind in cells_stack():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    stack = viewer.layers["cells stack"].data[:3]  # three planes keep it quick
+    viewer.layers["cells stack"].data = stack
+    w = dock(viewer, CountWidget(viewer, "dcl"))
+    w.set_model(repo / "models" / "dcl-vgg")
+    w.image_combo.setCurrentText("cells stack")
+
+    viewer.dims.set_current_step(0, 1)
+    w.planes_combo.setCurrentText("current plane")
+    out = run_widget(w)
+    assert [idx for idx, _ in out["results"]] == [(1,)]
+    pts = viewer.layers["cells stack dcl points"]
+    assert pts.ndim == 3 and set(pts.data[:, 0]) == {1.0}
+
+    w.planes_combo.setCurrentText("every plane")
+    out = run_widget(w)
+    with cellcount.Model(repo / "models" / "dcl-vgg") as m:
+        want = [m.predict(p) for p in stack]
+    got = out["results"]
+    assert [idx for idx, _ in got] == [(0,), (1,), (2,)]
+    assert [r.count for _, r in got] == [r.count for r in want]
+    pts = viewer.layers["cells stack dcl points"]
+    for z in range(3):
+        assert np.allclose(pts.data[pts.data[:, 0] == z][:, 1:], want[z].yx)
+    assert viewer.layers["cells stack dcl density"].data.shape == stack.shape
+    rows = table_for(viewer).rows
+    assert [r["plane"] for r in rows] == ["1", "0", "1", "2"]
+    assert [r["count"] for r in rows[1:]] == [r.count for r in want]
+
+
+def test_cancel_stops_the_job_and_keeps_the_viewer(make_napari_viewer, run_widget, fixture_model, notes, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((512, 512), np.float32), name="big")
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(fixture_model)
+    w.tile_spin.setValue(64)  # many tiles: the cancel lands between two of them
+
+    def start_then_cancel():
+        w.run()
+        assert w.running and w.run_button.text() == "Cancel"
+        w.job._pbar.cancel()  # the Cancel button of napari's progress bar
+
+    out = run_widget(w, start_then_cancel)
+    assert isinstance(out, cellcount.Cancelled)
+    qtbot.waitUntil(lambda: not w.running)
+    assert "big selftest points" not in viewer.layers and table_for(viewer).rows == []
+    assert any("cancelled" in m for _, m in notes) and not errors(notes)
+    assert w.run_button.text() == "Count"
+
+    def start_then_press_again():
+        w.run()
+        w.run()  # the button reads "Cancel" while running
+
+    assert isinstance(run_widget(w, start_then_press_again), cellcount.Cancelled)
+    qtbot.waitUntil(lambda: not w.running)
+    out = run_widget(w)  # and the model still works
+    assert isinstance(out, dict) and "big selftest points" in viewer.layers
+
+
+def test_labels_region_on_a_scaled_layer(make_napari_viewer, run_widget, fixture_model):
+    viewer = make_napari_viewer()
+    img = np.random.default_rng(4).random((64, 64), np.float32)
+    viewer.add_image(img, name="img")
+    lab = np.zeros((32, 32), np.int32)
+    lab[4:12, 8:20] = 3  # at scale 2: image rows 8..23, cols 16..39
+    viewer.add_labels(lab, scale=(2, 2), translate=(0.5, 0.5), name="cells here")
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(fixture_model)
+    w.region_combo.setCurrentText("cells here")
+    out = run_widget(w)
+    region = np.zeros((64, 64), np.uint8)
+    region[8:24, 16:40] = 1
+    with cellcount.Model(fixture_model) as m:
+        want = m.predict(img, region=region)
+    (idx, got), = out["results"]
+    assert got.count == want.count and np.array_equal(got.xy, want.xy)
+    assert table_for(viewer).rows[-1]["region"] == "cells here"
+
+
+def test_viewer_stays_responsive_while_counting(make_napari_viewer, run_widget, fixture_model, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(1).random((1024, 1024), np.float32), name="big")
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(fixture_model)
+    w.tile_spin.setValue(64)
+    from qtpy.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(w.running))
+    timer.start(10)
+    out = run_widget(w)
+    timer.stop()
+    assert isinstance(out, dict)
+    assert sum(ticks) >= 3, "the main thread's event loop ran while the job worked"
+
+
+# ------------------------------------------------------------------ bad input: a notification, the viewer lives
+
+
+def assert_alive(viewer):
+    viewer.add_points(np.zeros((1, 2)), name="alive")
+    assert "alive" in viewer.layers
+    viewer.layers.remove("alive")
+
+
+def test_three_channel_image_for_a_one_channel_model(make_napari_viewer, run_widget, strict_grey_model, notes):
+    viewer = make_napari_viewer()
+    rgb = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
+    viewer.add_image(rgb, name="rgb", rgb=True)
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(strict_grey_model)
+    out = run_widget(w)
+    assert isinstance(out, cellcount.CellCountError) and out.status == cellcount.Status.ERR_INVALID_ARGUMENT
+    (msg,) = errors(notes)
+    assert "takes 1 channel(s), got 3" in msg and "CELLCOUNT_ERR_INVALID_ARGUMENT" in msg
+    assert [l.name for l in viewer.layers] == ["rgb"]
+    assert_alive(viewer)
+    viewer.add_image(rgb[:, :, 0], name="grey")
+    w.image_combo.setCurrentText("grey")
+    assert isinstance(run_widget(w), dict)  # the same widget and model go on working
+
+
+def test_empty_shapes_region(make_napari_viewer, run_widget, fixture_model, notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(3).random((64, 64), np.float32), name="img")
+    viewer.add_shapes(name="empty roi")
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(fixture_model)
+    w.region_combo.setCurrentText("empty roi")
+    out = run_widget(w)
+    assert "empty" in str(out)
+    (msg,) = errors(notes)
+    assert "'empty roi' is empty" in msg
+    assert_alive(viewer)
+
+
+def test_missing_model_image_and_wrong_method(make_napari_viewer, run_widget, fixture_model, repo, notes):
+    viewer = make_napari_viewer()
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.model_combo.clear()
+    run_widget(w)
+    assert "no model chosen" in errors(notes)[-1]
+    w.set_model(fixture_model)
+    run_widget(w)
+    assert "no image layer" in errors(notes)[-1]
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    w.set_model(repo / "models" / "dcl-vgg")
+    run_widget(w)
+    assert "is a model of method 'dcl'" in errors(notes)[-1]
+    w.threshold_edit.setText("abc")
+    run_widget(w)
+    assert "not a number" in errors(notes)[-1]
+    assert_alive(viewer)
+
+
+def test_a_method_missing_from_the_build_shows_a_note(make_napari_viewer):
+    viewer = make_napari_viewer()
+    w = CountWidget(viewer, "nosuchmethod")
+    assert w.method_info is None and not hasattr(w, "run_button")
+
+
+# ------------------------------------------------------------------ exemplars (models/exemplar-cells, issue 4)
+
+
+def exemplar_boxes_csv(repo, image="images/test_0000.png"):
+    with (repo / "samples" / "exemplar-cells" / "boxes.csv").open() as f:
+        return [[float(r[k]) for k in ("x0", "y0", "x1", "y1")] for r in csv.DictReader(f) if r["image"] == image]
+
+
+@needs_exemplar_model()
+def test_exemplar_boxes_from_a_shapes_layer_match_the_library(make_napari_viewer, run_widget, repo, notes):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellcount", "exemplar_cells")  # image + Shapes "exemplars" (samples/exemplar-cells)
+    sample = viewer.layers["exemplars"]
+    # the same rectangles on a layer with scale 2 and translate (1, 1): same place in the world, same boxes
+    s, t = np.array([2.0, 2.0]), np.array([1.0, 1.0])
+    viewer.add_shapes([(np.asarray(d) - t) / s for d in sample.data], shape_type="rectangle", scale=s,
+                      translate=t, name="scaled exemplars")
+    w = dock(viewer, CountWidget(viewer, "exemplar"))
+    w.set_model(EXEMPLAR_MODEL)
+    w.image_combo.setCurrentText("two kinds")
+    w.exemplar_combo.setCurrentText("scaled exemplars")
+    out = run_widget(w)
+    assert isinstance(out, dict), out
+    assert not errors(notes)
+    boxes = exemplar_boxes_csv(repo)
+    with cellcount.Model(EXEMPLAR_MODEL) as m:
+        want = m.predict(viewer.layers["two kinds"].data, exemplars=boxes)
+    pts = viewer.layers["two kinds exemplar points"]
+    assert np.allclose(pts.data, want.yx) and len(pts.data) == want.n_points
+    row = table_for(viewer).rows[-1]
+    assert row["count"] == want.count and row["exemplars"] == len(boxes) == 3
+    if want.mask is not None:
+        assert np.allclose(viewer.layers["two kinds exemplar mask"].data, want.mask)
+
+
+@needs_exemplar_model()
+def test_exemplar_method_bad_input(make_napari_viewer, run_widget, repo, notes):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellcount", "exemplar_cells")
+    w = dock(viewer, CountWidget(viewer, "exemplar"))
+    w.set_model(EXEMPLAR_MODEL)
+    w.image_combo.setCurrentText("two kinds")
+    w.exemplar_combo.setCurrentText("(none)")
+    out = run_widget(w)  # no exemplars: the library says what it needs
+    assert isinstance(out, cellcount.CellCountError) and "exemplar" in errors(notes)[-1]
+    viewer.add_shapes(name="no boxes")
+    w.exemplar_combo.setCurrentText("no boxes")
+    run_widget(w)
+    assert "'no boxes' is empty" in errors(notes)[-1]
+    line = viewer.add_shapes([np.array([[10, 10], [40, 40]], float)], shape_type="line", name="a line")
+    w.exemplar_combo.setCurrentText(line.name)
+    run_widget(w)
+    assert "has no area" in errors(notes)[-1]
+    assert not any(l.name.startswith("two kinds exemplar") for l in viewer.layers)
+    assert_alive(viewer)
+    w.exemplar_combo.setCurrentText("exemplars")
+    assert isinstance(run_widget(w), dict)  # fixed input: the same widget counts
