@@ -1,0 +1,111 @@
+package org.cellcount;
+
+import java.util.Map;
+
+/**
+ * Library-wide calls of libcellcount: version and ABI check, library info, request defaults, and the
+ * JSON-request calls train / evaluate / synthesize. Models are {@link CellCountModel}.
+ *
+ * <p>Threads (as the C header says): distinct models may be used concurrently; one model is used by one
+ * thread at a time (CellCountModel synchronises that); callbacks run on the calling thread.
+ */
+public final class CellCount {
+  /** The C ABI these bindings were written against (CELLCOUNT_ABI_VERSION); loading refuses others. */
+  public static final int ABI_VERSION = 1;
+
+  public static final int LOG_DEBUG = 0;
+  public static final int LOG_INFO = 1;
+  public static final int LOG_WARN = 2;
+  public static final int LOG_ERROR = 3;
+
+  private static final Native.LogBridge LOG_BRIDGE = new Native.LogBridge();
+
+  private CellCount() {}
+
+  /** Loads the native library (once) and checks its ABI; the message says where it looked on failure. */
+  public static void load() throws CellCountException {
+    NativeLoader.load();
+  }
+
+  /** Absolute path of the loaded JNI library, or "java.library.path". */
+  public static String nativeLibraryPath() throws CellCountException {
+    load();
+    return NativeLoader.loadedFrom();
+  }
+
+  public static String version() throws CellCountException {
+    load();
+    return Native.utf8(Native.versionString());
+  }
+
+  public static int abiVersion() throws CellCountException {
+    load();
+    return Native.abiVersion();
+  }
+
+  /** Name of a status, e.g. "CELLCOUNT_ERR_IO", as the library spells it. */
+  public static String statusName(int status) throws CellCountException {
+    load();
+    return Native.utf8(Native.statusName(status));
+  }
+
+  /** cellcount_library_info as JSON text: version, abi, devices, io back ends, methods. */
+  public static String libraryInfoJson() throws CellCountException {
+    load();
+    return Native.utf8(Native.libraryInfo());
+  }
+
+  public static Map<String, Object> libraryInfo() throws CellCountException {
+    return Json.parseObject(libraryInfoJson());
+  }
+
+  /** Number of CPU threads LibTorch uses (0 = one per core). Process-wide. */
+  public static void setNumThreads(int n) throws CellCountException {
+    load();
+    Native.setNumThreads(n);
+  }
+
+  /** Routes the library's log to {@code listener} (null: back to stderr); lines below minLevel are dropped. */
+  public static synchronized void setLogListener(LogListener listener, int minLevel) throws CellCountException {
+    load();
+    LOG_BRIDGE.listener = listener;
+    Native.logInstall(listener == null ? null : LOG_BRIDGE, minLevel);
+  }
+
+  /** The default request of kind "train", "evaluate" or "synthesize" for a method: the only source of
+   * defaults for every front end. */
+  public static String requestDefaults(String method, String kind) throws CellCountException {
+    load();
+    return Native.utf8(Native.requestDefaults(Native.bytes(method), Native.bytes(kind)));
+  }
+
+  /** Trains a model (cellcount_train). Returns the report JSON. Cancel through the listener. */
+  public static String train(String requestJson, ProgressListener progress) throws CellCountException {
+    load();
+    return Native.utf8(Native.request(0, Native.bytes(requestJson), Native.bridge(progress)));
+  }
+
+  /** Evaluates a model on a dataset (cellcount_evaluate). Returns the report JSON. */
+  public static String evaluate(String requestJson, ProgressListener progress) throws CellCountException {
+    load();
+    return Native.utf8(Native.request(1, Native.bytes(requestJson), Native.bridge(progress)));
+  }
+
+  /** Writes a synthetic dataset (cellcount_synthesize). Returns the report JSON. */
+  public static String synthesize(String requestJson, ProgressListener progress) throws CellCountException {
+    load();
+    return Native.utf8(Native.request(2, Native.bytes(requestJson), Native.bridge(progress)));
+  }
+
+  /** Prints where the native library came from and the library info; exit status 1 with the loader's
+   * message when it cannot be loaded. */
+  public static void main(String[] args) {
+    try {
+      System.out.println("cellcount " + version() + " (ABI " + abiVersion() + ") from " + nativeLibraryPath());
+      System.out.println(libraryInfoJson());
+    } catch (CellCountException e) {
+      System.err.println("cellcount: " + e.getMessage());
+      System.exit(1);
+    }
+  }
+}

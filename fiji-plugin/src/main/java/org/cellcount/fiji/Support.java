@@ -1,0 +1,117 @@
+package org.cellcount.fiji;
+
+import ij.IJ;
+import java.awt.GraphicsEnvironment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.cellcount.CellCount;
+import org.cellcount.CellCountException;
+import org.cellcount.ProgressListener;
+
+/** What every command shares: loading the library, errors, progress with Esc, small formatting helpers. */
+final class Support {
+  static final String TITLE = "Cell Counting";
+
+  private static boolean logInstalled;
+
+  private Support() {}
+
+  /** Loads the native library (once) and routes its warnings and errors to the Log window. Shows the
+   * loader's message (where it looked) and returns false when it cannot be loaded. */
+  static synchronized boolean ready() {
+    try {
+      CellCount.load();
+      if (!logInstalled) {
+        CellCount.setLogListener((level, msg) -> IJ.log("cellcount: " + msg), CellCount.LOG_WARN);
+        logInstalled = true;
+      }
+      return true;
+    } catch (CellCountException e) {
+      error(e.getMessage());
+      return false;
+    }
+  }
+
+  /** An ImageJ error: a dialog in the GUI; in a macro ImageJ's usual error, which stops the macro. */
+  static void error(String message) {
+    IJ.error(TITLE, message);
+  }
+
+  static void error(CellCountException e) {
+    error(e.getMessage() + "\n(" + e.statusName() + ")");
+  }
+
+  static boolean headless() {
+    return GraphicsEnvironment.isHeadless();
+  }
+
+  /** Progress over {@code parts} equal parts (slices), part {@code index} running: ImageJ's progress bar and
+   * status line; Esc cancels. */
+  static ProgressListener progress(int index, int parts, String what) {
+    return (fraction, stage) -> {
+      IJ.showProgress((index + Math.max(0f, Math.min(1f, fraction))) / parts);
+      IJ.showStatus(what + (stage == null || stage.isEmpty() ? "" : ": " + stage) + " (Esc cancels)");
+      return IJ.escapePressed();
+    };
+  }
+
+  static void done() {
+    IJ.showProgress(1.0);
+  }
+
+  /** Number as a dialog shows it: "" for NaN (= "the model's value"). */
+  static String formatOptional(float v) {
+    return Float.isNaN(v) ? "" : trimNumber(v);
+  }
+
+  static String trimNumber(double v) {
+    if (v == Math.rint(v) && Math.abs(v) < 1e15) return Long.toString((long) v);
+    return Double.toString(v);
+  }
+
+  /** Parses an optional number field: "" (or "model", "auto", "NaN") is NaN; otherwise a number or an error
+   * naming the field. */
+  static float parseOptional(String text, String field) {
+    String t = text == null ? "" : text.trim().toLowerCase(Locale.ROOT);
+    if (t.isEmpty() || t.equals("nan") || t.equals("model") || t.equals("auto")) return Float.NaN;
+    try {
+      return Float.parseFloat(t);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(field + ": expected a number or empty (the model's value), got '" + text + "'");
+    }
+  }
+
+  /** Device choices from the library: its default first ("auto"), then "cpu", then "cuda:N" per GPU. */
+  static String[] deviceChoices(Map<String, Object> libraryInfo, String libraryDefault) {
+    List<String> d = new ArrayList<>();
+    d.add(libraryDefault);
+    if (!d.contains("cpu")) d.add("cpu");
+    Object dev = libraryInfo.get("devices");
+    if (dev instanceof Map) {
+      Object n = ((Map<?, ?>) dev).get("cuda_devices");
+      if (n instanceof Number) for (int k = 0; k < ((Number) n).intValue(); k++) d.add("cuda:" + k);
+    }
+    return d.toArray(new String[0]);
+  }
+
+  /** The methods the library has: list of {id, display_name, needs_exemplars, can_train, fixture} maps. */
+  static List<Map<?, ?>> methods(Map<String, Object> libraryInfo) {
+    List<Map<?, ?>> out = new ArrayList<>();
+    Object m = libraryInfo.get("methods");
+    if (m instanceof List) for (Object o : (List<?>) m) if (o instanceof Map) out.add((Map<?, ?>) o);
+    return out;
+  }
+
+  static Map<?, ?> method(Map<String, Object> libraryInfo, String id) {
+    for (Map<?, ?> m : methods(libraryInfo)) if (id.equals(m.get("id"))) return m;
+    return null;
+  }
+
+  static String methodIds(Map<String, Object> libraryInfo) {
+    StringBuilder b = new StringBuilder();
+    for (Map<?, ?> m : methods(libraryInfo)) b.append(b.length() == 0 ? "" : ", ").append(m.get("id"));
+    return b.toString();
+  }
+}

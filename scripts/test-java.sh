@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Java tests (scripts/test.sh runs this after CTest):
+#   1. JUnit smoke tests of the bindings against the real library (status -> exception, cancel, ABI check,
+#      the shim's size checks, callbacks), with -Xcheck:jni,
+#   2. JUnit tests of the plugin's own logic (ROIs, pixel layout, request fields; no native library),
+#   3. the install command into a scratch Fiji.app, and the native-library search (found in Fiji's
+#      lib/<platform>; a clear message listing where it looked when it is nowhere),
+#   4. the acceptance macro in real ImageJ under xvfb-run, batch mode (fiji-plugin/src/test/ijm), checked
+#      against the CLI's answers for the same images.
+# Exit status non-zero if anything failed. Work files: $BUILD_DIR/java-test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+BUILD_DIR=${CELLCOUNT_BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$repo/$BUILD_DIR ;; esac
+T=$BUILD_DIR/java-test
+CLI=$BUILD_DIR/bin/cellcount
+mkdir -p "$T"
+start=$(date +%s)
+last=$start
+lap() { local now; now=$(date +%s); echo "   ($((now - last)) s)"; last=$now; }
+
+jar=$(ls fiji-plugin/target/Cell_Counting-*.jar 2>/dev/null | grep -v original | head -1 || true)
+if [ -z "$jar" ] || [ ! -f "$BUILD_DIR/lib/libcellcount_jni.so" ] ||
+   [ -n "$(find bindings/java/src bindings/java/jni fiji-plugin/src/main -newer "$jar" -type f | head -1)" ]; then
+  bash scripts/setup-java.sh
+  jar=$(ls fiji-plugin/target/Cell_Counting-*.jar | grep -v original | head -1)
+fi
+
+# Maven offline first, online if something (a test provider) was never downloaded.
+mvn_in() {
+  local dir=$1 log
+  shift
+  log=$(mktemp)
+  if (cd "$dir" && mvn -B -q -o -Dstyle.color=never "$@") >"$log" 2>&1; then
+    rm -f "$log"
+    return 0
+  fi
+  if grep -qiE "offline|Could not resolve|could not be resolved|Cannot access" "$log"; then
+    rm -f "$log"
+    (cd "$dir" && mvn -B -q -Dstyle.color=never "$@")
+  else
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+}
+
+# Fixture model (selftest method, a few seconds), remade when the library is newer than it.
+fixture=$T/fixture
+if [ ! -f "$fixture/model/model.json" ] || [ "$BUILD_DIR/lib/libcellcount.so.1" -nt "$fixture/model/model.json" ]; then
+  echo "== fixture model"
+  rm -rf "$fixture"
+  "$CLI" synth --out "$fixture/data" --n 24 --width 64 --height 64 --min-cells 3 --max-cells 12 --seed 7 \
+    --threads 1 >/dev/null 2>&1
+  "$CLI" train --method selftest --dataset "$fixture/data" --out "$fixture/model" --epochs 30 --seed 1 \
+    --threads 1 >/dev/null 2>&1
+fi
+
+status=0
+lap
+echo "== bindings/java: JUnit (real library, -Xcheck:jni)"
+if mvn_in bindings/java test -Dcellcount.library.path="$BUILD_DIR/lib" -Dcellcount.test.model="$fixture/model" \
+     -Dcellcount.test.data="$fixture/data"; then
+  grep -h "Tests run" bindings/java/target/surefire-reports/*.txt
+else
+  status=1
+fi
+
+lap
+echo "== fiji-plugin: JUnit (plugin logic) and test classes"
+if mvn_in fiji-plugin test; then
+  grep -h "Tests run" fiji-plugin/target/surefire-reports/*.txt
+else
+  status=1
+fi
+
+lap
+echo "== install into a scratch Fiji.app; native library search"
+rm -rf "$T/Fiji.app" "$T/ImageJ" "$T/nolib"
+mkdir -p "$T/Fiji.app/jars" "$T/ImageJ/plugins" "$T/nolib"
+CELLCOUNT_BUILD_DIR=$BUILD_DIR bash fiji-plugin/install.sh --no-build "$T/Fiji.app" >/dev/null
+CELLCOUNT_BUILD_DIR=$BUILD_DIR bash fiji-plugin/install.sh --no-build "$T/ImageJ" >/dev/null
+out=$(java -cp "$T/Fiji.app/plugins/$(basename "$jar")" org.cellcount.CellCount 2>&1 | head -1 || true)
+if [[ "$out" == *"from $T/Fiji.app/lib/"*"/libcellcount_jni.so"* ]]; then
+  echo "ok: Fiji layout loads $T/Fiji.app/lib/.../libcellcount_jni.so"
+else
+  echo "FAIL: Fiji layout: $out"
+  status=1
+fi
+cp "$jar" "$T/nolib/"
+set +e
+out=$(cd "$T/nolib" && java -Djava.library.path=/nonexistent -cp "$(basename "$jar")" org.cellcount.CellCount 2>&1)
+rc=$?
+set -e
+if [ $rc -ne 0 ] && [[ "$out" == *"Looked in"* ]] && [[ "$out" == *"next to the jar"* ]] &&
+   [[ "$out" == *"java.library.path=/nonexistent"* ]]; then
+  echo "ok: without a native library the message says where it looked"
+else
+  echo "FAIL: missing native library: rc $rc, message: $out"
+  status=1
+fi
+
+lap
+echo "== ImageJ acceptance macro (xvfb-run, batch mode)"
+# The library's own answers for the same images.
+"$CLI" count --threads 1 --model models/dcl-vgg samples/dcl-vgg --csv "$T/expected-dcl-vgg.csv" --overwrite >/dev/null 2>&1
+"$CLI" count --threads 1 --model "$fixture/model" "$fixture/data/images" --csv "$T/expected-fixture.csv" --overwrite >/dev/null 2>&1
+# Exemplar cases: need the shipped exemplar model and its samples (issue 4), and a library built with it.
+ex_args="exemplar_skip=[models/exemplar-cells or samples/exemplar-cells/boxes.csv is not there]"
+if [ -f models/exemplar-cells/model.json ] && [ -f samples/exemplar-cells/boxes.csv ]; then
+  if ! "$CLI" info | grep -q '"id": "exemplar"'; then
+    ex_args="exemplar_skip=[this build of libcellcount has no exemplar method; rebuild (bash scripts/setup.sh)]"
+  else
+    # Composite selections hold whole pixels: the same boxes with whole-pixel corners are counted too.
+    awk -F, 'NR == 1 { print; next }
+             { printf "%s,%d,%d,%d,%d\n", $1, $2, $3, int($2) + int($4 - $2 + 0.5), int($3) + int($5 - $3 + 0.5) }' \
+      samples/exemplar-cells/boxes.csv >"$T/exemplar-int-boxes.csv"
+    if "$CLI" count --threads 1 --model models/exemplar-cells --exemplars samples/exemplar-cells/boxes.csv \
+         samples/exemplar-cells/images --csv "$T/expected-exemplar.csv" --overwrite >"$T/expected-exemplar.log" 2>&1 &&
+       "$CLI" count --threads 1 --model models/exemplar-cells --exemplars "$T/exemplar-int-boxes.csv" \
+         samples/exemplar-cells/images --csv "$T/expected-exemplar-int.csv" --overwrite >>"$T/expected-exemplar.log" 2>&1
+    then
+      ex_args="exemplar_model=[$repo/models/exemplar-cells] exemplar_images=[$repo/samples/exemplar-cells/images]"
+      ex_args="$ex_args exemplar_boxes=[$repo/samples/exemplar-cells/boxes.csv]"
+      ex_args="$ex_args exemplar_int_boxes=[$T/exemplar-int-boxes.csv]"
+    else
+      echo "FAIL: the CLI cannot count samples/exemplar-cells with models/exemplar-cells:"
+      tail -3 "$T/expected-exemplar.log"
+      status=1
+    fi
+  fi
+fi
+echo "   expected answers from the CLI: $(($(date +%s) - last)) s"
+rm -rf "$T/trained" "$T/batch-counts.csv"
+ij_version=$(sed -n 's:.*<imagej.version>\(.*\)</imagej.version>.*:\1:p' fiji-plugin/pom.xml)
+ij_jar=${MAVEN_REPO:-$HOME/.m2/repository}/net/imagej/ij/$ij_version/ij-$ij_version.jar
+log=$T/imagej.log
+set +e
+timeout 900 xvfb-run -a -s "-screen 0 1280x1024x24" \
+  java -Xmx3g -Dplugins.dir="$T/ImageJ" -cp "$ij_jar:$repo/fiji-plugin/target/test-classes" ij.ImageJ -batch \
+  "$repo/fiji-plugin/src/test/ijm/plugin_test.ijm" \
+  "repo=[$repo] work=[$T] fixture=[$fixture] cli=[$CLI] $ex_args" >"$log" 2>&1
+rc=$?
+set -e
+grep -E "^(FAIL|SKIP|note|cellcount plugin test|cancel run|recorded|time:|CELLCOUNT)" "$log" || true
+# Log lines the plugin writes (ImageJ without a window prints its Log to stdout).
+for want in "Cell Counting: CANCELLED (Esc) after 0 of 1 plane(s) of 'big'" "on cpu fp32" "libcellcount 0.1.0" \
+            "Cell Counting: threads now 1, cached model unloaded" \
+            "Cell Counting: trained a selftest model" "count_folder: 6 image(s)"; do
+  if ! grep -qF "$want" "$log"; then
+    echo "FAIL: the ImageJ log lacks '$want'"
+    status=1
+  fi
+done
+if [ $rc -ne 0 ] || ! grep -q "^CELLCOUNT PLUGIN TEST PASSED" "$log" || grep -q "^FAIL" "$log"; then
+  echo "FAIL: ImageJ acceptance macro (exit $rc); full output in $log:"
+  tail -40 "$log"
+  status=1
+fi
+if grep -qE "hs_err_pid|SIGSEGV|A fatal error has been detected" "$log"; then
+  echo "FAIL: the JVM crashed"
+  status=1
+fi
+lap
+echo "== java tests: $([ $status -eq 0 ] && echo passed || echo FAILED) in $(($(date +%s) - start)) s"
+exit $status
