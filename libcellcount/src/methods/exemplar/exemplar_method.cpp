@@ -257,6 +257,11 @@ Interest interest_of(const Sample& s, const std::vector<Box>& boxes, size_t n_cl
 
 // The paper's error on a two-kind image: |y - y_hat_interest| + y_hat_elsewhere.
 double benchmark_error(const torch::Tensor& density, const Interest& in, double& interest_count, double& elsewhere) {
+  if (!in.multi) {  // a single-kind image: the plain count error
+    interest_count = density.sum().item<double>();
+    elsewhere = 0;
+    return std::abs(double(in.points.size()) - interest_count);
+  }
   const int64_t W = density.size(1), half = W / 2;
   auto l = density.slice(1, 0, half).sum().item<double>(), r = density.slice(1, half, W).sum().item<double>();
   interest_count = in.left ? l : r;
@@ -322,6 +327,24 @@ std::vector<BenchItem> benchmark_items(const Dataset& ds, const std::string& spl
   return out;
 }
 
+// Single-kind tiles as segmentation items (exemplars drawn from their points with a fixed seed): the easy
+// case, so that the segmenter also learns to keep every cell when the image holds one kind only.
+std::vector<BenchItem> tiles_as_items(const std::vector<TrainTile>& tiles, int64_t n_ex, uint64_t seed) {
+  std::vector<BenchItem> out;
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const auto& t = tiles[i];
+    const int64_t S = t.image.size(1);
+    BenchItem it;
+    it.image = t.image;
+    it.boxes = boxes_from_points(t.points, size_t(n_ex), t.box, S, S, seed + i);
+    it.interest.multi = false;
+    it.interest.points = t.points;
+    it.density = t.density;
+    out.push_back(std::move(it));
+  }
+  return out;
+}
+
 // ----------------------------------------------------------------------------------------------- requests
 
 nlohmann::json train_defaults() {
@@ -343,6 +366,8 @@ nlohmann::json train_defaults() {
             {"exemplars", 3},
             {"box_jitter", 0.2},        // exemplar box side x U(1 - j, 1 + j) while training the counter
             {"pseudo_mask", "kmeans"},  // "kmeans" (the paper), or the ablations "dotbox", "similarity"
+            {"seg_single_kind", true},  // choice: the segmenter also trains on the single-kind tiles
+            {"init_from", ""},          // an exemplar model whose counter starts stage 1 (recorded in provenance)
             {"k_min", 2},
             {"k_max", 6},
             {"delta", 0.0},
@@ -484,11 +509,28 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   auto bench_train = benchmark_items(bench, "train", recipe, spec, progress.sub(0.03, 0.04));
   auto bench_val = benchmark_items(bench, "val", recipe, spec, progress.sub(0.04, 0.05));
   CC_CHECK(!bench_train.empty(), CELLCOUNT_ERR_DATASET, "exemplar train: the benchmark's train split is empty");
+  if (req["seg_single_kind"].get<bool>()) {
+    for (auto& it : tiles_as_items(train_tiles, n_ex, 5000)) bench_train.push_back(std::move(it));
+    for (auto& it : tiles_as_items(val_tiles, n_ex, 9000)) bench_val.push_back(std::move(it));
+  }
   log_info("exemplar train: " + std::to_string(train_tiles.size()) + " single-kind tiles, " +
-           std::to_string(bench_train.size()) + " two-kind training images");
+           std::to_string(bench_train.size()) + " segmenter training items (two-kind images + single-kind tiles)");
 
   torch::manual_seed(req["seed"].get<uint64_t>());
   ExemplarNet net(cfg);
+  const std::string init_from = req["init_from"];
+  nlohmann::json init_meta = nullptr;
+  if (!init_from.empty()) {
+    const auto init = read_model(init_from);
+    CC_CHECK(init.meta.value("method", "") == "exemplar" && ExemplarConfig::from_json(init.meta.at("architecture")).to_json() == cfg.to_json(),
+             CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: init_from '" + init_from + "' is not an exemplar model of this architecture");
+    ExemplarNet other(cfg);
+    load_weights(*other, init);
+    copy_state(*net->counter, *other->counter);
+    init_meta = {{"model", init_from}, {"counter_epochs", init.meta["training"]["counter"]["epochs_run"]},
+                 {"command", init.meta["provenance"]["request"].value("command", "")}};
+    log_info("exemplar train: the counter starts from '" + init_from + "'");
+  }
   net->to(device);
   std::string ckpt_dir = req["checkpoint_dir"];
   if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
@@ -690,9 +732,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"kinds", kinds},
       {"provenance",
        {{"request", provenance}, {"recipe", recipe.json}, {"train_tiles", train_tiles.size()},
-        {"val_tiles", val_tiles.size()}, {"benchmark_train", bench_train.size()}, {"benchmark_val", bench_val.size()},
+        {"val_tiles", val_tiles.size()}, {"segmenter_train_items", bench_train.size()}, {"segmenter_val_items", bench_val.size()},
         {"library_version", CELLCOUNT_VERSION_STRING}, {"threads", at::get_num_threads()},
-        {"device", device_name(device)}}},
+        {"device", device_name(device)}, {"counter_initialised_from", init_meta}}},
       {"training",
        {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
                      {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"history", counter_report["history"]}}},
