@@ -366,7 +366,8 @@ nlohmann::json train_defaults() {
             {"exemplars", 3},
             {"box_jitter", 0.2},        // exemplar box side x U(1 - j, 1 + j) while training the counter
             {"pseudo_mask", "kmeans"},  // "kmeans" (the paper), or the ablations "dotbox", "similarity"
-            {"seg_single_kind", true},  // choice: the segmenter also trains on the single-kind tiles
+            {"seg_single_kind", false}, // option: the segmenter also trains on the single-kind tiles (measured
+                                        // worse: their K-means masks cut cells away; see README)
             {"init_from", ""},          // an exemplar model whose counter starts stage 1 (recorded in provenance)
             {"k_min", 2},
             {"k_max", 6},

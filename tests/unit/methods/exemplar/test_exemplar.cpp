@@ -213,7 +213,7 @@ class ExemplarModel : public ::testing::Test {
     const std::string train = R"({"method": "exemplar", "recipe": ")" + recipe.string() + R"(", "benchmark": ")" +
                               (root_ / "bench").string() + R"(", "out": ")" + (root_ / "model").string() +
                               R"(", "counter_epochs": 3, "seg_epochs": 2, "validate_every": 1, "crop": 64,
-                              "batch_size": 4, "device": "cpu", "k_max": 4,
+                              "batch_size": 4, "device": "cpu", "k_max": 4, "seg_single_kind": true,
                               "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32}})";
     ASSERT_EQ(cellcount_train(train.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
     report_ = nlohmann::json::parse(rep);
