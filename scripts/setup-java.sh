@@ -28,24 +28,8 @@ if ! grep -q "cellcount_jni" "$BUILD_DIR/build.ninja"; then
 fi
 flock /tmp/cellcount-build.lock cmake --build "$BUILD_DIR" -j "${CELLCOUNT_JOBS:-2}" --target cellcount_jni
 
-# Maven offline first (no network needed once ~/.m2 holds everything), online when something is missing.
-mvn_in() {
-  local dir=$1 log
-  shift
-  log=$(mktemp)
-  if (cd "$dir" && mvn -B -q -o -Dstyle.color=never "$@") >"$log" 2>&1; then
-    rm -f "$log"
-    return 0
-  fi
-  if grep -qiE "offline|Could not resolve|could not be resolved|Cannot access" "$log"; then
-    rm -f "$log"
-    (cd "$dir" && mvn -B -q -Dstyle.color=never "$@")
-  else
-    cat "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
-}
+# Maven offline first, online when something is missing (mvn_in).
+. "scripts/lib-maven.sh"
 mvn_in bindings/java install -DskipTests
 mvn_in fiji-plugin package -DskipTests
 echo "setup-java: $BUILD_DIR/lib/libcellcount_jni.so, fiji-plugin/target/$(cd fiji-plugin/target && ls Cell_Counting-*.jar | grep -v original | head -1)"

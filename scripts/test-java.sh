@@ -27,24 +27,8 @@ if [ -z "$jar" ] || [ ! -f "$BUILD_DIR/lib/libcellcount_jni.so" ] ||
   jar=$(ls fiji-plugin/target/Cell_Counting-*.jar | grep -v original | head -1)
 fi
 
-# Maven offline first, online if something (a test provider) was never downloaded.
-mvn_in() {
-  local dir=$1 log
-  shift
-  log=$(mktemp)
-  if (cd "$dir" && mvn -B -q -o -Dstyle.color=never "$@") >"$log" 2>&1; then
-    rm -f "$log"
-    return 0
-  fi
-  if grep -qiE "offline|Could not resolve|could not be resolved|Cannot access" "$log"; then
-    rm -f "$log"
-    (cd "$dir" && mvn -B -q -Dstyle.color=never "$@")
-  else
-    cat "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
-}
+# Maven offline first, online if something (a test provider) was never downloaded (mvn_in).
+. "scripts/lib-maven.sh"
 
 # Fixture model (selftest method, a few seconds), remade when the library is newer than it.
 fixture=$T/fixture

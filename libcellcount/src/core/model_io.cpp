@@ -115,4 +115,11 @@ nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn
   return meta;
 }
 
+void copy_state(torch::nn::Module& dst, const torch::nn::Module& src) {
+  torch::NoGradGuard ng;
+  auto sp = src.named_parameters(true), sb = src.named_buffers(true);
+  for (auto& p : dst.named_parameters(true)) p.value().copy_(sp[p.key()]);
+  for (auto& b : dst.named_buffers(true)) b.value().copy_(sb[b.key()]);
+}
+
 }  // namespace cellcount

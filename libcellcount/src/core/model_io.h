@@ -35,6 +35,8 @@ void update_model_meta(const std::string& dir, const nlohmann::json& patch);
 
 // Module state to/from a single archive file (checkpoints use it too).
 void save_module(torch::nn::Module& module, const std::string& path);
+// Copies every parameter and buffer of `src` into `dst` (same architecture), e.g. to keep the best epoch.
+void copy_state(torch::nn::Module& dst, const torch::nn::Module& src);
 void load_module(torch::nn::Module& module, const std::string& path);
 
 // UTC time as ISO 8601, for provenance.

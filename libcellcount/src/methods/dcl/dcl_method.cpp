@@ -46,14 +46,6 @@ Point scale_point(Point p, double sx, double sy) {
   return p;
 }
 
-// Copies every parameter and buffer of `src` into `dst` (same architecture).
-void copy_state(torch::nn::Module& dst, const torch::nn::Module& src) {
-  torch::NoGradGuard ng;
-  auto sp = src.named_parameters(true), sb = src.named_buffers(true);
-  for (auto& p : dst.named_parameters(true)) p.value().copy_(sp[p.key()]);
-  for (auto& b : dst.named_buffers(true)) b.value().copy_(sb[b.key()]);
-}
-
 struct Thresholds {
   float peak_threshold = 0.01f, peak_min_distance = 3.0f;
 };

@@ -51,13 +51,6 @@ std::vector<std::array<float, 4>> as_arrays(const std::vector<Box>& boxes) {
   return out;
 }
 
-void copy_state(torch::nn::Module& dst, const torch::nn::Module& src) {
-  torch::NoGradGuard ng;
-  auto sp = src.named_parameters(true), sb = src.named_buffers(true);
-  for (auto& p : dst.named_parameters(true)) p.value().copy_(sp[p.key()]);
-  for (auto& b : dst.named_buffers(true)) b.value().copy_(sb[b.key()]);
-}
-
 torch::Tensor nearest_up(const torch::Tensor& m, int64_t h, int64_t w) {
   return F::interpolate(m.to(torch::kFloat32), F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest));
 }
