@@ -62,6 +62,7 @@ struct MaskSettings {
   double similarity_threshold = 0.6;  // ablation: cos(F_ij, b) >= this
   bool mask_output = true;            // choice: also zero the density outside the mask (false = the paper's
                                       // eq. 4 alone; measured both ways in the README)
+  int64_t dilate = 0;                 // grow the binary mask by this many map cells (16 px) before use; 0 = the paper
   int64_t k = 3;                      // fixed K for the K-means ablation at inference
   uint64_t seed = 0;
 };
@@ -117,6 +118,8 @@ torch::Tensor run_tile(ExemplarNet& net, const torch::Tensor& t, const torch::Te
       break;
     }
   }
+  if (ms.dilate > 0 && mode != MaskMode::kNone)
+    m = F::max_pool2d(m, F::MaxPool2dFuncOptions(2 * ms.dilate + 1).stride(1).padding(ms.dilate));
   auto d = net->counter->density(f, apply_mask(s, m.to(s.scalar_type()), ms.delta)).to(torch::kFloat32) / cfg.target_scale;
   auto mu = nearest_up(m, t.size(2), t.size(3));
   if (ms.mask_output) d = d * mu;
@@ -162,6 +165,7 @@ class ExemplarMethod : public Method {
     ms_.delta = t.value("delta", ms_.delta);
     ms_.similarity_threshold = t.value("similarity_threshold", ms_.similarity_threshold);
     ms_.mask_output = t.value("mask_output", ms_.mask_output);
+    ms_.dilate = t.value("mask_dilate", ms_.dilate);
     peak_threshold_ = t.value("peak_threshold", peak_threshold_);
     peak_min_distance_ = t.value("peak_min_distance", peak_min_distance_);
   }
@@ -388,7 +392,7 @@ nlohmann::json eval_defaults() {
           {"mask", "seg"},        // "seg" (seg-then-count), "none", "kmeans" (fixed k), "similarity"
           {"k", 3},               {"exemplars", 3},
           {"box_size", 0.0},      // exemplar boxes from the points when the dataset has no boxes.csv
-          {"seed", 0},            {"mask_output", nullptr}, {"device", "auto"}, {"precision", "fp32"},
+          {"seed", 0},            {"mask_output", nullptr}, {"mask_dilate", nullptr}, {"mask_threshold", nullptr}, {"device", "auto"}, {"precision", "fp32"},
           {"limit", 0},           {"per_image", false}, {"threads", 0}, {"radius", 0.0}, {"grid", 0}};
 }
 
@@ -762,6 +766,9 @@ nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
   ms.delta = th.value("delta", ms.delta);
   ms.similarity_threshold = th.value("similarity_threshold", ms.similarity_threshold);
   ms.mask_output = req["mask_output"].is_boolean() ? req["mask_output"].get<bool>() : th.value("mask_output", true);
+  ms.dilate = req["mask_dilate"].is_number_integer() ? req["mask_dilate"].get<int64_t>() : th.value("mask_dilate", int64_t(0));
+  if (req["mask_threshold"].is_number()) ms.mask_threshold = req["mask_threshold"].get<double>();
+  CC_CHECK(ms.dilate >= 0 && ms.dilate <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar evaluate: mask_dilate must be in 0..8");
   ms.k = req["k"];
   CC_CHECK(ms.k >= 1 && ms.k <= 64, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar evaluate: k must be in 1..64");
   ms.seed = req["seed"];
