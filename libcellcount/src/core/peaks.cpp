@@ -150,4 +150,10 @@ float tune_peak_threshold(const std::vector<std::vector<float>>& maps, const std
   return best;
 }
 
+std::vector<float> peak_threshold_grid() {
+  std::vector<float> out;
+  for (double t = 0.0002; t < 0.5; t *= 1.25) out.push_back(float(t));
+  return out;
+}
+
 }  // namespace cellcount

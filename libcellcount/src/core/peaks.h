@@ -18,6 +18,9 @@ std::vector<Point> find_peaks(const float* map, int64_t height, int64_t width, f
 
 namespace cellcount {
 
+// The thresholds methods try when tuning: 2e-4 .. 0.5, each 1.25 x the last (density per pixel).
+std::vector<float> peak_threshold_grid();
+
 // Tuning on a validation split: the threshold among `candidates` whose peaks best match the true points
 // (largest total F1 of match_points within `radius`, summed over the maps; ties go to the lower
 // threshold). maps[i] is heights[i] x widths[i], row-major.

@@ -13,6 +13,13 @@ struct Point {
   float score = 1.0f;
 };
 
+// A point moved to an image resized by (sx, sy), pixel-centre convention: x' = (x + 0.5) * s - 0.5.
+inline Point scale_point(Point p, double sx, double sy) {
+  p.x = float((p.x + 0.5) * sx - 0.5);
+  p.y = float((p.y + 0.5) * sy - 0.5);
+  return p;
+}
+
 // Half-open box [x0,x1) x [y0,y1) in pixels.
 struct Box {
   float x0 = 0, y0 = 0, x1 = 0, y1 = 0;

@@ -39,13 +39,6 @@ torch::Tensor resize_image(const torch::Tensor& x, double scale) {
                                             .antialias(scale < 1.0))[0];
 }
 
-// Pixel-centre convention: x' = (x + 0.5) * s - 0.5.
-Point scale_point(Point p, double sx, double sy) {
-  p.x = float((p.x + 0.5) * sx - 0.5);
-  p.y = float((p.y + 0.5) * sy - 0.5);
-  return p;
-}
-
 struct Thresholds {
   float peak_threshold = 0.01f, peak_min_distance = 3.0f;
 };
@@ -464,9 +457,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       truth.push_back(it.points);
     }
   }
-  std::vector<float> candidates;
-  for (double t = 0.0002; t < 0.5; t *= 1.25) candidates.push_back(float(t));
-  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>() * scale, candidates);
+  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>() * scale,
+                                        peak_threshold_grid());
 
   nlohmann::json provenance = req;
   provenance.erase("overwrite");

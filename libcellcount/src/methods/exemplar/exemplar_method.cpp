@@ -707,9 +707,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       truth.push_back(t.points);
     }
   }
-  std::vector<float> candidates;
-  for (double t = 0.0002; t < 0.5; t *= 1.25) candidates.push_back(float(t));
-  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>(), candidates);
+  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>(), peak_threshold_grid());
 
   nlohmann::json provenance = req;
   provenance.erase("overwrite");

@@ -128,7 +128,7 @@ std::vector<Tile> kind_tiles(const Recipe& r, size_t ki, const std::string& spli
         const double sx = double(S) / double(x1 - x0), sy = double(S) / double(y1 - y0);
         for (const auto& q : smp.points)
           if (q.x >= x0 - 0.5f && q.x < x1 - 0.5f && q.y >= y0 - 0.5f && q.y < y1 - 0.5f)
-            t.points.push_back(Point{float((q.x - x0 + 0.5) * sx - 0.5), float((q.y - y0 + 0.5) * sy - 0.5), int32_t(ki), 1.f});
+            t.points.push_back(scale_point(Point{q.x - x0, q.y - y0, int32_t(ki), 1.f}, sx, sy));
         t.kind = int64_t(ki);
         out.push_back(std::move(t));
       }
