@@ -24,7 +24,7 @@ import cellcount
 from . import _models
 from ._jobs import Job, Report
 from ._layers import ImageSpec, InputError, image_spec, shapes_to_boxes
-from ._widget import NONE_ITEM, library_methods, open_count_widgets
+from ._widget import NONE_ITEM, fill_layer_combo, find_layer, library_methods, open_count_widgets
 
 # request fields the widget fills itself rather than showing in the form
 OWN_FIELDS = ("method", "dataset", "out", "overwrite", "command")
@@ -183,23 +183,12 @@ class TrainWidget(QWidget):
         self._refresh_layers()
 
     def _refresh_layers(self, event: Any = None) -> None:
-        def fill(combo: QComboBox, types: tuple, first: list[str]) -> None:
-            keep = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(first + [l.name for l in self.viewer.layers if isinstance(l, types)])
-            if keep and combo.findText(keep) >= 0:
-                combo.setCurrentText(keep)
-            combo.blockSignals(False)
-
-        fill(self.image_combo, (Image,), [])
-        fill(self.points_combo, (Points,), [NONE_ITEM])
-        fill(self.boxes_combo, (Shapes,), [NONE_ITEM])
+        fill_layer_combo(self.image_combo, self.viewer, (Image,), [])
+        fill_layer_combo(self.points_combo, self.viewer, (Points,), [NONE_ITEM])
+        fill_layer_combo(self.boxes_combo, self.viewer, (Shapes,), [NONE_ITEM])
 
     def _layer(self, name: str, types: tuple) -> Any:
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], types):
-            return self.viewer.layers[name]
-        return None
+        return find_layer(self.viewer, name, types)
 
     # ---------------------------------------------------------------- running
     @property

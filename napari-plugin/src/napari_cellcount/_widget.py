@@ -47,6 +47,29 @@ def library_methods() -> tuple[list[dict], str | None]:
         return [], str(e)
 
 
+def fill_layer_combo(combo: QComboBox, viewer: Any, types: tuple, first: list[str], *, prefer_last: bool = False,
+                     include: Any = None) -> None:
+    """Refills a layer chooser with `first` then the viewer's layers of `types` (and `include(layer)`), keeping
+    the current choice when it still exists, else (prefer_last) taking the newest layer. No change signals."""
+    keep = combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(first + [l.name for l in viewer.layers
+                            if isinstance(l, types) and (include is None or include(l))])
+    if keep and combo.findText(keep) >= 0:
+        combo.setCurrentText(keep)
+    elif prefer_last and combo.count() > len(first):
+        combo.setCurrentIndex(combo.count() - 1)
+    combo.blockSignals(False)
+
+
+def find_layer(viewer: Any, name: str, types: tuple) -> Any:
+    """The viewer's layer of that name if it is one of `types`, else None."""
+    if name in viewer.layers and isinstance(viewer.layers[name], types):
+        return viewer.layers[name]
+    return None
+
+
 @dataclass
 class Plan:
     """Everything a counting job needs, captured on the main thread."""
@@ -204,24 +227,14 @@ class CountWidget(QWidget):
 
     def _refresh_layers(self, event: Any = None) -> None:
         def fill(combo: QComboBox, types: tuple, first: list[str], prefer_last: bool = False) -> None:
-            keep = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(first + [l.name for l in self.viewer.layers if isinstance(l, types) and not _is_result(l)])
-            if keep and combo.findText(keep) >= 0:
-                combo.setCurrentText(keep)
-            elif prefer_last and combo.count() > len(first):
-                combo.setCurrentIndex(combo.count() - 1)
-            combo.blockSignals(False)
+            fill_layer_combo(combo, self.viewer, types, first, prefer_last=prefer_last, include=_not_result)
 
         fill(self.image_combo, (Image,), [])
         fill(self.exemplar_combo, (Shapes,), [NONE_ITEM], prefer_last=True)
         fill(self.region_combo, (Labels, Shapes), [WHOLE_IMAGE])
 
     def _layer(self, name: str, types: tuple) -> Any:
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], types):
-            return self.viewer.layers[name]
-        return None
+        return find_layer(self.viewer, name, types)
 
     # ---------------------------------------------------------------- running
     @property
@@ -417,6 +430,10 @@ class CountWidget(QWidget):
 def _is_result(layer: Any) -> bool:
     """A layer this plugin made (points, density, mask): not offered as input."""
     return "cellcount" in getattr(layer, "metadata", {})
+
+
+def _not_result(layer: Any) -> bool:
+    return not _is_result(layer)
 
 
 def _isnan(v: Any) -> bool:
