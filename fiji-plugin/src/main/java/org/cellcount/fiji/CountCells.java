@@ -77,24 +77,20 @@ public class CountCells implements PlugIn {
       IJ.noImage();
       return;
     }
-    try {
-      Map<String, Object> lib = CellCount.libraryInfo();
-      Map<?, ?> m = method.isEmpty() ? null : Support.method(lib, method);
-      if (!method.isEmpty() && m == null) {
-        Support.error("This libcellcount has no method '" + method + "' yet (it has: " + Support.methodIds(lib)
-            + "). Use Plugins > Cell Counting > Count with any model for other models.");
-        return;
-      }
-      Options o = dialog(imp, method, m, lib);
-      if (o == null) return;
-      count(imp, method, o);
-    } catch (CellCountException e) {
-      Support.error(e);
-    } catch (IllegalArgumentException e) {
-      Support.error(e.getMessage());
-    } catch (OutOfMemoryError e) {
-      IJ.outOfMemory(Support.TITLE);
+    Support.guarded(() -> countCurrent(method, imp));
+  }
+
+  private void countCurrent(String method, ImagePlus imp) throws CellCountException {
+    Map<String, Object> lib = CellCount.libraryInfo();
+    Map<?, ?> m = method.isEmpty() ? null : Support.method(lib, method);
+    if (!method.isEmpty() && m == null) {
+      Support.error("This libcellcount has no method '" + method + "' yet (it has: " + Support.methodIds(lib)
+          + "). Use Plugins > Cell Counting > Count with any model for other models.");
+      return;
     }
+    Options o = dialog(imp, method, m, lib);
+    if (o == null) return;
+    count(imp, method, o);
   }
 
   private static boolean anyNeedsExemplars(Map<String, Object> lib) {

@@ -28,68 +28,57 @@ public class EvaluateModel implements PlugIn {
   @Override
   public void run(String arg) {
     if (!Support.ready()) return;
-    try {
-      List<ModelFinder.Entry> models = ModelFinder.find("");
-      String[] names = new String[Math.max(1, models.size())];
-      names[0] = CountCells.NO_MODEL;
-      for (int k = 0; k < models.size(); k++) names[k] = models.get(k).name;
-      GenericDialog gd = new GenericDialog(Support.TITLE + ": Evaluate model");
-      gd.addChoice("Model", names, lastModel != null && Arrays.asList(names).contains(lastModel) ? lastModel : names[0]);
-      gd.addDirectoryField("Folder (instead of the model above)", "", 28);
-      gd.showDialog();
-      if (gd.wasCanceled()) return;
-      String name = gd.getNextChoice();
-      String folder = gd.getNextString().trim();
-      File dir = null;
-      if (!folder.isEmpty()) {
-        dir = new File(folder);
-        name = dir.getName();
-      } else {
-        for (ModelFinder.Entry e : models) if (e.name.equals(name)) dir = e.dir;
-        if (dir == null) {
-          Support.error("No model was found in:" + ModelFinder.describeSearch() + "\nGive a model folder.");
-          return;
-        }
-        lastModel = name;
-      }
-      CellCountModel model = ModelCache.get(dir);
-      String method = model.method();
+    Support.guarded(() -> evaluate());
+  }
 
-      Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, "evaluate"));
-      RequestDialog fields = new RequestDialog(defaults, new HashSet<>(Arrays.asList("method", "model")));
-      GenericDialog gd2 = new GenericDialog(Support.TITLE + ": Evaluate " + name);
-      gd2.addMessage("Evaluate request for a " + method + " model (library defaults)");
-      fields.addFields(gd2);
-      gd2.showDialog();
-      if (gd2.wasCanceled()) return;
-      Map<String, Object> request = new LinkedHashMap<>();
-      request.put("method", method);
-      request.put("model", dir.getPath());
-      request.putAll(fields.readChanged(gd2));
-
-      IJ.resetEscape();
-      String report;
-      try {
-        report = CellCount.evaluate(Json.write(request), Support.progress(0, 1, "Evaluating " + name));
-      } catch (CellCountException e) {
-        if (!e.isCancelled()) throw e;
-        IJ.log(Support.TITLE + ": evaluation CANCELLED (Esc)");
+  private void evaluate() throws CellCountException {
+    List<ModelFinder.Entry> models = ModelFinder.find("");
+    String[] names = new String[Math.max(1, models.size())];
+    names[0] = CountCells.NO_MODEL;
+    for (int k = 0; k < models.size(); k++) names[k] = models.get(k).name;
+    GenericDialog gd = new GenericDialog(Support.TITLE + ": Evaluate model");
+    gd.addChoice("Model", names, lastModel != null && Arrays.asList(names).contains(lastModel) ? lastModel : names[0]);
+    gd.addDirectoryField("Folder (instead of the model above)", "", 28);
+    gd.showDialog();
+    if (gd.wasCanceled()) return;
+    String name = gd.getNextChoice();
+    String folder = gd.getNextString().trim();
+    File dir = null;
+    if (!folder.isEmpty()) {
+      dir = new File(folder);
+      name = dir.getName();
+    } else {
+      for (ModelFinder.Entry e : models) if (e.name.equals(name)) dir = e.dir;
+      if (dir == null) {
+        Support.error("No model was found in:" + ModelFinder.describeSearch() + "\nGive a model folder.");
         return;
-      } finally {
-        Support.done();
-        IJ.resetEscape();
       }
-      Map<String, Object> r = Json.parseObject(report);
-      showReport(name, r);
-      IJ.log(Support.TITLE + ": evaluated " + name + " on " + r.get("dataset") + " (" + r.get("split") + "): MAE "
-          + r.get("mae") + ", RMSE " + r.get("rmse") + ", n " + r.get("n") + ", device " + r.get("device"));
-    } catch (CellCountException e) {
-      Support.error(e);
-    } catch (IllegalArgumentException e) {
-      Support.error(e.getMessage());
-    } catch (OutOfMemoryError e) {
-      IJ.outOfMemory(Support.TITLE);
+      lastModel = name;
     }
+    CellCountModel model = ModelCache.get(dir);
+    String method = model.method();
+
+    Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, "evaluate"));
+    RequestDialog fields = new RequestDialog(defaults, new HashSet<>(Arrays.asList("method", "model")));
+    GenericDialog gd2 = new GenericDialog(Support.TITLE + ": Evaluate " + name);
+    gd2.addMessage("Evaluate request for a " + method + " model (library defaults)");
+    fields.addFields(gd2);
+    gd2.showDialog();
+    if (gd2.wasCanceled()) return;
+    Map<String, Object> request = new LinkedHashMap<>();
+    request.put("method", method);
+    request.put("model", dir.getPath());
+    request.putAll(fields.readChanged(gd2));
+
+    final String what = "Evaluating " + name;
+    String report = Support.cancellable(
+        () -> CellCount.evaluate(Json.write(request), Support.progress(0, 1, what)),
+        () -> IJ.log(Support.TITLE + ": evaluation CANCELLED (Esc)"));
+    if (report == null) return;
+    Map<String, Object> r = Json.parseObject(report);
+    showReport(name, r);
+    IJ.log(Support.TITLE + ": evaluated " + name + " on " + r.get("dataset") + " (" + r.get("split") + "): MAE "
+        + r.get("mae") + ", RMSE " + r.get("rmse") + ", n " + r.get("n") + ", device " + r.get("device"));
   }
 
   private static ResultsTable table(String title) {

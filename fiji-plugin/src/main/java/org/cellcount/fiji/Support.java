@@ -43,6 +43,44 @@ final class Support {
     error(e.getMessage() + "\n(" + e.statusName() + ")");
   }
 
+  /** A command's body, which may fail with the library's exception. */
+  interface Body {
+    void run() throws CellCountException;
+  }
+
+  /** A library call returning a JSON report. */
+  interface Call {
+    String get() throws CellCountException;
+  }
+
+  /** A command's body: what the library or the inputs refuse becomes an ImageJ error, never a JVM crash. */
+  static void guarded(Body body) {
+    try {
+      body.run();
+    } catch (CellCountException e) {
+      error(e);
+    } catch (IllegalArgumentException e) {
+      error(e.getMessage());
+    } catch (OutOfMemoryError e) {
+      IJ.outOfMemory(TITLE);
+    }
+  }
+
+  /** A library call that Esc may cancel (train, evaluate): its report, or null after {@code onCancel} ran. */
+  static String cancellable(Call call, Runnable onCancel) throws CellCountException {
+    IJ.resetEscape();
+    try {
+      return call.get();
+    } catch (CellCountException e) {
+      if (!e.isCancelled()) throw e;
+      onCancel.run();
+      return null;
+    } finally {
+      done();
+      IJ.resetEscape();
+    }
+  }
+
   static boolean headless() {
     return GraphicsEnvironment.isHeadless();
   }

@@ -24,71 +24,61 @@ public class TrainModel implements PlugIn {
   @Override
   public void run(String arg) {
     if (!Support.ready()) return;
-    try {
-      Map<String, Object> lib = CellCount.libraryInfo();
-      List<String> ids = new ArrayList<>();
-      List<String> fixtures = new ArrayList<>();
-      StringBuilder names = new StringBuilder();
-      for (Map<?, ?> m : Support.methods(lib)) {
-        if (!Boolean.TRUE.equals(m.get("can_train"))) continue;
-        String id = String.valueOf(m.get("id"));
-        (Boolean.TRUE.equals(m.get("fixture")) ? fixtures : ids).add(id);
-        names.append("\n").append(id).append(": ").append(m.get("display_name"));
-      }
-      ids.addAll(fixtures);
-      if (ids.isEmpty()) {
-        Support.error("This libcellcount cannot train any method.");
-        return;
-      }
-      GenericDialog gd = new GenericDialog(Support.TITLE + ": Train model");
-      gd.addChoice("Method", ids.toArray(new String[0]), ids.contains(lastMethod) ? lastMethod : ids.get(0));
-      gd.addMessage("Methods:" + names);
-      gd.showDialog();
-      if (gd.wasCanceled()) return;
-      String method = gd.getNextChoice();
-      lastMethod = method;
+    Support.guarded(() -> train());
+  }
 
-      Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, "train"));
-      RequestDialog fields = new RequestDialog(defaults, new HashSet<>(Arrays.asList("method", "command")));
-      GenericDialog gd2 = new GenericDialog(Support.TITLE + ": Train " + method);
-      gd2.addMessage("Train request (library defaults; Esc cancels a running training)");
-      fields.addFields(gd2);
-      gd2.showDialog();
-      if (gd2.wasCanceled()) return;
-      Map<String, Object> changed = fields.readChanged(gd2);
-      Map<String, Object> request = new LinkedHashMap<>();
-      request.put("method", method);
-      request.putAll(changed);
-      if (defaults.containsKey("command")) {
-        Map<String, Object> opts = new LinkedHashMap<>();
-        opts.put("method", method);
-        opts.putAll(changed);
-        request.put("command", "run(\"Train model\", \"" + RequestDialog.macroOptions(opts) + "\");");
-      }
-      IJ.resetEscape();
-      String report;
-      try {
-        report = CellCount.train(Json.write(request), Support.progress(0, 1, "Training " + method));
-      } catch (CellCountException e) {
-        if (!e.isCancelled()) throw e;
-        IJ.log(Support.TITLE + ": training CANCELLED (Esc); checkpoints the library wrote are kept");
-        IJ.showStatus("Training cancelled");
-        return;
-      } finally {
-        Support.done();
-        IJ.resetEscape();
-      }
-      Map<String, Object> r = Json.parseObject(report);
-      r.remove("history");
-      IJ.log(Support.TITLE + ": trained a " + method + " model into " + r.getOrDefault("out", request.get("out")));
-      IJ.log("  report: " + Json.write(r));
-      IJ.showStatus("Training done");
-    } catch (CellCountException e) {
-      Support.error(e);
-    } catch (IllegalArgumentException e) {
-      Support.error(e.getMessage());
-    } catch (OutOfMemoryError e) {
-      IJ.outOfMemory(Support.TITLE);
+  private void train() throws CellCountException {
+    Map<String, Object> lib = CellCount.libraryInfo();
+    List<String> ids = new ArrayList<>();
+    List<String> fixtures = new ArrayList<>();
+    StringBuilder names = new StringBuilder();
+    for (Map<?, ?> m : Support.methods(lib)) {
+      if (!Boolean.TRUE.equals(m.get("can_train"))) continue;
+      String id = String.valueOf(m.get("id"));
+      (Boolean.TRUE.equals(m.get("fixture")) ? fixtures : ids).add(id);
+      names.append("\n").append(id).append(": ").append(m.get("display_name"));
     }
+    ids.addAll(fixtures);
+    if (ids.isEmpty()) {
+      Support.error("This libcellcount cannot train any method.");
+      return;
+    }
+    GenericDialog gd = new GenericDialog(Support.TITLE + ": Train model");
+    gd.addChoice("Method", ids.toArray(new String[0]), ids.contains(lastMethod) ? lastMethod : ids.get(0));
+    gd.addMessage("Methods:" + names);
+    gd.showDialog();
+    if (gd.wasCanceled()) return;
+    String method = gd.getNextChoice();
+    lastMethod = method;
+
+    Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, "train"));
+    RequestDialog fields = new RequestDialog(defaults, new HashSet<>(Arrays.asList("method", "command")));
+    GenericDialog gd2 = new GenericDialog(Support.TITLE + ": Train " + method);
+    gd2.addMessage("Train request (library defaults; Esc cancels a running training)");
+    fields.addFields(gd2);
+    gd2.showDialog();
+    if (gd2.wasCanceled()) return;
+    Map<String, Object> changed = fields.readChanged(gd2);
+    Map<String, Object> request = new LinkedHashMap<>();
+    request.put("method", method);
+    request.putAll(changed);
+    if (defaults.containsKey("command")) {
+      Map<String, Object> opts = new LinkedHashMap<>();
+      opts.put("method", method);
+      opts.putAll(changed);
+      request.put("command", "run(\"Train model\", \"" + RequestDialog.macroOptions(opts) + "\");");
+    }
+    String report = Support.cancellable(
+        () -> CellCount.train(Json.write(request), Support.progress(0, 1, "Training " + method)),
+        () -> {
+          IJ.log(Support.TITLE + ": training CANCELLED (Esc); checkpoints the library wrote are kept");
+          IJ.showStatus("Training cancelled");
+        });
+    if (report == null) return;
+    Map<String, Object> r = Json.parseObject(report);
+    r.remove("history");
+    IJ.log(Support.TITLE + ": trained a " + method + " model into " + r.getOrDefault("out", request.get("out")));
+    IJ.log("  report: " + Json.write(r));
+    IJ.showStatus("Training done");
   }
 }
