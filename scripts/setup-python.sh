@@ -14,17 +14,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(python3-venv xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-cursor0
           libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
           libxcb-xinerama0 libxcb-xfixes0 libxcb-xkb1 libfontconfig1 libdbus-1-3)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "cellcount setup-python: installing ${missing[*]}"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. scripts/lib-apt.sh
+apt_install_missing "cellcount setup-python" "${PACKAGES[@]}"
 
 # Pinned ranges; the two local packages are installed editable in the same pip call, so the plugin's
 # dependency "libcellcount" resolves to bindings/python and never to an index.

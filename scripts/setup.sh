@@ -18,25 +18,15 @@ PACKAGES=(
   openjdk-17-jdk-headless maven python3-venv python3-dev xvfb xauth
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "cellcount setup: installing ${missing[*]}"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. scripts/lib-apt.sh
+apt_install_missing "cellcount setup" "${PACKAGES[@]}"
 
 # The OpenMP OpenBLAS must be the one libblas.so.3 resolves to.
 blas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
 if [ -e "$blas" ] && command -v update-alternatives >/dev/null; then
   current=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 || true)
   if [ "$current" != "$(readlink -f "$blas")" ]; then
-    SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas"
+    as_root update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas"
   fi
 fi
 
