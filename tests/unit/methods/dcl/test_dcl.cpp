@@ -134,6 +134,8 @@ TEST_F(DclModel, TinySetOverfits) {
   EXPECT_LT(last, 0.5 * first) << "counter loss " << first << " -> " << last;
   EXPECT_TRUE(meta.contains("metrics"));
   EXPECT_GT(meta["thresholds"]["peak_threshold"].get<double>(), 0.0);
+  // The default count levels: every power of two dividing crop/8 (64 crops: 8 coarse cells a side).
+  EXPECT_EQ(meta["provenance"]["request"]["count_levels"], nlohmann::json({1, 2, 4, 8}));
 }
 
 TEST_F(DclModel, SaveLoadPredictIsIdentical) {
