@@ -362,6 +362,7 @@ nlohmann::json train_defaults() {
             {"crop", 128},              // random square crops of the single-kind tiles for the counter
             {"exemplars", 3},
             {"box_jitter", 0.2},        // exemplar box side x U(1 - j, 1 + j) while training the counter
+            {"intensity_squash", 0.5},  // probability of the counter's intensity augmentation (squash_intensity)
             {"pseudo_mask", "kmeans"},  // "kmeans" (the paper), or the ablations "dotbox", "similarity"
             {"seg_single_kind", false}, // option: the segmenter also trains on the single-kind tiles (measured
                                         // worse: their K-means masks cut cells away; see README)
@@ -369,7 +370,14 @@ nlohmann::json train_defaults() {
             {"k_min", 2},
             {"k_max", 6},
             {"delta", 0.0},
-            {"mask_threshold", 0.6},
+            {"mask_threshold", 0.6},    // used as is when mask_threshold_grid is empty
+            // Choice: the binarisation threshold and the mask dilation are tuned on the val splits after
+            // training (the paper fixes 0.6): the lowest two-kind val error among the grid whose single-kind
+            // val relative error stays within single_kind_tolerance of the unmasked counter's (or <= 0.15).
+            {"mask_threshold_grid", {0.3, 0.4, 0.5, 0.6}},
+            {"mask_dilate_grid", {0, 1}},
+            {"single_kind_tolerance", 0.05},
+            {"init_segmenter", false},  // with init_from: the segmenter starts from that model too
             {"similarity_threshold", 0.6},
             {"mask_output", true},
             {"peak_min_distance", 3.0},
@@ -406,15 +414,26 @@ struct CounterBatch {
   torch::Tensor x, crops, target;
 };
 
+// Choice: intensity augmentation. A tile normalised inside a two-kind image is an affine squash of the
+// same tile normalised alone (the image's percentiles come from both kinds): measured on the benchmark, the
+// ADI half of a two-kind image counted 8..30 cells inside it and 57..75 alone (true ~83). With probability
+// `p`, the normalised tile becomes b + a x, a ~ U(0.35, 1), b ~ U(0, 1 - a).
+torch::Tensor squash_intensity(const torch::Tensor& img, double p, std::mt19937_64& rng) {
+  auto u = [&] { return double(rng() >> 11) * (1.0 / 9007199254740992.0); };
+  if (u() >= p) return img;
+  const double a = 0.35 + 0.65 * u(), b = (1.0 - a) * u();
+  return img * a + b;
+}
+
 CounterBatch counter_batch(const std::vector<TrainTile>& tiles, const std::vector<size_t>& batch, int64_t crop,
-                           int64_t n_ex, double jitter, int64_t ex_size, std::mt19937_64& rng,
+                           int64_t n_ex, double jitter, double squash, int64_t ex_size, std::mt19937_64& rng,
                            const torch::Device& device) {
   std::vector<torch::Tensor> xs, cs, ts;
   for (size_t i : batch) {
     const auto& t = tiles[i];
     const auto d = Dihedral::random(rng());
     const int64_t S = t.image.size(1);
-    auto img = d.apply(t.image), den = d.apply(t.density);
+    auto img = squash_intensity(d.apply(t.image), squash, rng), den = d.apply(t.density);
     std::vector<Point> pts;
     for (const auto& p : t.points) pts.push_back(d.apply(p, S, S));
     const double u = double(rng() >> 11) * (1.0 / 9007199254740992.0);
@@ -465,6 +484,56 @@ double bench_error(ExemplarNet& net, const std::vector<BenchItem>& items, MaskMo
   }
   net->train();
   return items.empty() ? 0.0 : err / double(items.size());
+}
+
+// Picks the mask threshold and dilation from the request's grids on validation data: the lowest two-kind
+// error (bench) among the settings whose single-kind relative error (sum |y_hat - y| / sum y over `single`)
+// is at most max(0.15, unmasked + single_kind_tolerance); the lowest single-kind error if none qualifies.
+// Writes the choice into `ms` and returns the table it was chosen from.
+nlohmann::json tune_mask(ExemplarNet& net, const std::vector<BenchItem>& bench, const std::vector<BenchItem>& single,
+                         const nlohmann::json& req, MaskSettings& ms) {
+  const auto thresholds = req["mask_threshold_grid"].get<std::vector<double>>();
+  const auto dilations = req["mask_dilate_grid"].get<std::vector<int64_t>>();
+  if (thresholds.empty()) return {{"rule", "fixed by the request"}};
+  CC_CHECK(!dilations.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask_dilate_grid must not be empty");
+  double total = 0;
+  for (const auto& it : single) total += double(it.interest.points.size());
+  total = std::max(total, 1.0);
+  const auto device = torch::Device(torch::kCPU);
+  const double none_rel = bench_error(net, single, MaskMode::kNone, ms, device) * double(single.size()) / total;
+  const double limit = std::max(0.15, none_rel + req["single_kind_tolerance"].get<double>());
+  nlohmann::json rows = nlohmann::json::array();
+  double best = INFINITY, best_rel = INFINITY, fallback_rel = INFINITY;
+  MaskSettings chosen = ms, fallback = ms;
+  for (const int64_t dl : dilations) {
+    CC_CHECK(dl >= 0 && dl <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask dilations must be in 0..8");
+    for (const double th : thresholds) {
+      MaskSettings m = ms;
+      m.mask_threshold = th;
+      m.dilate = dl;
+      const double err = bench_error(net, bench, MaskMode::kSeg, m, device);
+      const double rel = bench_error(net, single, MaskMode::kSeg, m, device) * double(single.size()) / total;
+      rows.push_back({{"mask_threshold", th}, {"mask_dilate", dl}, {"val_error", err}, {"single_kind_rel_error", rel}});
+      log_info("exemplar train: mask threshold " + std::to_string(th) + " dilate " + std::to_string(dl) +
+               ": val error " + std::to_string(err) + ", single-kind relative error " + std::to_string(rel));
+      if (rel <= limit && err < best) {
+        best = err;
+        best_rel = rel;
+        chosen = m;
+      }
+      if (rel < fallback_rel) {
+        fallback_rel = rel;
+        fallback = m;
+      }
+    }
+  }
+  const bool qualified = std::isfinite(best);
+  ms = qualified ? chosen : fallback;
+  return {{"rule", "lowest two-kind val error with single-kind val relative error <= max(0.15, unmasked + tolerance)"},
+          {"unmasked_single_kind_rel_error", none_rel}, {"limit", limit}, {"qualified", qualified},
+          {"chosen", {{"mask_threshold", ms.mask_threshold}, {"mask_dilate", ms.dilate},
+                      {"single_kind_rel_error", qualified ? best_rel : fallback_rel}}},
+          {"grid", rows}};
 }
 
 nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
@@ -525,6 +594,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     ExemplarNet other(cfg);
     load_weights(*other, init);
     copy_state(*net->counter, *other->counter);
+    if (req["init_segmenter"].get<bool>()) copy_state(*net->segmenter, *other->segmenter);
     init_meta = {{"model", init_from}, {"counter_epochs", init.meta["training"]["counter"]["epochs_run"]},
                  {"command", init.meta["provenance"]["request"].value("command", "")}};
     log_info("exemplar train: the counter starts from '" + init_from + "'");
@@ -546,7 +616,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   };
   TrainConfig tc = stage_config(req["counter_epochs"]);
   tc.checkpoint = (fs::path(ckpt_dir) / "counter.ckpt").string();
-  const double jitter = req["box_jitter"];
+  const double jitter = req["box_jitter"], squash = req["intensity_squash"];
+  CC_CHECK(squash >= 0 && squash <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: intensity_squash must be in [0, 1]");
   double best_mae = INFINITY;
   int64_t best_epoch = 0;
   Counter best_counter(cfg);
@@ -556,7 +627,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   auto counter_report = ct.fit(
       train_tiles.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
-        auto b = counter_batch(train_tiles, batch, crop, n_ex, jitter, cfg.exemplar_size, rng, device);
+        auto b = counter_batch(train_tiles, batch, crop, n_ex, jitter, squash, cfg.exemplar_size, rng, device);
         AutocastGuard amp(device, precision);
         auto f = net->counter->features(b.x);
         auto ev = net->counter->exemplar_vectors(b.crops).view({b.x.size(0), n_ex, -1});
@@ -583,7 +654,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   // to the ground truth of the kind of interest).
   std::map<int64_t, int64_t> k_histogram;
   double pseudo_err_none = 0, pseudo_err_best = 0;
-  {
+  const int64_t seg_epochs = req["seg_epochs"];
+  if (seg_epochs > 0) {  // no segmenter training (e.g. only re-tuning an init_from model): no masks needed
     torch::NoGradGuard ng;
     for (size_t i = 0; i < bench_train.size(); ++i) {
       progress.report(0.6f + 0.1f * float(i) / bench_train.size(), "pseudo masks");
@@ -636,7 +708,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
            std::to_string(pseudo_err_best / bench_train.size()));
 
   // Stage 3: the segmentation model, L2 between cos(P(I), v) and the pseudo mask (eq. 7).
-  TrainConfig ts = stage_config(req["seg_epochs"]);
+  TrainConfig ts = stage_config(seg_epochs);
   ts.checkpoint = (fs::path(ckpt_dir) / "segmenter.ckpt").string();
   double best_seg = INFINITY;
   int64_t best_seg_epoch = 0;
@@ -687,6 +759,11 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   net->eval();
   net->to(torch::kCPU);
 
+  // Mask threshold and dilation, tuned on the val splits (see train_defaults).
+  const auto mask_tuning = tune_mask(net, bench_val.empty() ? bench_train : bench_val,
+                                     tiles_as_items(val_tiles.empty() ? train_tiles : val_tiles, n_ex, 1000), req, ms);
+  net->eval();  // bench_error leaves the networks in training mode
+
   // Peak threshold tuned on the single-kind validation tiles (whole tiles, the model's density).
   const float md = req["peak_min_distance"];
   std::vector<std::vector<float>> maps;
@@ -720,8 +797,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"tiling", {{"tile_size", 512}, {"overlap", 96}}},
       {"thresholds",
        {{"mask_threshold", ms.mask_threshold}, {"delta", ms.delta}, {"similarity_threshold", ms.similarity_threshold},
-        {"mask_output", ms.mask_output}, {"peak_threshold", thr}, {"peak_min_distance", md},
-        {"tuned_on", "peak_threshold: single-kind val tiles, max point F1"}}},
+        {"mask_output", ms.mask_output}, {"mask_dilate", ms.dilate}, {"peak_threshold", thr}, {"peak_min_distance", md},
+        {"tuned_on", "peak_threshold: single-kind val tiles, max point F1"}, {"mask_tuning", mask_tuning}}},
       {"kmeans", {{"k_min", k_min}, {"k_max", k_max}, {"n_init", 3}, {"embedding", "counter backbone, pooled, L2-normalised"}}},
       {"classes", {"cell"}},
       {"eval_radius", req["eval_radius"]},

@@ -231,7 +231,28 @@ nlohmann::json ExemplarModel::report_;
 TEST_F(ExemplarModel, TrainingRecordsPseudoMasksAndThresholds) {
   const auto meta = read_model((root_ / "model").string()).meta;
   EXPECT_EQ(meta["method"], "exemplar");
-  EXPECT_DOUBLE_EQ(meta["thresholds"]["mask_threshold"].get<double>(), 0.6);
+  // The mask threshold and dilation come from the val grid by the documented rule.
+  const auto& th = meta["thresholds"];
+  const auto& tuning = th["mask_tuning"];
+  ASSERT_EQ(tuning["grid"].size(), 8u);  // {0.3, 0.4, 0.5, 0.6} x dilate {0, 1}
+  const double limit = tuning["limit"];
+  double best = INFINITY, best_rel = INFINITY;
+  nlohmann::json pick, pick_rel;
+  for (const auto& row : tuning["grid"]) {
+    if (row["single_kind_rel_error"].get<double>() <= limit && row["val_error"].get<double>() < best) {
+      best = row["val_error"];
+      pick = row;
+    }
+    if (row["single_kind_rel_error"].get<double>() < best_rel) {
+      best_rel = row["single_kind_rel_error"];
+      pick_rel = row;
+    }
+  }
+  const auto& want = tuning["qualified"].get<bool>() ? pick : pick_rel;
+  EXPECT_EQ(tuning["qualified"].get<bool>(), !pick.is_null());
+  EXPECT_DOUBLE_EQ(th["mask_threshold"].get<double>(), want["mask_threshold"].get<double>());
+  EXPECT_EQ(th["mask_dilate"].get<int64_t>(), want["mask_dilate"].get<int64_t>());
+  EXPECT_GE(limit, 0.15);
   int64_t total = 0;
   for (auto& [k, c] : meta["training"]["pseudo_masks"]["k_histogram"].items()) {
     EXPECT_GE(std::stoi(k), 2);
@@ -320,6 +341,38 @@ TEST_F(ExemplarModel, MaskingAblationsAndTheBenchmarkErrorEvaluate) {
     char* rep = nullptr;
     EXPECT_EQ(cellcount_evaluate(bad.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT) << bad_field;
   }
+}
+
+// Re-tuning a trained model (no epochs, both networks from init_from) with a one-setting grid keeps its
+// weights: it evaluates exactly as the source model with that setting given per call.
+TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
+  auto retune = [&](const std::string& out, const std::string& dilations) {
+    const std::string req = R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() +
+                            R"(", "benchmark": ")" + (root_ / "bench").string() + R"(", "init_from": ")" +
+                            (root_ / "model").string() + R"(", "out": ")" + (root_ / out).string() +
+                            R"(", "init_segmenter": true, "counter_epochs": 0, "seg_epochs": 0, "device": "cpu",
+                            "k_max": 4, "mask_threshold_grid": [0.45], "mask_dilate_grid": )" + dilations + R"(,
+                            "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32}})";
+    char* rep = nullptr;
+    const auto st = cellcount_train(req.c_str(), nullptr, nullptr, &rep);
+    cellcount_string_free(rep);
+    return st;
+  };
+  ASSERT_EQ(retune("retuned", "[1]"), CELLCOUNT_OK) << cellcount_last_error();
+  const auto th = read_model((root_ / "retuned").string()).meta["thresholds"];
+  EXPECT_DOUBLE_EQ(th["mask_threshold"].get<double>(), 0.45);
+  EXPECT_EQ(th["mask_dilate"].get<int64_t>(), 1);
+  auto mae_of = [&](const std::string& model, const std::string& fields) {
+    const std::string req = R"({"model": ")" + (root_ / model).string() + R"(", "dataset": ")" + (root_ / "bench").string() +
+                            R"(", "device": "cpu", "mask": "seg")" + fields + "}";
+    char* r = nullptr;
+    EXPECT_EQ(cellcount_evaluate(req.c_str(), nullptr, nullptr, &r), CELLCOUNT_OK) << cellcount_last_error();
+    const double mae = r ? nlohmann::json::parse(r)["mae"].get<double>() : NAN;
+    cellcount_string_free(r);
+    return mae;
+  };
+  EXPECT_DOUBLE_EQ(mae_of("retuned", ""), mae_of("model", R"(, "mask_threshold": 0.45, "mask_dilate": 1)"));
+  EXPECT_EQ(retune("retuned-bad", "[]"), CELLCOUNT_ERR_INVALID_ARGUMENT);
 }
 
 TEST_F(ExemplarModel, SaveLoadPredictIsIdentical) {
