@@ -495,7 +495,6 @@ nlohmann::json tune_mask(ExemplarNet& net, const std::vector<BenchItem>& bench, 
   const auto thresholds = req["mask_threshold_grid"].get<std::vector<double>>();
   const auto dilations = req["mask_dilate_grid"].get<std::vector<int64_t>>();
   if (thresholds.empty()) return {{"rule", "fixed by the request"}};
-  CC_CHECK(!dilations.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask_dilate_grid must not be empty");
   double total = 0;
   for (const auto& it : single) total += double(it.interest.points.size());
   total = std::max(total, 1.0);
@@ -506,7 +505,6 @@ nlohmann::json tune_mask(ExemplarNet& net, const std::vector<BenchItem>& bench, 
   double best = INFINITY, best_rel = INFINITY, fallback_rel = INFINITY;
   MaskSettings chosen = ms, fallback = ms;
   for (const int64_t dl : dilations) {
-    CC_CHECK(dl >= 0 && dl <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask dilations must be in 0..8");
     for (const double th : thresholds) {
       MaskSettings m = ms;
       m.mask_threshold = th;
@@ -551,6 +549,17 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
            "exemplar train: \"recipe\", \"benchmark\" and \"out\" are required (see datasets/recipes/)");
   CC_CHECK(req["overwrite"].get<bool>() || !fs::exists(out), CELLCOUNT_ERR_IO,
            "exemplar train: '" + out + "' exists; pass \"overwrite\": true");
+  {  // the tuning grids are checked before any training
+    const auto th = req["mask_threshold_grid"].get<std::vector<double>>();
+    const auto dl = req["mask_dilate_grid"].get<std::vector<int64_t>>();
+    CC_CHECK(th.empty() || !dl.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask_dilate_grid must not be empty");
+    for (double t : th)
+      CC_CHECK(t >= 0 && t <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask thresholds must be in [0, 1]");
+    for (int64_t d : dl)
+      CC_CHECK(d >= 0 && d <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask dilations must be in 0..8");
+  }
+  CC_CHECK(req["intensity_squash"].get<double>() >= 0 && req["intensity_squash"].get<double>() <= 1,
+           CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: intensity_squash must be in [0, 1]");
   const std::string pm = req["pseudo_mask"];
   CC_CHECK(pm == "kmeans" || pm == "dotbox" || pm == "similarity", CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar train: pseudo_mask must be kmeans, dotbox or similarity");
@@ -617,7 +626,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   TrainConfig tc = stage_config(req["counter_epochs"]);
   tc.checkpoint = (fs::path(ckpt_dir) / "counter.ckpt").string();
   const double jitter = req["box_jitter"], squash = req["intensity_squash"];
-  CC_CHECK(squash >= 0 && squash <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: intensity_squash must be in [0, 1]");
   double best_mae = INFINITY;
   int64_t best_epoch = 0;
   Counter best_counter(cfg);

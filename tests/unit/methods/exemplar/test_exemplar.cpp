@@ -346,12 +346,14 @@ TEST_F(ExemplarModel, MaskingAblationsAndTheBenchmarkErrorEvaluate) {
 // Re-tuning a trained model (no epochs, both networks from init_from) with a one-setting grid keeps its
 // weights: it evaluates exactly as the source model with that setting given per call.
 TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
-  auto retune = [&](const std::string& out, const std::string& dilations) {
+  auto retune = [&](const std::string& out, const std::string& dilations, const std::string& extra = "",
+                    const std::string& thresholds = "[0.45]") {
     const std::string req = R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() +
                             R"(", "benchmark": ")" + (root_ / "bench").string() + R"(", "init_from": ")" +
                             (root_ / "model").string() + R"(", "out": ")" + (root_ / out).string() +
                             R"(", "init_segmenter": true, "counter_epochs": 0, "seg_epochs": 0, "device": "cpu",
-                            "k_max": 4, "mask_threshold_grid": [0.45], "mask_dilate_grid": )" + dilations + R"(,
+                            "k_max": 4, "mask_threshold_grid": )" + thresholds +
+                            R"(, "mask_dilate_grid": )" + dilations + extra + R"(,
                             "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32}})";
     char* rep = nullptr;
     const auto st = cellcount_train(req.c_str(), nullptr, nullptr, &rep);
@@ -373,6 +375,10 @@ TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
   };
   EXPECT_DOUBLE_EQ(mae_of("retuned", ""), mae_of("model", R"(, "mask_threshold": 0.45, "mask_dilate": 1)"));
   EXPECT_EQ(retune("retuned-bad", "[]"), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(retune("retuned-bad2", "[0]", R"(, "intensity_squash": 1.5)"), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(retune("retuned-bad3", "[0]", "", "[1.5]"), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  for (const char* bad : {"retuned-bad", "retuned-bad2", "retuned-bad3", "retuned-bad.ckpt"})
+    EXPECT_FALSE(fs::exists(root_ / bad)) << bad << ": a refused request writes nothing";
 }
 
 TEST_F(ExemplarModel, SaveLoadPredictIsIdentical) {
