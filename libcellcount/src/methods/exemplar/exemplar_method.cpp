@@ -605,7 +605,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     copy_state(*net->counter, *other->counter);
     if (req["init_segmenter"].get<bool>()) copy_state(*net->segmenter, *other->segmenter);
     init_meta = {{"model", init_from}, {"counter_epochs", init.meta["training"]["counter"]["epochs_run"]},
-                 {"command", init.meta["provenance"]["request"].value("command", "")}};
+                 {"command", init.meta["provenance"]["request"].value("command", "")},
+                 {"segmenter_too", req["init_segmenter"].get<bool>()}};
     log_info("exemplar train: the counter starts from '" + init_from + "'");
   }
   net->to(device);
