@@ -402,7 +402,15 @@ if (exModel == "") {
       j = find(intNames, exNames[k]);
       checkRow(Table.size(T) - 1, parseFloat(intCounts[j]), parseInt(intPoints[j]), "exemplars from the selection, " + exNames[k]);
       check((Table.get("exemplars", Table.size(T) - 1, T) == nBoxes), "exemplar column (selection) " + Table.get("exemplars", Table.size(T) - 1, T));
-      check((Overlay.size >= 1), "exemplar points in the overlay");
+      // The overlay holds exactly the points the CLI found (none is a valid answer too).
+      nPts = 0;
+      for (o = 0; o < Overlay.size; o++) {
+        Overlay.activateSelection(o);
+        getSelectionCoordinates(ox, oy);
+        nPts += ox.length;
+      }
+      run("Select None");
+      check((nPts == parseInt(intPoints[j])), "exemplar points in the overlay: " + nPts + " of " + intPoints[j]);
       composites++;
     }
     run("Select None");
