@@ -15,6 +15,7 @@ from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtWidgets import QWidget
 
 import cellcount
 
@@ -145,3 +146,63 @@ def notify_error(title: str, exc: BaseException) -> None:
     else:
         log.error("%s failed:\n%s", title, "".join(traceback.format_exception(exc)))
         show_error(f"{title}: {type(exc).__name__}: {exc}")
+
+
+class JobWidget(QWidget):
+    """A dock widget that runs one Job at a time from its `run_button`, which reads "Cancel" while the job
+    runs and `idle_text` otherwise; `status` shows `busy_text`. Subclasses give `_job()`, returning (job
+    title, work(report), on_done(value)) or raising InputError, which is notified as "<title>: <message>"
+    without starting a job. `finished` carries the outcome: what on_done left in `last_outcome`, or the
+    exception after an input error, a failure or a cancel (already notified)."""
+
+    finished = Signal(object)
+    idle_text = "Run"
+    busy_text = "working…"
+
+    def __init__(self, napari_viewer: Any, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.title = title
+        self.job: Job | None = None
+        self.last_outcome: Any = None
+
+    def _job(self) -> tuple[str, Callable[[Report], Any], Callable[[Any], None]]:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def run(self) -> None:
+        """Starts the job (the run button); while one runs, cancels it."""
+        if self.running:
+            self.cancel()
+            return
+        self.last_outcome = None
+        try:
+            title, work, on_done = self._job()
+        except InputError as e:
+            show_error(f"{self.title}: {e}")
+            self.last_outcome = e
+            self.finished.emit(e)
+            return
+        self.job = Job(title, work, self)
+        self.job.done.connect(on_done)
+        self.job.failed.connect(self._failed)
+        self.job.ended.connect(self._ended)
+        self.run_button.setText("Cancel")
+        self.status.setText(self.busy_text)
+        self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText("cancelled" if isinstance(exc, cellcount.Cancelled) else "failed (see notification)")
+        self.last_outcome = exc
+
+    def _ended(self) -> None:
+        """The job and its thread are done: the widget takes new work, and says how it went."""
+        self.run_button.setText(self.idle_text)
+        self.finished.emit(self.last_outcome)

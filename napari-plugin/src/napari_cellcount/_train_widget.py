@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Points, Shapes
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Signal
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 import cellcount
 
 from . import _models
-from ._jobs import Job, Report
+from ._jobs import JobWidget, Report
 from ._layers import ImageSpec, InputError, image_spec, shapes_to_boxes
 from ._widget import NONE_ITEM, fill_layer_combo, find_layer, library_methods, open_count_widgets
 
@@ -30,16 +29,14 @@ from ._widget import NONE_ITEM, fill_layer_combo, find_layer, library_methods, o
 OWN_FIELDS = ("method", "dataset", "out", "overwrite", "command")
 
 
-class TrainWidget(QWidget):
+class TrainWidget(JobWidget):
     """`finished` carries the library's report (a dict) on success, or the exception (already notified)."""
 
-    finished = Signal(object)
+    idle_text = "Train"
+    busy_text = "training…"
 
     def __init__(self, napari_viewer: Any, include_fixtures: bool = False, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.job: Job | None = None
-        self.last_outcome: Any = None
+        super().__init__(napari_viewer, "Train", parent)
         self.fields: dict[str, tuple[Any, QWidget]] = {}  # name -> (library default, editor)
         methods, lib_error = library_methods()
         self.methods = [m for m in methods if m.get("can_train") and (include_fixtures or not m.get("fixture"))]
@@ -89,7 +86,7 @@ class TrainWidget(QWidget):
         scroll.setMinimumHeight(160)
         lay.addWidget(scroll, 1)
 
-        self.run_button = QPushButton("Train")
+        self.run_button = QPushButton(self.idle_text)
         self.run_button.clicked.connect(self.run)
         lay.addWidget(self.run_button)
         self.status = QLabel("")
@@ -191,29 +188,9 @@ class TrainWidget(QWidget):
         return find_layer(self.viewer, name, types)
 
     # ---------------------------------------------------------------- running
-    @property
-    def running(self) -> bool:
-        return self.job is not None and self.job.running
-
-    def run(self) -> None:
-        if self.running:
-            self.job.cancel()
-            return
-        self.last_outcome = None
-        try:
-            request, dataset = self.plan()
-        except InputError as e:
-            show_error(f"Train: {e}")
-            self.last_outcome = e
-            self.finished.emit(e)
-            return
-        self.job = Job(f"Train {self.method}", lambda report: self._work(request, dataset, report), self)
-        self.job.done.connect(self._done)
-        self.job.failed.connect(self._failed)
-        self.job.ended.connect(self._ended)
-        self.run_button.setText("Cancel")
-        self.status.setText("training…")
-        self.job.start()
+    def _job(self) -> tuple:
+        request, dataset = self.plan()
+        return f"Train {self.method}", lambda report: self._work(request, dataset, report), self._done
 
     def plan(self) -> tuple[dict, dict]:
         if not self.method:
@@ -292,14 +269,6 @@ class TrainWidget(QWidget):
         show_info(f"Train {self.method}: {msg}")
         self.status.setText(msg)
         self.last_outcome = rep
-
-    def _failed(self, exc: BaseException) -> None:
-        self.status.setText("cancelled" if isinstance(exc, cellcount.Cancelled) else "failed (see notification)")
-        self.last_outcome = exc
-
-    def _ended(self) -> None:
-        self.run_button.setText("Train")
-        self.finished.emit(self.last_outcome)
 
 
 def _points_per_plane(points: Any, image: Any, spec: ImageSpec, planes: list[tuple[int, ...]]

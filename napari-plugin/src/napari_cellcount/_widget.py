@@ -12,15 +12,14 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Signal
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 import cellcount
 
 from . import _models
-from ._jobs import Job, Report
+from ._jobs import JobWidget, Report
 from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec, labels_region,
                       plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
 from ._table import table_for
@@ -83,21 +82,19 @@ class Plan:
     params: dict = field(default_factory=dict)
 
 
-class CountWidget(QWidget):
+class CountWidget(JobWidget):
     """Count cells with one method. `finished` carries the job's outcome: a dict (model info, results per
     plane, layer names) on success, or the exception after a failure or cancel (already notified)."""
 
-    finished = Signal(object)
+    idle_text = "Count"
+    busy_text = "counting…"
 
     def __init__(self, napari_viewer: Any, method: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.method = method
-        self.job: Job | None = None
-        self.last_outcome: Any = None
         methods, lib_error = library_methods()
-        self.method_info = next((m for m in methods if m["id"] == method), None)
-        self.title = self.method_info["display_name"] if self.method_info else method
+        info = next((m for m in methods if m["id"] == method), None)
+        super().__init__(napari_viewer, info["display_name"] if info else method, parent)
+        self.method = method
+        self.method_info = info
         self.needs_exemplars = bool(self.method_info and self.method_info.get("needs_exemplars"))
 
         lay = QVBoxLayout(self)
@@ -171,7 +168,7 @@ class CountWidget(QWidget):
         of.addRow("", self.density_check)
         lay.addWidget(opts)
 
-        self.run_button = QPushButton("Count")
+        self.run_button = QPushButton(self.idle_text)
         self.run_button.clicked.connect(self.run)
         lay.addWidget(self.run_button)
         self.status = QLabel("")
@@ -237,34 +234,10 @@ class CountWidget(QWidget):
         return find_layer(self.viewer, name, types)
 
     # ---------------------------------------------------------------- running
-    @property
-    def running(self) -> bool:
-        return self.job is not None and self.job.running
-
-    def run(self) -> None:
-        """Counts with the current settings (the Count button); while a job runs, cancels it."""
-        if self.running:
-            self.cancel()
-            return
-        self.last_outcome = None
-        try:
-            plan = self.plan()
-        except InputError as e:
-            show_error(f"{self.title}: {e}")
-            self.last_outcome = e
-            self.finished.emit(e)
-            return
-        self.job = Job(f"{self.title} on '{plan.image.name}'", lambda report: self._work(plan, report), self)
-        self.job.done.connect(lambda value: self._show(plan, value))
-        self.job.failed.connect(self._failed)
-        self.job.ended.connect(self._ended)
-        self.run_button.setText("Cancel")
-        self.status.setText("counting…")
-        self.job.start()
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+    def _job(self) -> tuple:
+        plan = self.plan()
+        return (f"{self.title} on '{plan.image.name}'", lambda report: self._work(plan, report),
+                lambda value: self._show(plan, value))
 
     def plan(self) -> Plan:
         model = self.model_combo.currentData()
@@ -323,15 +296,6 @@ class CountWidget(QWidget):
                 raise
             results.append((idx, r))
         return {"info": model.info, "results": results}
-
-    def _failed(self, exc: BaseException) -> None:
-        self.status.setText("cancelled" if isinstance(exc, cellcount.Cancelled) else "failed (see notification)")
-        self.last_outcome = exc
-
-    def _ended(self) -> None:
-        """The job and its thread are done: the widget takes new work, and says how it went."""
-        self.run_button.setText("Count")
-        self.finished.emit(self.last_outcome)
 
     # ---------------------------------------------------------------- results into layers
     def _show(self, plan: Plan, value: dict) -> None:
