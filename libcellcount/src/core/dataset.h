@@ -62,4 +62,7 @@ struct Dihedral {
 // between standard libraries, which would break seed determinism across platforms).
 uint64_t uniform_index(uint64_t random64, uint64_t n);
 
+// Portable uniform double in [0, 1) from a 64-bit generator draw (53 random bits), for the same reason.
+inline double uniform01(uint64_t random64) { return double(random64 >> 11) * (1.0 / 9007199254740992.0); }
+
 }  // namespace cellcount

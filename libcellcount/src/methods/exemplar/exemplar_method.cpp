@@ -419,9 +419,8 @@ struct CounterBatch {
 // ADI half of a two-kind image counted 8..30 cells inside it and 57..75 alone (true ~83). With probability
 // `p`, the normalised tile becomes b + a x, a ~ U(0.35, 1), b ~ U(0, 1 - a).
 torch::Tensor squash_intensity(const torch::Tensor& img, double p, std::mt19937_64& rng) {
-  auto u = [&] { return double(rng() >> 11) * (1.0 / 9007199254740992.0); };
-  if (u() >= p) return img;
-  const double a = 0.35 + 0.65 * u(), b = (1.0 - a) * u();
+  if (uniform01(rng()) >= p) return img;
+  const double a = 0.35 + 0.65 * uniform01(rng()), b = (1.0 - a) * uniform01(rng());
   return img * a + b;
 }
 
@@ -436,7 +435,7 @@ CounterBatch counter_batch(const std::vector<TrainTile>& tiles, const std::vecto
     auto img = squash_intensity(d.apply(t.image), squash, rng), den = d.apply(t.density);
     std::vector<Point> pts;
     for (const auto& p : t.points) pts.push_back(d.apply(p, S, S));
-    const double u = double(rng() >> 11) * (1.0 / 9007199254740992.0);
+    const double u = uniform01(rng());
     const float box = float(t.box * (1.0 - jitter + 2.0 * jitter * u));
     auto boxes = boxes_from_points(pts, size_t(n_ex), box, S, S, rng());
     while (int64_t(boxes.size()) < n_ex) boxes.push_back(boxes[boxes.size() % std::max<size_t>(1, boxes.size())]);

@@ -9,8 +9,6 @@
 namespace cellcount::exemplar {
 
 namespace {
-double uniform01(std::mt19937_64& rng) { return double(rng() >> 11) * (1.0 / 9007199254740992.0); }
-
 // Squared distances [n,k] between rows of x [n,d] and c [k,d], computed exactly (no |a|^2+|b|^2-2ab
 // cancellation): small n and k here.
 torch::Tensor sq_dist(const torch::Tensor& x, const torch::Tensor& c) {
@@ -28,7 +26,7 @@ torch::Tensor kmeanspp_init(const torch::Tensor& x, int64_t k, std::mt19937_64& 
     if (total <= 0) {  // all remaining points coincide with centres: take the first not chosen
       while (std::find(chosen.begin(), chosen.end(), pick) != chosen.end()) ++pick;
     } else {
-      const double r = uniform01(rng) * total;
+      const double r = uniform01(rng()) * total;
       auto acc = d2.cumsum(0);
       const double* a = acc.data_ptr<double>();
       pick = n - 1;
