@@ -115,6 +115,29 @@ int64_t Trainer::load_checkpoint(nlohmann::json& history) {
   }
 }
 
+void recompute_batchnorm(torch::nn::Module& module, const std::function<void()>& forward_batch, int64_t batches) {
+  std::vector<torch::nn::BatchNorm2dImpl*> bns;
+  auto take = [&](torch::nn::Module& m) {
+    if (auto* bn = m.as<torch::nn::BatchNorm2d>(); bn && bn->options.track_running_stats()) bns.push_back(bn);
+  };
+  take(module);
+  for (auto& m : module.modules(/*include_self=*/false)) take(*m);  // (self: it may live on the stack)
+  if (bns.empty() || batches <= 0) return;
+  std::vector<c10::optional<double>> momentum;
+  for (auto* bn : bns) {
+    momentum.push_back(bn->options.momentum());
+    bn->reset_running_stats();
+    bn->options.momentum(c10::nullopt);  // cumulative average: batch b weighs 1/b
+  }
+  {
+    torch::NoGradGuard ng;
+    module.train();
+    for (int64_t b = 0; b < batches; ++b) forward_batch();
+  }
+  for (size_t i = 0; i < bns.size(); ++i) bns[i]->options.momentum(momentum[i]);
+  module.eval();
+}
+
 nlohmann::json Trainer::fit(size_t n, const LossFn& loss_fn, const Progress& progress, const EpochFn& on_epoch_end) {
   CC_CHECK(n >= 1, CELLCOUNT_ERR_DATASET, "train: the training split is empty");
   const auto t0 = std::chrono::steady_clock::now();

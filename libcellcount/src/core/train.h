@@ -44,6 +44,12 @@ struct EpochStats {
   double lr;
 };
 
+// Precise BatchNorm (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): the running statistics of every
+// BatchNorm2d in `module` recomputed as plain averages over `batches` calls of `forward_batch` (train mode, no
+// gradients) instead of the momentum trail of the last optimiser steps, which lags the weights it is used
+// with. Leaves the module in eval mode; a module without BatchNorm2d is left as it was.
+void recompute_batchnorm(torch::nn::Module& module, const std::function<void()>& forward_batch, int64_t batches);
+
 class Trainer {
  public:
   // loss_fn(batch indices, rng) -> scalar loss of that mini-batch (the trainer calls backward/step).

@@ -191,6 +191,35 @@ TEST(Trainer, SgdrScheduleRestarts) {
   EXPECT_EQ(status_of([] { TrainConfig::from_json({{"optimizer", "sgd"}}); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
 }
 
+TEST(Trainer, PreciseBatchNormAveragesTheBatchesAndRestoresMomentum) {
+  torch::nn::Sequential m(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 2, 1)), torch::nn::BatchNorm2d(2));
+  auto* bn = m[1]->as<torch::nn::BatchNorm2d>();
+  // A momentum trail first, so the recompute must replace it, not blend with it.
+  m->train();
+  m->forward(torch::full({2, 1, 4, 4}, 50.0));
+  std::vector<torch::Tensor> conv_out;
+  int64_t b = 0;
+  recompute_batchnorm(
+      *m,
+      [&] {
+        auto x = torch::randn({3, 1, 4, 4}) + double(b++);
+        conv_out.push_back(m[0]->as<torch::nn::Conv2d>()->forward(x).detach());
+        m->forward(x);
+      },
+      5);
+  EXPECT_EQ(b, 5);
+  EXPECT_FALSE(m->is_training());
+  EXPECT_EQ(bn->options.momentum(), c10::optional<double>(0.1));
+  auto mean = torch::zeros({2});
+  for (const auto& y : conv_out) mean += y.mean({0, 2, 3}) / 5.0;  // plain average of the batch means
+  EXPECT_TRUE(torch::allclose(bn->running_mean, mean, 1e-5, 1e-5));
+  // No BatchNorm: nothing is called, nothing changes.
+  Lin lin;
+  int calls = 0;
+  recompute_batchnorm(lin, [&] { ++calls; }, 3);
+  EXPECT_EQ(calls, 0);
+}
+
 TEST(ModelIo, RoundTripChecksumAndOverwrite) {
   auto d = fresh_dir("model");
   Lin a;

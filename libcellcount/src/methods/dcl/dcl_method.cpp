@@ -212,6 +212,11 @@ nlohmann::json train_defaults() {
             {"counter_epochs", 300},
             {"localizer_epochs", 100},
             {"validate_every", 10},    // counter epochs between validation MAEs (the best is kept)
+            // Choice: precise BatchNorm. Before each validation (and for the localizer at the end) the BN
+            // statistics are recomputed over this many fresh training batches; 0 = keep the momentum trail.
+            // So the kept checkpoint carries statistics of its own weights. Measured (150 epochs, 128 crops):
+            // no clear effect; validation MAE stayed as jumpy, test MAE ADI 21.81 vs 23.03, MBM 3.74 vs 3.23.
+            {"precise_bn_batches", 16},
             {"checkpoint_dir", ""},    // "" = out + ".ckpt"; resume continues from it
             {"command", ""},           // the command line that asked for this training (provenance only)
             {"precision", "bf16"},     // training steps under CPU autocast (bf16 convs, fp32 weights); "fp32" to disable
@@ -368,6 +373,22 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   std::string ckpt_dir = req["checkpoint_dir"];
   if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
   const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];
+  const int64_t bn_batches = req["precise_bn_batches"];
+  CC_CHECK(bn_batches >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: precise_bn_batches >= 0 expected");
+  // Fresh random training batches through `forward` in train mode (own generator: training draws unchanged).
+  auto precise_bn = [&](torch::nn::Module& module, uint64_t salt, const std::function<void(const torch::Tensor&)>& forward) {
+    std::mt19937_64 bn_rng(req["seed"].get<uint64_t>() * 1000003ULL + salt);
+    recompute_batchnorm(
+        module,
+        [&] {
+          std::vector<size_t> batch(std::min<size_t>(req["batch_size"].get<size_t>(), train_items.size()));
+          for (auto& b : batch) b = uniform_index(bn_rng(), train_items.size());
+          auto [x, density] = sample_batch(train_items, batch, crop, bn_rng, device, precision);
+          AutocastGuard amp(device, precision);
+          forward(x);
+        },
+        bn_batches);
+  };
   auto levels = req["count_levels"].get<std::vector<int64_t>>();
   if (levels.empty())
     for (int64_t g = 1; (crop / 8) % g == 0; g *= 2) levels.push_back(g);
@@ -414,7 +435,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       },
       progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
         if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
+        precise_bn(*net->counter, uint64_t(st.epoch), [&](const torch::Tensor& x) { net->counter->forward(x); });
         const double mae = counter_val_mae(net, val_items.empty() ? train_items : val_items, device, crop);
+        log_info("dcl train: counter epoch " + std::to_string(st.epoch) + ", loss " + std::to_string(st.loss) +
+                 ", validation MAE " + std::to_string(mae));
         if (mae < best_mae) {
           best_mae = mae;
           best_epoch = st.epoch;
@@ -445,6 +469,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         return torch::mse_loss(fine, density * cfg.target_scale);
       },
       progress.sub(0.7, 0.95));
+  precise_bn(*net->localizer, 0, [&](const torch::Tensor& x) { net->localizer->forward(x, net->counter->forward(x)); });
   net->eval();
   net->to(torch::kCPU);
 
