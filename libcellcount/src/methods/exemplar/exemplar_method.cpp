@@ -448,7 +448,8 @@ CounterBatch counter_batch(const std::vector<TrainTile>& tiles, const std::vecto
   return {torch::stack(xs).to(device), torch::cat(cs).to(device), torch::stack(ts).to(device)};
 }
 
-// Counter MAE on whole tiles (no mask), exemplars drawn with a fixed seed.
+// Counter MAE on whole tiles (no mask), exemplars drawn with a fixed seed. Like bench_error, it leaves the
+// networks in eval mode; inside an epoch callback Trainer::fit puts the trained module back in train mode.
 double counter_val_mae(ExemplarNet& net, const std::vector<TrainTile>& tiles, int64_t n_ex, const torch::Device& device) {
   torch::NoGradGuard ng;
   net->eval();
@@ -463,7 +464,6 @@ double counter_val_mae(ExemplarNet& net, const std::vector<TrainTile>& tiles, in
     auto d = net->counter->density(f, net->counter->similarity(f, b.unsqueeze(0)));
     err += std::abs(d.sum().item<double>() / net->config.target_scale - double(t.points.size()));
   }
-  net->train();
   return tiles.empty() ? 0.0 : err / double(tiles.size());
 }
 
@@ -481,7 +481,6 @@ double bench_error(ExemplarNet& net, const std::vector<BenchItem>& items, MaskMo
     double yi, ye;
     err += benchmark_error(maps[0], it.interest, yi, ye);
   }
-  net->train();
   return items.empty() ? 0.0 : err / double(items.size());
 }
 
@@ -770,7 +769,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   // Mask threshold and dilation, tuned on the val splits (see train_defaults).
   const auto mask_tuning = tune_mask(net, bench_val.empty() ? bench_train : bench_val,
                                      tiles_as_items(val_tiles.empty() ? train_tiles : val_tiles, n_ex, 1000), req, ms);
-  net->eval();  // bench_error leaves the networks in training mode
 
   // Peak threshold tuned on the single-kind validation tiles (whole tiles, the model's density).
   const float md = req["peak_min_distance"];
