@@ -208,6 +208,7 @@ nlohmann::json train_defaults() {
             {"eval_radius", 5.0},      // point-matching radius (original pixels) for F1
             {"peak_min_distance", 3.0},
             {"crop", 128},             // random square crops for both stages; also the inference tile
+            {"color_jitter", 0.0},     // per-channel gain and offset jitter of training crops (jitter_colour); 0 = off
             // Count loss levels g: |sum F - N| on the crop's g x g sub-regions. [1] = the paper's loss on the
             // whole crop. Choice: [] = every power of two dividing crop/8, down to single coarse cells
             // (128 crops: [1,2,4,8,16]); measured on VGG cells: test MAE 10.90 vs 14.78 for [1], and a 4x4
@@ -221,6 +222,10 @@ nlohmann::json train_defaults() {
             // So the kept checkpoint carries statistics of its own weights. Measured (150 epochs, 128 crops):
             // no clear effect; validation MAE stayed as jumpy, test MAE ADI 21.81 vs 23.03, MBM 3.74 vs 3.23.
             {"precise_bn_batches", 16},
+            // Choice (the paper keeps one checkpoint): 0 = ship the counter snapshot with the best validation
+            // MAE; f > 0 = ship the stochastic weight average (Izmailov et al. 2018) of the snapshots at the
+            // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
+            {"swa_from", 0.0},
             {"checkpoint_dir", ""},    // "" = out + ".ckpt"; resume continues from it
             {"command", ""},           // the command line that asked for this training (provenance only)
             {"precision", "bf16"},     // training steps under CPU autocast (bf16 convs, fp32 weights); "fp32" to disable
@@ -272,24 +277,38 @@ std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, 
   return items;
 }
 
-// A random crop (side <= crop, a multiple of 16) and one of the 8 dihedral transforms.
-std::pair<torch::Tensor, torch::Tensor> sample_crop(const Item& it, int64_t crop, std::mt19937_64& rng) {
+// Choice (the paper uses flips and rotations only): stain/colour jitter for the H&E sets. Each channel of
+// the normalised crop becomes x (1 + s u) + s v, u, v ~ U(-1, 1) drawn per channel and crop; s = 0 is off
+// and draws nothing, so runs without it are unchanged.
+torch::Tensor jitter_colour(const torch::Tensor& img, double s, std::mt19937_64& rng) {
+  if (s <= 0) return img;
+  const int64_t c = img.size(0);
+  auto gain = torch::empty({c, 1, 1}), bias = torch::empty({c, 1, 1});
+  for (int64_t i = 0; i < c; ++i) {
+    gain[i] = 1.0 + s * (2.0 * uniform01(rng()) - 1.0);
+    bias[i] = s * (2.0 * uniform01(rng()) - 1.0);
+  }
+  return img * gain + bias;
+}
+
+// A random crop (side <= crop, a multiple of 16), one of the 8 dihedral transforms and the colour jitter.
+std::pair<torch::Tensor, torch::Tensor> sample_crop(const Item& it, int64_t crop, double jitter, std::mt19937_64& rng) {
   const int64_t h = it.image.size(1), w = it.image.size(2);
   const int64_t ch = std::min(crop, h / 16 * 16), cw = std::min(crop, w / 16 * 16);
   const int64_t y0 = int64_t(uniform_index(rng(), uint64_t(h - ch + 1)));
   const int64_t x0 = int64_t(uniform_index(rng(), uint64_t(w - cw + 1)));
   const auto t = Dihedral::random(rng());
-  return {t.apply(it.image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)),
+  return {jitter_colour(t.apply(it.image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)), jitter, rng),
           t.apply(it.density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
 }
 
 // A mini-batch of random crops: images [N,C,h,w] (channels-last below fp32) and dot maps [N,1,h,w], on device.
 std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& items, const std::vector<size_t>& batch,
-                                                     int64_t crop, std::mt19937_64& rng, const torch::Device& device,
-                                                     torch::ScalarType precision) {
+                                                     int64_t crop, double jitter, std::mt19937_64& rng,
+                                                     const torch::Device& device, torch::ScalarType precision) {
   std::vector<torch::Tensor> xs, ds;
   for (size_t b : batch) {
-    auto [x, d] = sample_crop(items[b], crop, rng);
+    auto [x, d] = sample_crop(items[b], crop, jitter, rng);
     xs.push_back(x);
     ds.push_back(d);
   }
@@ -357,7 +376,15 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   DclConfig cfg = DclConfig::from_json(req["architecture"]);
   cfg.in_channels = spec.channels;
   const int64_t grid = req["grid"], resize = req["resize"], crop = req["crop"];
-  const double sigma = req["sigma"];
+  const double sigma = req["sigma"], jitter = req["color_jitter"];
+  CC_CHECK(jitter >= 0 && jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: color_jitter must be in [0, 1)");
+  const int64_t bn_batches = req["precise_bn_batches"];
+  CC_CHECK(bn_batches >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: precise_bn_batches >= 0 expected");
+  const double swa_from = req["swa_from"];
+  CC_CHECK(swa_from >= 0 && swa_from < 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: swa_from must be in [0, 1)");
+  CC_CHECK(swa_from == 0 || bn_batches > 0 || !req["architecture"].value("batch_norm", true),
+           CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: swa_from needs precise_bn_batches > 0 (averaged weights need their own BatchNorm statistics)");
   CC_CHECK(grid >= 1 && resize >= 0 && crop >= 32 && crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "dcl train: grid >= 1, resize >= 0 and crop a multiple of 16 (>= 32) expected");
 
@@ -377,8 +404,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   std::string ckpt_dir = req["checkpoint_dir"];
   if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
   const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];
-  const int64_t bn_batches = req["precise_bn_batches"];
-  CC_CHECK(bn_batches >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: precise_bn_batches >= 0 expected");
   // Fresh random training batches through `forward` in train mode (own generator: training draws unchanged).
   auto precise_bn = [&](torch::nn::Module& module, uint64_t salt, const std::function<void(const torch::Tensor&)>& forward) {
     std::mt19937_64 bn_rng(req["seed"].get<uint64_t>() * 1000003ULL + salt);
@@ -387,7 +412,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         [&] {
           std::vector<size_t> batch(std::min<size_t>(req["batch_size"].get<size_t>(), train_items.size()));
           for (auto& b : batch) b = uniform_index(bn_rng(), train_items.size());
-          auto [x, density] = sample_batch(train_items, batch, crop, bn_rng, device, precision);
+          auto [x, density] = sample_batch(train_items, batch, crop, jitter, bn_rng, device, precision);
           AutocastGuard amp(device, precision);
           forward(x);
         },
@@ -423,21 +448,56 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   TrainConfig tc = TrainConfig::from_json(req);
   tc.epochs = ce;
   tc.checkpoint = (std::filesystem::path(ckpt_dir) / "counter.ckpt").string();
-  double best_mae = INFINITY;
-  int64_t best_epoch = 0;
-  DclNet best(cfg);
+  // The two counters a run can ship (best validation snapshot, weight average) live in the checkpoint
+  // folder beside the trainer's checkpoint, so that a resumed run keeps them.
+  const auto picks_path = std::filesystem::path(ckpt_dir) / "counter_picks.json";
+  const std::string best_path = (std::filesystem::path(ckpt_dir) / "counter_best.pt").string();
+  const std::string swa_path = (std::filesystem::path(ckpt_dir) / "counter_swa.pt").string();
+  nlohmann::json picks{{"best_val_mae", nullptr}, {"best_epoch", 0}, {"swa_epochs", nlohmann::json::array()}};
+  DclNet best(cfg), swa(cfg);
   best->to(device);
+  swa->to(device);
   copy_state(*best, *net);
+  if (std::filesystem::exists(picks_path)) {
+    std::ifstream f(picks_path);
+    picks = nlohmann::json::parse(f);
+    if (picks["best_epoch"].get<int64_t>() > 0) load_module(*best->counter, best_path);
+    if (!picks["swa_epochs"].empty()) load_module(*swa->counter, swa_path);
+  }
+  double best_mae = picks["best_val_mae"].is_number() ? picks["best_val_mae"].get<double>() : INFINITY;
+  int64_t best_epoch = picks["best_epoch"];
+  auto save_picks = [&] {
+    std::ofstream(picks_path.string() + ".tmp") << picks.dump() << "\n";
+    std::filesystem::rename(picks_path.string() + ".tmp", picks_path);
+  };
+  auto cycle_end = [&](int64_t e) {  // the schedule of sgdr_lr: periods restart_epochs x restart_mult^k
+    double end = tc.restart_epochs, period = tc.restart_epochs;
+    while (end < double(e) - 1e-9) end += (period *= tc.restart_mult);
+    return std::abs(end - double(e)) < 1e-9;
+  };
   Trainer counter_trainer(tc, *net->counter);
   auto counter_report = counter_trainer.fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
-        auto [x, density] = sample_batch(train_items, batch, crop, rng, device, precision);
+        auto [x, density] = sample_batch(train_items, batch, crop, jitter, rng, device, precision);
         AutocastGuard amp(device, precision);
         auto f = net->counter->forward(x).to(torch::kFloat32);
         return count_loss(f, density, levels);
       },
       progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
+        auto swa_epochs = picks["swa_epochs"].get<std::vector<int64_t>>();
+        if (swa_from > 0 && double(st.epoch) > swa_from * double(ce) && cycle_end(st.epoch) &&
+            (swa_epochs.empty() || st.epoch > swa_epochs.back())) {
+          torch::NoGradGuard ng;
+          const double k = double(swa_epochs.size());
+          auto avg = swa->counter->parameters(), cur = net->counter->parameters();
+          for (size_t i = 0; i < avg.size(); ++i) avg[i].mul_(k / (k + 1)).add_(cur[i].detach() / (k + 1));
+          save_module(*swa->counter, swa_path);
+          picks["swa_epochs"].push_back(st.epoch);
+          save_picks();
+          log_info("dcl train: counter epoch " + std::to_string(st.epoch) + " joins the weight average (" +
+                   std::to_string(swa_epochs.size() + 1) + " snapshots)");
+        }
         if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
         precise_bn(*net->counter, uint64_t(st.epoch), [&](const torch::Tensor& x) { net->counter->forward(x); });
         const double mae = counter_val_mae(net, val_items.empty() ? train_items : val_items, device, crop);
@@ -447,10 +507,35 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
           best_mae = mae;
           best_epoch = st.epoch;
           copy_state(*best, *net);
+          save_module(*best->counter, best_path);
+          picks["best_val_mae"] = mae;
+          picks["best_epoch"] = best_epoch;
+          save_picks();
         }
         return {{"val_mae", mae}};
       });
-  if (best_epoch > 0) copy_state(*net, *best);  // the counter with the best validation MAE
+  if (best_epoch > 0) copy_state(*net->counter, *best->counter);  // the counter with the best validation MAE
+  nlohmann::json swa_report = nullptr;
+  if (!picks["swa_epochs"].empty()) {
+    copy_state(*net->counter, *swa->counter);
+    precise_bn(*net->counter, 999983, [&](const torch::Tensor& x) { net->counter->forward(x); });
+    const double swa_mae = counter_val_mae(net, val_items.empty() ? train_items : val_items, device, crop);
+    swa_report = {{"epochs", picks["swa_epochs"]}, {"val_mae", swa_mae}};
+    log_info("dcl train: the weight average of epochs " + picks["swa_epochs"].dump() + " has validation MAE " +
+             std::to_string(swa_mae) + " (best snapshot: epoch " + std::to_string(best_epoch) + ", " +
+             std::to_string(best_mae) + ")");
+    // For the record only (no choice depends on it): both candidates' counts on the test split.
+    auto test_items = load_items(ds, ds.indices("test"), spec, grid, resize, sigma, &scale, Progress());
+    if (!test_items.empty()) {
+      swa_report["test_mae"] = counter_val_mae(net, test_items, device, crop);
+      swa_report["best_snapshot_test_mae"] = counter_val_mae(best, test_items, device, crop);
+      log_info("dcl train: counter-only test MAE, weight average " + swa_report["test_mae"].dump() +
+               ", best validation snapshot " + swa_report["best_snapshot_test_mae"].dump() + " (not used for any choice)");
+    }
+  } else if (swa_from > 0) {
+    log_warn("dcl train: no cosine cycle ended after epoch swa_from x counter_epochs; the best validation "
+                "snapshot is kept");
+  }
   net->counter->eval();
   for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
 
@@ -462,7 +547,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   auto loc_report = loc_trainer.fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
-        auto [x, density] = sample_batch(train_items, batch, crop, rng, device, precision);
+        auto [x, density] = sample_batch(train_items, batch, crop, jitter, rng, device, precision);
         AutocastGuard amp(device, precision);
         torch::Tensor coarse;
         {
@@ -517,7 +602,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         {"threads", at::get_num_threads()}, {"device", device_name(device)}}},
       {"training",
        {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
-                     {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"history", counter_report["history"]}}},
+                     {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"weight_average", swa_report},
+                     {"history", counter_report["history"]}}},
         {"localizer", {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
                        {"history", loc_report["history"]}}}}}};
   save_model(out, meta, *net, req["overwrite"]);

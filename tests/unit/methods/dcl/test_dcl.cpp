@@ -114,7 +114,8 @@ class DclModel : public ::testing::Test {
     const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
                             (root_ / "model").string() +
                             "\", \"counter_epochs\": 60, \"localizer_epochs\": 4, \"crop\": 64, \"batch_size\": 4, "
-                            "\"lr\": 0.001, \"validate_every\": 20, \"device\": \"cpu\", \"restart_epochs\": 60, "
+                            "\"lr\": 0.001, \"validate_every\": 20, \"device\": \"cpu\", \"restart_epochs\": 30, "
+                            "\"color_jitter\": 0.05, \"swa_from\": 0.4, "
                             "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
     ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
     report_ = nlohmann::json::parse(rep);
@@ -136,6 +137,25 @@ TEST_F(DclModel, TinySetOverfits) {
   EXPECT_GT(meta["thresholds"]["peak_threshold"].get<double>(), 0.0);
   // The default count levels: every power of two dividing crop/8 (64 crops: 8 coarse cells a side).
   EXPECT_EQ(meta["provenance"]["request"]["count_levels"], nlohmann::json({1, 2, 4, 8}));
+  // swa_from 0.4 of 60 epochs, cycles of 30: the snapshots at the two cycle ends after epoch 24 are averaged.
+  const auto& wa = meta["training"]["counter"]["weight_average"];
+  EXPECT_EQ(wa["epochs"], nlohmann::json({30, 60}));
+  EXPECT_TRUE(wa["val_mae"].is_number() && wa["test_mae"].is_number() && wa["best_snapshot_test_mae"].is_number()) << wa;
+}
+
+TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
+  char* rep = nullptr;
+  const auto out = root_ / "refused";
+  for (const char* field : {"\"color_jitter\": 1.5", "\"color_jitter\": -0.1", "\"precise_bn_batches\": -1",
+                            "\"swa_from\": 1.0"}) {
+    const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
+                            out.string() + "\", " + field + "}";
+    EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT) << field;
+    EXPECT_EQ(rep, nullptr);
+    const std::string name = std::string(field).substr(1, std::string(field).find('"', 1) - 1);
+    EXPECT_NE(std::string(cellcount_last_error()).find(name), std::string::npos) << cellcount_last_error();
+  }
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST_F(DclModel, SaveLoadPredictIsIdentical) {
