@@ -55,14 +55,28 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, TrainConfig c) {
   return c;
 }
 
-double sgdr_lr(const TrainConfig& c, double epoch) {
-  if (c.schedule == "constant") return c.lr;
+namespace {
+// Where `epoch` falls among the SGDR periods (restart_epochs x restart_mult^k): {offset into its period, period}.
+std::pair<double, double> sgdr_position(const TrainConfig& c, double epoch) {
   double t = epoch, period = c.restart_epochs;
   while (t >= period) {
     t -= period;
     period *= c.restart_mult;
   }
+  return {t, period};
+}
+}  // namespace
+
+double sgdr_lr(const TrainConfig& c, double epoch) {
+  if (c.schedule == "constant") return c.lr;
+  const auto [t, period] = sgdr_position(c, epoch);
   return c.lr_min + (c.lr - c.lr_min) * 0.5 * (1.0 + std::cos(M_PI * t / period));
+}
+
+bool sgdr_cycle_ends(const TrainConfig& c, int64_t epochs_done) {
+  if (epochs_done <= 0) return false;
+  const auto [t, period] = sgdr_position(c, double(epochs_done));
+  return t < 1e-9 || period - t < 1e-9;
 }
 
 Trainer::Trainer(TrainConfig config, torch::nn::Module& module) : config_(std::move(config)), module_(module) {

@@ -37,6 +37,9 @@ struct TrainConfig {
 
 // The learning rate of SGDR at a (fractional) epoch: lr_min + (lr - lr_min) (1 + cos(pi t/T_i)) / 2.
 double sgdr_lr(const TrainConfig& c, double epoch);
+// True when `epochs_done` completed epochs end an SGDR period (the lr minimum; the next epoch restarts).
+// The same period grid for the constant schedule.
+bool sgdr_cycle_ends(const TrainConfig& c, int64_t epochs_done);
 
 struct EpochStats {
   int64_t epoch;

@@ -188,6 +188,8 @@ TEST(Trainer, SgdrScheduleRestarts) {
   EXPECT_NEAR(sgdr_lr(c, 2), 1.0, 1e-12);   // restart
   EXPECT_NEAR(sgdr_lr(c, 4), 0.5, 1e-12);   // middle of the 4-epoch period
   EXPECT_NEAR(sgdr_lr(c, 6), 1.0, 1e-12);   // restart
+  for (int64_t e : {2, 6, 14}) EXPECT_TRUE(sgdr_cycle_ends(c, e)) << e;  // periods 2, 4, 8
+  for (int64_t e : {0, 1, 3, 4, 5, 13}) EXPECT_FALSE(sgdr_cycle_ends(c, e)) << e;
   EXPECT_EQ(status_of([] { TrainConfig::from_json({{"optimizer", "sgd"}}); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
 }
 

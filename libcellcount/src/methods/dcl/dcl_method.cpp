@@ -333,16 +333,16 @@ torch::Tensor count_loss(const torch::Tensor& f, const torch::Tensor& density, c
 }
 
 // Validation MAE of the counter alone, tiled exactly as inference tiles (tile = crop, overlap crop/4).
-double counter_val_mae(DclNet& net, const std::vector<Item>& val, const torch::Device& device, int64_t tile) {
+double counter_val_mae(Counter& counter, const std::vector<Item>& val, const torch::Device& device, int64_t tile) {
   if (val.empty()) return NAN;
   torch::NoGradGuard ng;
-  net->eval();
+  counter->eval();
   double err = 0;
   for (const auto& it : val) {
     auto maps = run_tiled(
         it.image, tile, tile / 4, 16,
         [&](const torch::Tensor& t) {
-          return spread_coarse(net->counter->forward(t.to(device)), t.size(2), t.size(3)).to(torch::kCPU);
+          return spread_coarse(counter->forward(t.to(device)), t.size(2), t.size(3)).to(torch::kCPU);
         },
         Progress());
     err += std::abs(maps.sum().item<double>() - it.count);
@@ -398,6 +398,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   CC_CHECK(!train_items.empty(), CELLCOUNT_ERR_DATASET, "dcl train: the train split is empty");
   log_info("dcl train: " + std::to_string(train_items.size()) + " training and " + std::to_string(val_items.size()) +
            " validation patches at scale " + std::to_string(scale));
+  // Validation and threshold tuning fall back to the training patches when the split has no val part.
+  const auto& val_set = val_items.empty() ? train_items : val_items;
 
   torch::manual_seed(req["seed"].get<uint64_t>());
   DclNet net(cfg);
@@ -455,26 +457,21 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const std::string best_path = (std::filesystem::path(ckpt_dir) / "counter_best.pt").string();
   const std::string swa_path = (std::filesystem::path(ckpt_dir) / "counter_swa.pt").string();
   nlohmann::json picks{{"best_val_mae", nullptr}, {"best_epoch", 0}, {"swa_epochs", nlohmann::json::array()}};
-  DclNet best(cfg), swa(cfg);
+  Counter best(cfg), swa(cfg);
   best->to(device);
   swa->to(device);
-  copy_state(*best, *net);
+  copy_state(*best, *net->counter);
   if (std::filesystem::exists(picks_path)) {
     std::ifstream f(picks_path);
     picks = nlohmann::json::parse(f);
-    if (picks["best_epoch"].get<int64_t>() > 0) load_module(*best->counter, best_path);
-    if (!picks["swa_epochs"].empty()) load_module(*swa->counter, swa_path);
+    if (picks["best_epoch"].get<int64_t>() > 0) load_module(*best, best_path);
+    if (!picks["swa_epochs"].empty()) load_module(*swa, swa_path);
   }
   double best_mae = picks["best_val_mae"].is_number() ? picks["best_val_mae"].get<double>() : INFINITY;
   int64_t best_epoch = picks["best_epoch"];
   auto save_picks = [&] {
     std::ofstream(picks_path.string() + ".tmp") << picks.dump() << "\n";
     std::filesystem::rename(picks_path.string() + ".tmp", picks_path);
-  };
-  auto cycle_end = [&](int64_t e) {  // the schedule of sgdr_lr: periods restart_epochs x restart_mult^k
-    double end = tc.restart_epochs, period = tc.restart_epochs;
-    while (end < double(e) - 1e-9) end += (period *= tc.restart_mult);
-    return std::abs(end - double(e)) < 1e-9;
   };
   Trainer counter_trainer(tc, *net->counter);
   auto counter_report = counter_trainer.fit(
@@ -487,13 +484,13 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       },
       progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
         auto swa_epochs = picks["swa_epochs"].get<std::vector<int64_t>>();
-        if (swa_from > 0 && double(st.epoch) > swa_from * double(ce) && cycle_end(st.epoch) &&
+        if (swa_from > 0 && double(st.epoch) > swa_from * double(ce) && sgdr_cycle_ends(tc, st.epoch) &&
             (swa_epochs.empty() || st.epoch > swa_epochs.back())) {
           torch::NoGradGuard ng;
           const double k = double(swa_epochs.size());
-          auto avg = swa->counter->parameters(), cur = net->counter->parameters();
+          auto avg = swa->parameters(), cur = net->counter->parameters();
           for (size_t i = 0; i < avg.size(); ++i) avg[i].mul_(k / (k + 1)).add_(cur[i].detach() / (k + 1));
-          save_module(*swa->counter, swa_path);
+          save_module(*swa, swa_path);
           picks["swa_epochs"].push_back(st.epoch);
           save_picks();
           log_info("dcl train: counter epoch " + std::to_string(st.epoch) + " joins the weight average (" +
@@ -501,26 +498,26 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         }
         if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
         precise_bn(*net->counter, uint64_t(st.epoch), [&](const torch::Tensor& x) { net->counter->forward(x); });
-        const double mae = counter_val_mae(net, val_items.empty() ? train_items : val_items, device, crop);
+        const double mae = counter_val_mae(net->counter, val_set, device, crop);
         log_info("dcl train: counter epoch " + std::to_string(st.epoch) + ", loss " + std::to_string(st.loss) +
                  ", validation MAE " + std::to_string(mae));
         if (mae < best_mae) {
           best_mae = mae;
           best_epoch = st.epoch;
-          copy_state(*best, *net);
-          save_module(*best->counter, best_path);
+          copy_state(*best, *net->counter);
+          save_module(*best, best_path);
           picks["best_val_mae"] = mae;
           picks["best_epoch"] = best_epoch;
           save_picks();
         }
         return {{"val_mae", mae}};
       });
-  if (best_epoch > 0) copy_state(*net->counter, *best->counter);  // the counter with the best validation MAE
+  if (best_epoch > 0) copy_state(*net->counter, *best);  // the counter with the best validation MAE
   nlohmann::json swa_report = nullptr;
   if (!picks["swa_epochs"].empty()) {
-    copy_state(*net->counter, *swa->counter);
+    copy_state(*net->counter, *swa);
     precise_bn(*net->counter, 999983, [&](const torch::Tensor& x) { net->counter->forward(x); });
-    const double swa_mae = counter_val_mae(net, val_items.empty() ? train_items : val_items, device, crop);
+    const double swa_mae = counter_val_mae(net->counter, val_set, device, crop);
     swa_report = {{"epochs", picks["swa_epochs"]}, {"val_mae", swa_mae}};
     log_info("dcl train: the weight average of epochs " + picks["swa_epochs"].dump() + " has validation MAE " +
              std::to_string(swa_mae) + " (best snapshot: epoch " + std::to_string(best_epoch) + ", " +
@@ -528,14 +525,14 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     // For the record only (no choice depends on it): both candidates' counts on the test split.
     auto test_items = load_items(ds, ds.indices("test"), spec, grid, resize, sigma, &scale, Progress());
     if (!test_items.empty()) {
-      swa_report["test_mae"] = counter_val_mae(net, test_items, device, crop);
+      swa_report["test_mae"] = counter_val_mae(net->counter, test_items, device, crop);
       swa_report["best_snapshot_test_mae"] = counter_val_mae(best, test_items, device, crop);
       log_info("dcl train: counter-only test MAE, weight average " + swa_report["test_mae"].dump() +
                ", best validation snapshot " + swa_report["best_snapshot_test_mae"].dump() + " (not used for any choice)");
     }
   } else if (swa_from > 0) {
     log_warn("dcl train: no cosine cycle ended after epoch swa_from x counter_epochs; the best validation "
-                "snapshot is kept");
+             "snapshot is kept");
   }
   net->counter->eval();
   for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
@@ -568,10 +565,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   std::vector<std::vector<float>> maps;
   std::vector<int64_t> hs, ws;
   std::vector<std::vector<Point>> truth;
-  const auto& tune_items = val_items.empty() ? train_items : val_items;
   {
     torch::NoGradGuard ng;
-    for (const auto& it : tune_items) {
+    for (const auto& it : val_set) {
       // Exactly the inference path (same tiles), so the tuned threshold fits what predict sees.
       auto fine = rescaled_fine(tiled_maps(net, cfg, it.image, crop, crop / 4, torch::kCPU, torch::kFloat32, Progress()));
       maps.emplace_back(fine.data_ptr<float>(), fine.data_ptr<float>() + fine.numel());
