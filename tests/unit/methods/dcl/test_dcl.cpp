@@ -115,7 +115,7 @@ class DclModel : public ::testing::Test {
                             (root_ / "model").string() +
                             "\", \"counter_epochs\": 60, \"localizer_epochs\": 4, \"crop\": 64, \"batch_size\": 4, "
                             "\"lr\": 0.001, \"validate_every\": 20, \"device\": \"cpu\", \"restart_epochs\": 30, "
-                            "\"color_jitter\": 0.05, \"swa_from\": 0.4, "
+                            "\"color_jitter\": 0.05, \"scale_jitter\": 0.2, \"swa_from\": 0.4, "
                             "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
     ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
     report_ = nlohmann::json::parse(rep);
@@ -147,7 +147,7 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
   char* rep = nullptr;
   const auto out = root_ / "refused";
   for (const char* field : {"\"color_jitter\": 1.5", "\"color_jitter\": -0.1", "\"precise_bn_batches\": -1",
-                            "\"swa_from\": 1.0"}) {
+                            "\"swa_from\": 1.0", "\"scale_jitter\": 1.0", "\"scale_jitter\": -0.2"}) {
     const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
                             out.string() + "\", " + field + "}";
     EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT) << field;
