@@ -20,24 +20,13 @@
 #include "core/tiling.h"
 #include "core/train.h"
 #include "io/image_file.h"
+#include "methods/dcl/dcl_crops.h"
 #include "methods/dcl/dcl_net.h"
 
 namespace F = torch::nn::functional;
 
 namespace cellcount::dcl {
 namespace {
-
-// Resizes [C,H,W] by `scale` (bilinear; antialiased when shrinking).
-torch::Tensor resize_image(const torch::Tensor& x, double scale) {
-  if (scale == 1.0) return x;
-  const int64_t h = std::max<int64_t>(1, std::llround(x.size(1) * scale));
-  const int64_t w = std::max<int64_t>(1, std::llround(x.size(2) * scale));
-  return F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions()
-                                            .size(std::vector<int64_t>{h, w})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(false)
-                                            .antialias(scale < 1.0))[0];
-}
 
 struct Thresholds {
   float peak_threshold = 0.01f, peak_min_distance = 3.0f;
@@ -213,6 +202,7 @@ nlohmann::json train_defaults() {
             {"crop", 128},             // random square crops for both stages; also the inference tile
             {"color_jitter", 0.0},     // per-channel gain and offset jitter of training crops (jitter_colour); 0 = off
             {"scale_jitter", 0.0},     // zoom of training patches by (1 + s)^U(-1,1) (zoom); 0 = off
+            {"mosaic", 0.0},           // probability of a 2 x 2 mosaic crop of four patches (sample_mosaic); 0 = off
             // Count loss levels g: |sum F - N| on the crop's g x g sub-regions. [1] = the paper's loss on the
             // whole crop. Choice: [] = every power of two dividing crop/8, down to single coarse cells
             // (128 crops: [1,2,4,8,16]); measured on VGG cells: test MAE 10.90 vs 14.78 for [1], and a 4x4
@@ -243,13 +233,6 @@ nlohmann::json train_defaults() {
   return j;
 }
 
-struct Item {
-  torch::Tensor image;    // [C,h,w] normalised, training resolution
-  torch::Tensor density;  // [1,h,w] Gaussian dot map (sums to the number of points inside)
-  std::vector<Point> points;
-  double count = 0;
-};
-
 // Loads a split, cut into patches and resized as the preprocessing asks.
 std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, const InputSpec& spec, int64_t grid,
                              int64_t resize, double sigma, double* scale_out, const Progress& progress) {
@@ -279,80 +262,6 @@ std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, 
       }
   }
   return items;
-}
-
-// Choice (the paper uses flips and rotations only): stain/colour jitter for the H&E sets. Each channel of
-// the normalised crop becomes x (1 + s u) + s v, u, v ~ U(-1, 1) drawn per channel and crop; s = 0 is off
-// and draws nothing, so runs without it are unchanged.
-torch::Tensor jitter_colour(const torch::Tensor& img, double s, std::mt19937_64& rng) {
-  if (s <= 0) return img;
-  const int64_t c = img.size(0);
-  auto gain = torch::empty({c, 1, 1}), bias = torch::empty({c, 1, 1});
-  for (int64_t i = 0; i < c; ++i) {
-    gain[i] = 1.0 + s * (2.0 * uniform01(rng()) - 1.0);
-    bias[i] = s * (2.0 * uniform01(rng()) - 1.0);
-  }
-  return img * gain + bias;
-}
-
-// Training-crop augmentation beyond the paper's flips and rotations (choices; 0 = off and draws nothing).
-struct Augment {
-  double color_jitter = 0;  // jitter_colour
-  double scale_jitter = 0;  // zoom
-};
-
-// Choice (the paper uses flips and rotations only): scale jitter. The patch is zoomed by z = (1 + s)^u,
-// u ~ U(-1, 1), and its dot map with it (bilinear, then rescaled so that it keeps its sum: the patch holds the
-// same cells). A patch zoomed out below the crop is reflect-padded to it, image and dot map alike, so every
-// cell it shows has its dots. Why: both H&E models regressed to the mean (ADI test counts = 0.76 x truth
-// + 40); zooming shows more cell sizes and densities with their true counts. Measured (300 epochs, colour
-// jitter 0.1, counter-only test MAE of the weight average): MBM 2.15 with 0.2 vs 2.22 without (the mbm
-// preset); ADI 13.85 with 0.3 vs 12.56 without (the adi preset leaves it off).
-std::pair<torch::Tensor, torch::Tensor> zoom(const Item& it, int64_t ch, int64_t cw, double s, std::mt19937_64& rng) {
-  if (s <= 0) return {it.image, it.density};
-  const double z = std::pow(1.0 + s, 2.0 * uniform01(rng()) - 1.0);
-  auto img = resize_image(it.image, z);
-  auto den = resize_image(it.density, z);
-  const double before = it.density.sum().item<double>(), after = den.sum().item<double>();
-  if (after > 0) den = den * (before / after);
-  const int64_t ph = std::max<int64_t>(0, ch - img.size(1)), pw = std::max<int64_t>(0, cw - img.size(2));
-  if (ph > 0 || pw > 0) {
-    const int64_t top = int64_t(uniform_index(rng(), uint64_t(ph + 1)));
-    const int64_t left = int64_t(uniform_index(rng(), uint64_t(pw + 1)));
-    const auto pad = F::PadFuncOptions({left, pw - left, top, ph - top}).mode(torch::kReflect);
-    img = F::pad(img.unsqueeze(0), pad)[0];
-    den = F::pad(den.unsqueeze(0), pad)[0];
-  }
-  return {img, den};
-}
-
-// A random crop (side <= crop, a multiple of 16, the same for every zoom of the patch), the zoom, one of the
-// 8 dihedral transforms and the colour jitter.
-std::pair<torch::Tensor, torch::Tensor> sample_crop(const Item& it, int64_t crop, const Augment& aug,
-                                                    std::mt19937_64& rng) {
-  const int64_t ch = std::min(crop, it.image.size(1) / 16 * 16), cw = std::min(crop, it.image.size(2) / 16 * 16);
-  auto [image, density] = zoom(it, ch, cw, aug.scale_jitter, rng);
-  const int64_t h = image.size(1), w = image.size(2);
-  const int64_t y0 = int64_t(uniform_index(rng(), uint64_t(h - ch + 1)));
-  const int64_t x0 = int64_t(uniform_index(rng(), uint64_t(w - cw + 1)));
-  const auto t = Dihedral::random(rng());
-  return {jitter_colour(t.apply(image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)), aug.color_jitter, rng),
-          t.apply(density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
-}
-
-// A mini-batch of random crops: images [N,C,h,w] (channels-last below fp32) and dot maps [N,1,h,w], on device.
-std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& items, const std::vector<size_t>& batch,
-                                                     int64_t crop, const Augment& aug, std::mt19937_64& rng,
-                                                     const torch::Device& device, torch::ScalarType precision) {
-  std::vector<torch::Tensor> xs, ds;
-  for (size_t b : batch) {
-    auto [x, d] = sample_crop(items[b], crop, aug, rng);
-    xs.push_back(x);
-    ds.push_back(d);
-  }
-  auto x = torch::stack(xs).to(device);
-  if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-  return {x, torch::stack(ds).to(device)};
 }
 
 // The counter's count loss (paper eq. 1: |sum F - N|), on the whole crop and, as our choice where the
@@ -415,11 +324,12 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   cfg.in_channels = spec.channels;
   const int64_t grid = req["grid"], resize = req["resize"], crop = req["crop"];
   const double sigma = req["sigma"];
-  const Augment aug{req["color_jitter"].get<double>(), req["scale_jitter"].get<double>()};
+  const Augment aug{req["color_jitter"].get<double>(), req["scale_jitter"].get<double>(), req["mosaic"].get<double>()};
   CC_CHECK(aug.color_jitter >= 0 && aug.color_jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "dcl train: color_jitter must be in [0, 1)");
   CC_CHECK(aug.scale_jitter >= 0 && aug.scale_jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "dcl train: scale_jitter must be in [0, 1)");
+  CC_CHECK(aug.mosaic >= 0 && aug.mosaic <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: mosaic must be in [0, 1]");
   const int64_t bn_batches = req["precise_bn_batches"];
   CC_CHECK(bn_batches >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: precise_bn_batches >= 0 expected");
   const double swa_from = req["swa_from"];
@@ -448,7 +358,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   std::string ckpt_dir = req["checkpoint_dir"];
   if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
   const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];
-  // Fresh random training batches through `forward` in train mode (own generator: training draws unchanged).
+  // Fresh random training batches through `forward` in train mode (own generator: training draws unchanged),
+  // without mosaics: the statistics are those of whole patches, as inference sees them.
+  Augment bn_aug = aug;
+  bn_aug.mosaic = 0;
   auto precise_bn = [&](torch::nn::Module& module, uint64_t salt, const std::function<void(const torch::Tensor&)>& forward) {
     std::mt19937_64 bn_rng(req["seed"].get<uint64_t>() * 1000003ULL + salt);
     recompute_batchnorm(
@@ -456,7 +369,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         [&] {
           std::vector<size_t> batch(std::min<size_t>(req["batch_size"].get<size_t>(), train_items.size()));
           for (auto& b : batch) b = uniform_index(bn_rng(), train_items.size());
-          auto [x, density] = sample_batch(train_items, batch, crop, aug, bn_rng, device, precision);
+          auto [x, density] = sample_batch(train_items, batch, crop, bn_aug, bn_rng, device, precision);
           AutocastGuard amp(device, precision);
           forward(x);
         },

@@ -1,4 +1,5 @@
 # dcl: Decoupling Counting and Localization (paper 000).
 cellcount_add_method(dcl
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/dcl/dcl_net.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/dcl/dcl_crops.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/dcl/dcl_method.cpp)

@@ -1,9 +1,11 @@
 // DCL: shapes, GMP (brute-force references and gradient flow), count = L1 norm, a tiny set overfits,
-// save -> load -> predict gives identical output, bad inputs get clear statuses.
+// save -> load -> predict gives identical output, bad inputs get clear statuses, training crops (mosaic)
+// keep their counts.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "cellcount/cellcount.h"
 #include "core/error.h"
@@ -11,6 +13,7 @@
 #include "core/image_tensor.h"
 #include "core/method.h"
 #include "core/model_io.h"
+#include "methods/dcl/dcl_crops.h"
 #include "methods/dcl/dcl_net.h"
 
 using namespace cellcount;
@@ -100,6 +103,62 @@ TEST(Dcl, GmpPassesGradientsToItsOffsets) {
   EXPECT_GT(x.grad().abs().sum().item<double>(), 0.0);
 }
 
+namespace {
+// Patches whose every pixel says where it came from: patch k has image value k + 1 and a uniform dot map of
+// (k + 1) / 100 per pixel, so any crop's dot-map sum is known from its pixels.
+std::vector<Item> labelled_patches(int64_t n, int64_t h, int64_t w) {
+  std::vector<Item> items;
+  for (int64_t k = 0; k < n; ++k) {
+    Item it;
+    it.image = torch::full({3, h, w}, float(k + 1));
+    it.density = torch::full({1, h, w}, float(k + 1) / 100.f);
+    it.count = it.density.sum().item<double>();
+    items.push_back(it);
+  }
+  return items;
+}
+}  // namespace
+
+TEST(DclCrops, MosaicQuartersComeWholeFromOnePatchWithTheirCounts) {
+  const auto items = labelled_patches(5, 64, 64);
+  std::mt19937_64 rng(7);
+  const Augment mosaic{0, 0, 1.0};
+  std::set<int64_t> others;
+  for (int draw = 0; draw < 20; ++draw) {
+    const size_t b = size_t(draw % 5);
+    auto [x, d] = sample_crop(items, b, 64, mosaic, rng);
+    ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3, 64, 64}));
+    ASSERT_EQ(d.sizes(), (std::vector<int64_t>{1, 64, 64}));
+    for (int64_t r = 0; r < 2; ++r)
+      for (int64_t c = 0; c < 2; ++c) {
+        auto qx = x.slice(1, 32 * r, 32 * (r + 1)).slice(2, 32 * c, 32 * (c + 1));
+        auto qd = d.slice(1, 32 * r, 32 * (r + 1)).slice(2, 32 * c, 32 * (c + 1));
+        const float v = qx.min().item<float>();
+        EXPECT_EQ(qx.max().item<float>(), v) << "a quarter mixes patches";
+        EXPECT_NEAR(qd.sum().item<double>(), v / 100.0 * 32 * 32, 1e-3) << "the dot map does not follow the image";
+        if (r == 0 && c == 0) EXPECT_EQ(v, float(b + 1)) << "the first quarter is the batch's patch";
+        else others.insert(int64_t(v));
+      }
+  }
+  EXPECT_GE(others.size(), 3u) << "the other quarters come from random patches";
+  // Off (the default): a plain crop of the batch's own patch.
+  auto [x, d] = sample_crop(items, 2, 64, Augment{}, rng);
+  EXPECT_EQ(x.min().item<float>(), 3.f);
+  EXPECT_EQ(x.max().item<float>(), 3.f);
+  EXPECT_NEAR(d.sum().item<double>(), items[2].count, 1e-3);
+}
+
+TEST(DclCrops, NonSquarePatchesStackIntoBatches) {
+  // 64 x 96 patches: plain crops and mosaics of 32 x 48 quarters keep their shape under the dihedral draws.
+  const auto items = labelled_patches(3, 64, 96);
+  std::mt19937_64 rng(11);
+  for (double p : {0.0, 1.0}) {
+    auto [x, d] = sample_batch(items, {0, 1, 2, 0, 1, 2, 0, 1}, 128, Augment{0, 0, p}, rng, torch::kCPU, torch::kFloat32);
+    EXPECT_EQ(x.sizes(), (std::vector<int64_t>{8, 3, 64, 96})) << "mosaic " << p;
+    EXPECT_EQ(d.sizes(), (std::vector<int64_t>{8, 1, 64, 96})) << "mosaic " << p;
+  }
+}
+
 class DclModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -115,7 +174,7 @@ class DclModel : public ::testing::Test {
                             (root_ / "model").string() +
                             "\", \"counter_epochs\": 60, \"localizer_epochs\": 4, \"crop\": 64, \"batch_size\": 4, "
                             "\"lr\": 0.001, \"validate_every\": 20, \"device\": \"cpu\", \"restart_epochs\": 30, "
-                            "\"color_jitter\": 0.05, \"scale_jitter\": 0.2, \"swa_from\": 0.4, "
+                            "\"color_jitter\": 0.05, \"scale_jitter\": 0.2, \"mosaic\": 0.5, \"swa_from\": 0.4, "
                             "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
     ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
     report_ = nlohmann::json::parse(rep);
@@ -147,7 +206,8 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
   char* rep = nullptr;
   const auto out = root_ / "refused";
   for (const char* field : {"\"color_jitter\": 1.5", "\"color_jitter\": -0.1", "\"precise_bn_batches\": -1",
-                            "\"swa_from\": 1.0", "\"scale_jitter\": 1.0", "\"scale_jitter\": -0.2"}) {
+                            "\"swa_from\": 1.0", "\"scale_jitter\": 1.0", "\"scale_jitter\": -0.2",
+                            "\"mosaic\": 1.5", "\"mosaic\": -0.1"}) {
     const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
                             out.string() + "\", " + field + "}";
     EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT) << field;

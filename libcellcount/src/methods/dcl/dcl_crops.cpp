@@ -1,0 +1,111 @@
+// DCL training crops (see dcl_crops.h for what each does and why).
+#include "methods/dcl/dcl_crops.h"
+
+#include <cmath>
+
+#include "core/dataset.h"
+
+namespace F = torch::nn::functional;
+
+namespace cellcount::dcl {
+
+torch::Tensor resize_image(const torch::Tensor& x, double scale) {
+  if (scale == 1.0) return x;
+  const int64_t h = std::max<int64_t>(1, std::llround(x.size(1) * scale));
+  const int64_t w = std::max<int64_t>(1, std::llround(x.size(2) * scale));
+  return F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{h, w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(false)
+                                            .antialias(scale < 1.0))[0];
+}
+
+torch::Tensor jitter_colour(const torch::Tensor& img, double s, std::mt19937_64& rng) {
+  if (s <= 0) return img;
+  const int64_t c = img.size(0);
+  auto gain = torch::empty({c, 1, 1}), bias = torch::empty({c, 1, 1});
+  for (int64_t i = 0; i < c; ++i) {
+    gain[i] = 1.0 + s * (2.0 * uniform01(rng()) - 1.0);
+    bias[i] = s * (2.0 * uniform01(rng()) - 1.0);
+  }
+  return img * gain + bias;
+}
+
+std::pair<torch::Tensor, torch::Tensor> zoom(const Item& it, int64_t ch, int64_t cw, double s, std::mt19937_64& rng) {
+  if (s <= 0) return {it.image, it.density};
+  const double z = std::pow(1.0 + s, 2.0 * uniform01(rng()) - 1.0);
+  auto img = resize_image(it.image, z);
+  auto den = resize_image(it.density, z);
+  const double before = it.density.sum().item<double>(), after = den.sum().item<double>();
+  if (after > 0) den = den * (before / after);
+  const int64_t ph = std::max<int64_t>(0, ch - img.size(1)), pw = std::max<int64_t>(0, cw - img.size(2));
+  if (ph > 0 || pw > 0) {
+    const int64_t top = int64_t(uniform_index(rng(), uint64_t(ph + 1)));
+    const int64_t left = int64_t(uniform_index(rng(), uint64_t(pw + 1)));
+    const auto pad = F::PadFuncOptions({left, pw - left, top, ph - top}).mode(torch::kReflect);
+    img = F::pad(img.unsqueeze(0), pad)[0];
+    den = F::pad(den.unsqueeze(0), pad)[0];
+  }
+  return {img, den};
+}
+
+std::pair<torch::Tensor, torch::Tensor> crop_at(const Item& it, int64_t ch, int64_t cw, const Augment& aug,
+                                                std::mt19937_64& rng) {
+  auto [image, density] = zoom(it, ch, cw, aug.scale_jitter, rng);
+  const int64_t h = image.size(1), w = image.size(2);
+  const int64_t y0 = int64_t(uniform_index(rng(), uint64_t(h - ch + 1)));
+  const int64_t x0 = int64_t(uniform_index(rng(), uint64_t(w - cw + 1)));
+  auto t = Dihedral::random(rng());
+  if (ch != cw) t.k &= 2;
+  return {jitter_colour(t.apply(image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)), aug.color_jitter, rng),
+          t.apply(density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
+}
+
+std::pair<int64_t, int64_t> crop_size(const Item& it, int64_t crop) {
+  return {std::min(crop, it.image.size(1) / 16 * 16), std::min(crop, it.image.size(2) / 16 * 16)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> sample_mosaic(const std::vector<Item>& items, size_t first, int64_t ch,
+                                                      int64_t cw, const Augment& aug, std::mt19937_64& rng) {
+  const int64_t hh = ch / 2, hw = cw / 2;
+  std::vector<torch::Tensor> rows_x, rows_d;
+  for (int r = 0; r < 2; ++r) {
+    std::vector<torch::Tensor> xs, ds;
+    for (int c = 0; c < 2; ++c) {
+      const Item* it = &items[first];
+      if (r + c > 0) {
+        const Item& other = items[uniform_index(rng(), items.size())];
+        if (other.image.size(1) >= hh && other.image.size(2) >= hw) it = &other;
+      }
+      auto [x, d] = crop_at(*it, hh, hw, aug, rng);
+      xs.push_back(x);
+      ds.push_back(d);
+    }
+    rows_x.push_back(torch::cat(xs, 2));
+    rows_d.push_back(torch::cat(ds, 2));
+  }
+  return {torch::cat(rows_x, 1), torch::cat(rows_d, 1)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> sample_crop(const std::vector<Item>& items, size_t b, int64_t crop,
+                                                    const Augment& aug, std::mt19937_64& rng) {
+  const auto [ch, cw] = crop_size(items[b], crop);
+  if (aug.mosaic > 0 && uniform01(rng()) < aug.mosaic) return sample_mosaic(items, b, ch, cw, aug, rng);
+  return crop_at(items[b], ch, cw, aug, rng);
+}
+
+std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& items, const std::vector<size_t>& batch,
+                                                     int64_t crop, const Augment& aug, std::mt19937_64& rng,
+                                                     const torch::Device& device, torch::ScalarType precision) {
+  std::vector<torch::Tensor> xs, ds;
+  for (size_t b : batch) {
+    auto [x, d] = sample_crop(items, b, crop, aug, rng);
+    xs.push_back(x);
+    ds.push_back(d);
+  }
+  auto x = torch::stack(xs).to(device);
+  if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  return {x, torch::stack(ds).to(device)};
+}
+
+}  // namespace cellcount::dcl
