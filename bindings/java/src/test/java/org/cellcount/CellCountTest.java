@@ -25,7 +25,9 @@ import java.util.regex.Pattern;
 import javax.imageio.ImageIO;
 import org.junit.AfterClass;
 import org.junit.BeforeClass;
+import org.junit.Rule;
 import org.junit.Test;
+import org.junit.rules.TemporaryFolder;
 
 /**
  * Smoke tests of the bindings against the real library and the fixture model (selftest method): status to
@@ -37,6 +39,9 @@ public class CellCountTest {
   private static String dataDir;
   private static CellCountModel model;
   private static PixelData image;
+
+  /** Scratch folders of the tests, deleted after each test (nothing is left in the system temp folder). */
+  @Rule public final TemporaryFolder tmp = new TemporaryFolder();
 
   private static String property(String key) {
     String v = System.getProperty(key);
@@ -147,7 +152,7 @@ public class CellCountTest {
 
   @Test
   public void corruptWeightsAreAModelFormatError() throws Exception {
-    Path dir = Files.createTempDirectory("cellcount-corrupt");
+    Path dir = tmp.newFolder("corrupt").toPath();
     Files.copy(new File(modelDir, "model.json").toPath(), dir.resolve("model.json"));
     Files.copy(new File(modelDir, "weights.pt").toPath(), dir.resolve("weights.pt"));
     byte[] w = Files.readAllBytes(dir.resolve("weights.pt"));
@@ -362,7 +367,7 @@ public class CellCountTest {
 
   @Test
   public void trainingCancelsAndEvaluationReports() throws Exception {
-    Path out = Files.createTempDirectory("cellcount-train").resolve("model");
+    Path out = tmp.newFolder("train").toPath().resolve("model");
     Map<String, Object> req = Json.parseObject(CellCount.requestDefaults("selftest", "train"));
     req.put("dataset", dataDir);
     req.put("out", out.toString());
