@@ -9,9 +9,12 @@
 namespace cellcount {
 
 namespace {
+// Never destroyed: a front end's thread may still ask for methods (library info, defaults) while the process
+// exits. A destroyed map there crashed ImageJ (SIGSEGV in cellcount_library_info) when it was killed
+// during a count; a map that outlives the static destructors cannot.
 std::map<std::string, MethodSpec>& registry() {
-  static std::map<std::string, MethodSpec> r;
-  return r;
+  static auto* r = new std::map<std::string, MethodSpec>;
+  return *r;
 }
 }  // namespace
 
