@@ -224,6 +224,10 @@ nlohmann::json train_defaults() {
             // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
             {"swa_from", 0.0},
             {"checkpoint_dir", ""},    // "" = out + ".ckpt"; resume continues from it
+            // A dcl model of the same architecture (and channels) whose counter and localizer start both
+            // stages, e.g. a shipped model fine-tuned on one's own images; "" = from scratch. Provenance
+            // records it.
+            {"init_from", ""},
             {"command", ""},           // the command line that asked for this training (provenance only)
             {"precision", "bf16"},     // training steps under CPU autocast (bf16 convs, fp32 weights); "fp32" to disable
             {"architecture", DclConfig{}.to_json()}});
@@ -357,6 +361,24 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
 
   torch::manual_seed(req["seed"].get<uint64_t>());
   DclNet net(cfg);
+  const std::string init_from = req["init_from"];
+  nlohmann::json init_meta = nullptr;
+  if (!init_from.empty()) {
+    const auto init = read_model(init_from);
+    CC_CHECK(init.meta.value("method", "") == "dcl", CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl train: init_from '" + init_from + "' is a " + init.meta.value("method", "?") + " model, not dcl");
+    const nlohmann::json theirs = DclConfig::from_json(init.meta.at("architecture")).to_json();
+    CC_CHECK(theirs == cfg.to_json(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl train: init_from '" + init_from + "' has another architecture (" +
+                 nlohmann::json::diff(theirs, cfg.to_json()).dump() +
+                 "); set \"architecture\" and \"rgb_rule\" as that model has them");
+    load_weights(*net, init);
+    init_meta = {{"model", init_from}, {"weights_sha256", init.meta.value("weights_sha256", "")},
+                 {"command", init.meta.value("provenance", nlohmann::json::object())
+                                 .value("request", nlohmann::json::object())
+                                 .value("command", "")}};
+    log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
+  }
   net->to(device);
   std::string ckpt_dir = req["checkpoint_dir"];
   if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
@@ -553,7 +575,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"provenance",
        {{"request", provenance}, {"split", ds.split_source}, {"train_patches", train_items.size()},
         {"val_patches", val_items.size()}, {"library_version", CELLCOUNT_VERSION_STRING},
-        {"threads", at::get_num_threads()}, {"device", device_name(device)}}},
+        {"threads", at::get_num_threads()}, {"device", device_name(device)}, {"initialised_from", init_meta}}},
       {"training",
        {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
                      {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"weight_average", swa_report},

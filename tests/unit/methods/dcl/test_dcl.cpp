@@ -218,6 +218,34 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// A training that starts from a model (init_from) begins from its weights: with no counter epochs the new
+// model's counter is that model's, and provenance names it. Another architecture is refused before any work.
+TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
+  char* rep = nullptr;
+  const auto src = root_ / "model", out = root_ / "refined";
+  const std::string common = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() +
+                             "\", \"init_from\": \"" + src.string() +
+                             "\", \"crop\": 64, \"batch_size\": 4, \"device\": \"cpu\", ";
+  const std::string wrong = common + "\"out\": \"" + out.string() + "\", \"architecture\": {\"width\": 0.25}}";
+  EXPECT_EQ(cellcount_train(wrong.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("init_from"), std::string::npos) << cellcount_last_error();
+  EXPECT_FALSE(fs::exists(out));
+  const std::string req = common + "\"out\": \"" + out.string() +
+                          "\", \"counter_epochs\": 0, \"localizer_epochs\": 1, "
+                          "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
+  ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
+  cellcount_string_free(rep);
+  const auto a = read_model(src.string()), b = read_model(out.string());
+  EXPECT_EQ(b.meta["provenance"]["initialised_from"]["model"], src.string());
+  EXPECT_EQ(b.meta["provenance"]["initialised_from"]["weights_sha256"], a.meta["weights_sha256"]);
+  DclNet na(DclConfig::from_json(a.meta["architecture"])), nb(DclConfig::from_json(b.meta["architecture"]));
+  load_weights(*na, a);
+  load_weights(*nb, b);
+  const auto pa = na->counter->named_parameters(), pb = nb->counter->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+}
+
 TEST_F(DclModel, SaveLoadPredictIsIdentical) {
   const auto files = read_model((root_ / "model").string());
   // In memory: the same weights loaded into a fresh network, counted by hand on one whole-image tile.
