@@ -416,6 +416,11 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     if (std::filesystem::exists(key_path)) {
       std::ifstream f(key_path);
       nlohmann::json old = nlohmann::json::parse(f, nullptr, false);
+      // A field this library added after those checkpoints were written counts as its default value there.
+      const nlohmann::json defaults = train_defaults();
+      if (old.is_object())
+        for (const auto& [k, v] : key.items())
+          if (!old.contains(k) && defaults.contains(k) && defaults[k] == v) old[k] = v;
       CC_CHECK(old == key, CELLCOUNT_ERR_INVALID_ARGUMENT,
                "dcl train: the checkpoints in '" + ckpt_dir + "' belong to a different request (" +
                    nlohmann::json::diff(old, key).dump() + "); delete that folder or set \"checkpoint_dir\"");

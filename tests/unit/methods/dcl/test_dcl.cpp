@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <set>
 
 #include "cellcount/cellcount.h"
@@ -244,6 +246,41 @@ TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
   const auto pa = na->counter->named_parameters(), pb = nb->counter->named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+}
+
+// A cancelled training resumes from its checkpoints only under the same request. A field the checkpoints'
+// request lacks (added to the library later) counts as its default; a field that differs is refused.
+TEST_F(DclModel, CancelledTrainingResumesOnlyUnderItsOwnRequest) {
+  char* rep = nullptr;
+  const auto out = root_ / "resumed";
+  const fs::path key = out.string() + ".ckpt/request.json";
+  const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
+                          out.string() +
+                          "\", \"counter_epochs\": 3, \"localizer_epochs\": 0, \"crop\": 64, \"batch_size\": 4, "
+                          "\"device\": \"cpu\", \"precise_bn_batches\": 2, "
+                          "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
+  auto cancel_in_epoch_2 = [](float, const char* stage, void*) -> int32_t {
+    return std::string(stage).rfind("epoch 2/", 0) == 0 ? 1 : 0;
+  };
+  ASSERT_EQ(cellcount_train(req.c_str(), cancel_in_epoch_2, nullptr, &rep), CELLCOUNT_CANCELLED);
+  ASSERT_TRUE(fs::exists(key));
+  EXPECT_FALSE(fs::exists(out));
+  auto edit_key = [&](const std::function<void(nlohmann::json&)>& edit) {
+    std::ifstream in(key);
+    auto j = nlohmann::json::parse(in);
+    in.close();
+    edit(j);
+    std::ofstream(key) << j.dump(2);
+  };
+  edit_key([](nlohmann::json& j) { j["init_from"] = "another-model"; });
+  EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("init_from"), std::string::npos) << cellcount_last_error();
+  edit_key([](nlohmann::json& j) { j.erase("init_from"); });
+  ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
+  cellcount_string_free(rep);
+  const auto meta = read_model(out.string()).meta;
+  EXPECT_EQ(meta["training"]["counter"]["epochs_run"], 2) << "resumed after epoch 1 of 3";
+  EXPECT_FALSE(fs::exists(key.parent_path())) << "checkpoints of a finished run are removed";
 }
 
 TEST_F(DclModel, SaveLoadPredictIsIdentical) {
