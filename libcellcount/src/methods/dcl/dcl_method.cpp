@@ -165,9 +165,11 @@ class DclMethod : public Method {
 // MBM 2.88 vs 3.23 (about 4x the time per epoch). Both H&E sets ship the weight average of the counter's
 // last cycle-end snapshots, trained with colour jitter (300 epochs, test MAE; in brackets that run's
 // best-validation snapshot): ADI 12.56 (15.89); MBM, also with scale jitter 0.2 (see zoom), 2.18 (2.20).
+// The shipped ADI model is this recipe started from the MBM model (init_from), 250 epochs: 12.40 (15.49).
 // ADI runs of the same recipe that did worse: resized to 192 instead of 256 (crop 192) 16.36 (18.93);
 // mosaic 0.5 (see sample_mosaic) 15.70 (19.31); count_levels [1,2,4,8] 14.69 (17.05); resized to 320
-// (crop 320, hence levels [1,2,4,8] only), 250 epochs, 13.06 (17.54).
+// (crop 320, hence levels [1,2,4,8] only), 250 epochs, 13.06 (17.54); resized to 320 with count_levels
+// [1,2,4,8,20,40], 280 epochs, 13.16 (17.37).
 nlohmann::json preset(const std::string& name) {
   if (name == "vgg")  // 256x256 synthetic fluorescence, signal in the blue channel: as is
     return {{"rgb_rule", "blue"}, {"grid", 1}, {"resize", 0}, {"sigma", 2.0}, {"eval_radius", 5.0},
