@@ -221,7 +221,7 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
 }
 
 // A training that starts from a model (init_from) begins from its weights: with no counter epochs the new
-// model's counter is that model's, and provenance names it. Another architecture is refused before any work.
+// model's counter is that model's, and provenance names it. Another architecture is refused, nothing written.
 TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
   char* rep = nullptr;
   const auto src = root_ / "model", out = root_ / "refined";
