@@ -1,6 +1,7 @@
 // A model is a folder: model.json (method, format version, architecture config, input normalisation,
 // tuned thresholds, class names, training provenance, metrics, sha256 of the weights) + weights.pt.
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <torch/torch.h>
@@ -28,6 +29,15 @@ void load_weights(torch::nn::Module& module, const ModelFiles& files);
 // Fills meta's format_version, library_version, created and weights_sha256. An existing folder is
 // replaced only when overwrite is true (else CELLCOUNT_ERR_IO). Returns the final meta.
 nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn::Module& module, bool overwrite);
+
+// The model in `dir` that a training of `method` starts from (the request's "init_from"). Refused with
+// CELLCOUNT_ERR_INVALID_ARGUMENT, naming init_from, when it is another method's model or when its architecture,
+// brought to full form by `normalise` (the method's Config::from_json(...).to_json()), differs from
+// `architecture`; the message carries the JSON diff. Read errors as read_model.
+ModelFiles read_init_model(const std::string& dir, const std::string& method, const nlohmann::json& architecture,
+                           const std::function<nlohmann::json(const nlohmann::json&)>& normalise);
+// What provenance records of that model: {model, weights_sha256, command (its training command)}.
+nlohmann::json init_provenance(const ModelFiles& init);
 
 // Merges `patch` into an existing model.json (e.g. metrics measured after training); the weights and
 // their checksum are untouched. Written atomically.

@@ -366,19 +366,11 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
-    const auto init = read_model(init_from);
-    CC_CHECK(init.meta.value("method", "") == "dcl", CELLCOUNT_ERR_INVALID_ARGUMENT,
-             "dcl train: init_from '" + init_from + "' is a " + init.meta.value("method", "?") + " model, not dcl");
-    const nlohmann::json theirs = DclConfig::from_json(init.meta.at("architecture")).to_json();
-    CC_CHECK(theirs == cfg.to_json(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-             "dcl train: init_from '" + init_from + "' has another architecture (" +
-                 nlohmann::json::diff(theirs, cfg.to_json()).dump() +
-                 "); set \"architecture\" and \"rgb_rule\" as that model has them");
+    const auto init = read_init_model(init_from, "dcl", cfg.to_json(), [](const nlohmann::json& a) {
+      return DclConfig::from_json(a).to_json();
+    });
     load_weights(*net, init);
-    init_meta = {{"model", init_from}, {"weights_sha256", init.meta.value("weights_sha256", "")},
-                 {"command", init.meta.value("provenance", nlohmann::json::object())
-                                 .value("request", nlohmann::json::object())
-                                 .value("command", "")}};
+    init_meta = init_provenance(init);
     log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
   }
   net->to(device);

@@ -595,16 +595,16 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
-    const auto init = read_model(init_from);
-    CC_CHECK(init.meta.value("method", "") == "exemplar" && ExemplarConfig::from_json(init.meta.at("architecture")).to_json() == cfg.to_json(),
-             CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: init_from '" + init_from + "' is not an exemplar model of this architecture");
+    const auto init = read_init_model(init_from, "exemplar", cfg.to_json(), [](const nlohmann::json& a) {
+      return ExemplarConfig::from_json(a).to_json();
+    });
     ExemplarNet other(cfg);
     load_weights(*other, init);
     copy_state(*net->counter, *other->counter);
     if (req["init_segmenter"].get<bool>()) copy_state(*net->segmenter, *other->segmenter);
-    init_meta = {{"model", init_from}, {"counter_epochs", init.meta["training"]["counter"]["epochs_run"]},
-                 {"command", init.meta["provenance"]["request"].value("command", "")},
-                 {"segmenter_too", req["init_segmenter"].get<bool>()}};
+    init_meta = init_provenance(init);
+    init_meta["counter_epochs"] = init.meta["training"]["counter"]["epochs_run"];
+    init_meta["segmenter_too"] = req["init_segmenter"].get<bool>();
     log_info("exemplar train: the counter starts from '" + init_from + "'");
   }
   net->to(device);

@@ -347,14 +347,15 @@ TEST_F(ExemplarModel, MaskingAblationsAndTheBenchmarkErrorEvaluate) {
 // weights: it evaluates exactly as the source model with that setting given per call.
 TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
   auto retune = [&](const std::string& out, const std::string& dilations, const std::string& extra = "",
-                    const std::string& thresholds = "[0.45]") {
+                    const std::string& thresholds = "[0.45]",
+                    const std::string& architecture = R"({"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32})") {
     const std::string req = R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() +
                             R"(", "benchmark": ")" + (root_ / "bench").string() + R"(", "init_from": ")" +
                             (root_ / "model").string() + R"(", "out": ")" + (root_ / out).string() +
                             R"(", "init_segmenter": true, "counter_epochs": 0, "seg_epochs": 0, "device": "cpu",
                             "k_max": 4, "mask_threshold_grid": )" + thresholds +
                             R"(, "mask_dilate_grid": )" + dilations + extra + R"(,
-                            "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32}})";
+                            "architecture": )" + architecture + "}";
     char* rep = nullptr;
     const auto st = cellcount_train(req.c_str(), nullptr, nullptr, &rep);
     cellcount_string_free(rep);
@@ -364,6 +365,10 @@ TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
   const auto th = read_model((root_ / "retuned").string()).meta["thresholds"];
   EXPECT_DOUBLE_EQ(th["mask_threshold"].get<double>(), 0.45);
   EXPECT_EQ(th["mask_dilate"].get<int64_t>(), 1);
+  const auto from = read_model((root_ / "retuned").string()).meta["provenance"]["counter_initialised_from"];
+  EXPECT_EQ(from["model"], (root_ / "model").string());
+  EXPECT_EQ(from["weights_sha256"], read_model((root_ / "model").string()).meta["weights_sha256"]);
+  EXPECT_EQ(from["segmenter_too"], true);
   auto mae_of = [&](const std::string& model, const std::string& fields) {
     const std::string req = R"({"model": ")" + (root_ / model).string() + R"(", "dataset": ")" + (root_ / "bench").string() +
                             R"(", "device": "cpu", "mask": "seg")" + fields + "}";
@@ -377,7 +382,13 @@ TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
   EXPECT_EQ(retune("retuned-bad", "[]"), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(retune("retuned-bad2", "[0]", R"(, "intensity_squash": 1.5)"), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(retune("retuned-bad3", "[0]", "", "[1.5]"), CELLCOUNT_ERR_INVALID_ARGUMENT);
-  for (const char* bad : {"retuned-bad", "retuned-bad2", "retuned-bad3", "retuned-bad.ckpt"})
+  // Another architecture than the source model's is refused, naming init_from and the field that differs.
+  EXPECT_EQ(retune("retuned-bad4", "[1]", "", "[0.45]",
+                   R"({"width": 0.25, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32})"),
+            CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("init_from"), std::string::npos) << cellcount_last_error();
+  EXPECT_NE(std::string(cellcount_last_error()).find("/width"), std::string::npos) << cellcount_last_error();
+  for (const char* bad : {"retuned-bad", "retuned-bad2", "retuned-bad3", "retuned-bad4", "retuned-bad.ckpt", "retuned-bad4.ckpt"})
     EXPECT_FALSE(fs::exists(root_ / bad)) << bad << ": a refused request writes nothing";
 }
 
