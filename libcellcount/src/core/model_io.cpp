@@ -46,20 +46,22 @@ ModelFiles read_model(const std::string& dir) {
   return m;
 }
 
-ModelFiles read_init_model(const std::string& dir, const std::string& method, const nlohmann::json& architecture,
-                           const std::function<nlohmann::json(const nlohmann::json&)>& normalise) {
+ModelFiles read_model_of_method(const std::string& dir, const std::string& method) {
   ModelFiles init = read_model(dir);
   const std::string theirs_method = init.meta.value("method", "?");
   CC_CHECK(theirs_method == method, CELLCOUNT_ERR_INVALID_ARGUMENT,
            method + " train: init_from '" + dir + "' is a " + theirs_method + " model, not " + method);
   CC_CHECK(init.meta.contains("architecture"), CELLCOUNT_ERR_MODEL_FORMAT,
            "model '" + dir + "': model.json has no \"architecture\"");
-  const nlohmann::json theirs = normalise(init.meta.at("architecture"));
-  CC_CHECK(theirs == architecture, CELLCOUNT_ERR_INVALID_ARGUMENT,
-           method + " train: init_from '" + dir + "' has another architecture (" +
-               nlohmann::json::diff(theirs, architecture).dump() +
-               "); set \"architecture\" (and the input channels) as that model has them");
   return init;
+}
+
+void check_same_architecture(const std::string& dir, const std::string& method, const nlohmann::json& theirs,
+                             const nlohmann::json& ours) {
+  CC_CHECK(theirs == ours, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           method + " train: init_from '" + dir + "' has another architecture (" +
+               nlohmann::json::diff(theirs, ours).dump() +
+               "); set \"architecture\" (and the input channels) as that model has them");
 }
 
 nlohmann::json init_provenance(const ModelFiles& init) {

@@ -1,7 +1,6 @@
 // A model is a folder: model.json (method, format version, architecture config, input normalisation,
 // tuned thresholds, class names, training provenance, metrics, sha256 of the weights) + weights.pt.
 #pragma once
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <torch/torch.h>
@@ -30,12 +29,23 @@ void load_weights(torch::nn::Module& module, const ModelFiles& files);
 // replaced only when overwrite is true (else CELLCOUNT_ERR_IO). Returns the final meta.
 nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn::Module& module, bool overwrite);
 
+// read_init_model's two halves, for any Config: the model of `method` in dir (with an "architecture"), and the
+// refusal when its architecture in full form (`theirs`) is not `ours`.
+ModelFiles read_model_of_method(const std::string& dir, const std::string& method);
+void check_same_architecture(const std::string& dir, const std::string& method, const nlohmann::json& theirs,
+                             const nlohmann::json& ours);
+
 // The model in `dir` that a training of `method` starts from (the request's "init_from"). Refused with
 // CELLCOUNT_ERR_INVALID_ARGUMENT, naming init_from, when it is another method's model or when its architecture,
-// brought to full form by `normalise` (the method's Config::from_json(...).to_json()), differs from
-// `architecture`; the message carries the JSON diff. Read errors as read_model.
-ModelFiles read_init_model(const std::string& dir, const std::string& method, const nlohmann::json& architecture,
-                           const std::function<nlohmann::json(const nlohmann::json&)>& normalise);
+// read into the method's Config and written back in full, differs from `cfg`'s; the message carries the JSON
+// diff. Read errors as read_model.
+template <class Config>
+ModelFiles read_init_model(const std::string& dir, const std::string& method, const Config& cfg) {
+  ModelFiles init = read_model_of_method(dir, method);
+  check_same_architecture(dir, method, Config::from_json(init.meta.at("architecture")).to_json(), cfg.to_json());
+  return init;
+}
+
 // What provenance records of that model: {model, weights_sha256, command (its training command)}.
 nlohmann::json init_provenance(const ModelFiles& init);
 

@@ -366,9 +366,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
-    const auto init = read_init_model(init_from, "dcl", cfg.to_json(), [](const nlohmann::json& a) {
-      return DclConfig::from_json(a).to_json();
-    });
+    const auto init = read_init_model(init_from, "dcl", cfg);
     load_weights(*net, init);
     init_meta = init_provenance(init);
     log_info("dcl train: the counter and the localizer start from '" + init_from + "'");

@@ -595,9 +595,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
-    const auto init = read_init_model(init_from, "exemplar", cfg.to_json(), [](const nlohmann::json& a) {
-      return ExemplarConfig::from_json(a).to_json();
-    });
+    const auto init = read_init_model(init_from, "exemplar", cfg);
     ExemplarNet other(cfg);
     load_weights(*other, init);
     copy_state(*net->counter, *other->counter);
