@@ -601,7 +601,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     copy_state(*net->counter, *other->counter);
     if (req["init_segmenter"].get<bool>()) copy_state(*net->segmenter, *other->segmenter);
     init_meta = init_provenance(init);
-    init_meta["counter_epochs"] = init.meta["training"]["counter"]["epochs_run"];
+    // Provenance only: a source model without this record (hand-made, older) still starts the training.
+    const nlohmann::json::json_pointer epochs_run("/training/counter/epochs_run");
+    init_meta["counter_epochs"] = init.meta.contains(epochs_run) ? init.meta.at(epochs_run) : nlohmann::json();
     init_meta["segmenter_too"] = req["init_segmenter"].get<bool>();
     log_info("exemplar train: the counter starts from '" + init_from + "'");
   }

@@ -369,6 +369,7 @@ TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
   EXPECT_EQ(from["model"], (root_ / "model").string());
   EXPECT_EQ(from["weights_sha256"], read_model((root_ / "model").string()).meta["weights_sha256"]);
   EXPECT_EQ(from["segmenter_too"], true);
+  EXPECT_EQ(from["counter_epochs"], read_model((root_ / "model").string()).meta["training"]["counter"]["epochs_run"]);
   auto mae_of = [&](const std::string& model, const std::string& fields) {
     const std::string req = R"({"model": ")" + (root_ / model).string() + R"(", "dataset": ")" + (root_ / "bench").string() +
                             R"(", "device": "cpu", "mask": "seg")" + fields + "}";
