@@ -87,6 +87,16 @@ Prediction density_prediction(torch::Tensor density, const torch::Tensor& region
   return p;
 }
 
+Options method_options(const MethodSpec& spec, const std::string& kind) {
+  return spec.options ? spec.options(kind) : Options{};
+}
+
+nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string& kind) {
+  const Options o = method_options(spec, kind);
+  if (!o.empty()) return option_defaults(o);
+  return spec.request_defaults ? spec.request_defaults(kind) : nlohmann::json();
+}
+
 void check_request_fields(const nlohmann::json& request, const nlohmann::json& defaults) {
   CC_CHECK(request.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, "request: expected a JSON object");
   for (const auto& [k, v] : request.items()) {

@@ -12,6 +12,7 @@
 
 #include "core/image_tensor.h"
 #include "core/model_io.h"
+#include "core/options.h"
 #include "core/progress.h"
 #include "core/types.h"
 
@@ -79,7 +80,17 @@ struct MethodSpec {
   RequestFn evaluate;           // empty = the core's evaluate_counts()
   RequestFn synthesize;         // empty = the core's cell renderer
   std::function<nlohmann::json(const std::string& kind)> request_defaults;  // kind: train/evaluate/synthesize
+  // The declared fields of a kind ("train", "evaluate", "synthesize", and "predict": the method's own prediction
+  // options beside the generic params); empty = none declared. When set, it is the one source of that kind's
+  // defaults and metadata (request_defaults is then derived from it).
+  std::function<Options(const std::string& kind)> options;
 };
+
+// The defaults of a request kind: from the declared options when the method has them, else request_defaults;
+// null when the method has no such request.
+nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string& kind);
+// The declared options of a kind (empty when none are declared).
+Options method_options(const MethodSpec& spec, const std::string& kind);
 
 bool register_method(MethodSpec spec);
 // Errors: CELLCOUNT_ERR_WRONG_METHOD naming the known methods.
