@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/peaks.h"
+#include "core/train_run.h"
 
 namespace cellcount {
 
@@ -85,6 +86,11 @@ Prediction density_prediction(torch::Tensor density, const torch::Tensor& region
                         peak_min_distance);
   if (want_density) p.density = density;
   return p;
+}
+
+std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files) {
+  std::lock_guard<std::mutex> lock(torch_rng_mutex());
+  return spec.load(files);
 }
 
 Options method_options(const MethodSpec& spec, const std::string& kind) {

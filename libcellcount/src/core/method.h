@@ -86,6 +86,11 @@ struct MethodSpec {
   std::function<Options(const std::string& kind)> options;
 };
 
+// Builds a loaded model's method (spec.load) under the lock of LibTorch's global generator (torch_rng_mutex in
+// core/train_run.h): a network's constructor draws initial weights from it, which must not disturb a training
+// in another thread that builds its network from its seed.
+std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files);
+
 // The defaults of a request kind: from the declared options when the method has them, else request_defaults;
 // null when the method has no such request.
 nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string& kind);
