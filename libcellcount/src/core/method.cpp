@@ -13,8 +13,17 @@ namespace {
 // Never destroyed: a front end's thread may still ask for methods (library info, defaults) while the process
 // exits. A destroyed map there crashed ImageJ (SIGSEGV in cellcount_library_info) when it was killed
 // during a count; a map that outlives the static destructors cannot.
+// The built-in methods are added once, before the first lookup or registration (a function-local static:
+// thread-safe, and no static-initialisation order to depend on).
 std::map<std::string, MethodSpec>& registry() {
-  static auto* r = new std::map<std::string, MethodSpec>;
+  static auto* r = [] {
+    auto* m = new std::map<std::string, MethodSpec>;
+    for (MethodFactory make : builtin_method_factories()) {
+      MethodSpec s = make();
+      (*m)[s.id] = std::move(s);
+    }
+    return m;
+  }();
   return *r;
 }
 }  // namespace

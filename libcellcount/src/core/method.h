@@ -1,6 +1,7 @@
-// The method interface and registry. The core knows no method: each method folder registers a
-// MethodSpec at load time (CELLCOUNT_REGISTER_METHOD), and the C ABI, CLI and front ends dispatch
-// through it by the "method" string of model.json or of a request.
+// The method interface and registry. The core knows no method: each method folder defines a factory
+// `MethodSpec cellcount::method_spec_<id>()`, the build generates the list of them (libcellcount/CMakeLists.txt,
+// from src/methods/*/method.cmake), and the C ABI, CLI and front ends dispatch through the registry by the
+// "method" string of model.json or of a request.
 #pragma once
 #include <cmath>
 #include <functional>
@@ -97,13 +98,17 @@ nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string
 // The declared options of a kind (empty when none are declared).
 Options method_options(const MethodSpec& spec, const std::string& kind);
 
+// The registry holds every built-in method (from builtin_method_factories(), on first use) plus any that
+// register_method adds (a test's own method); a spec with a known id replaces the old one.
 bool register_method(MethodSpec spec);
 // Errors: CELLCOUNT_ERR_WRONG_METHOD naming the known methods.
 const MethodSpec& find_method(const std::string& id);
 std::vector<const MethodSpec*> all_methods();
 
-#define CELLCOUNT_REGISTER_METHOD(make_spec) \
-  static const bool cellcount_registered_##make_spec = ::cellcount::register_method(make_spec())
+// Generated at configure time (build/libcellcount/generated/methods_list.cpp): method_spec_<id> of every
+// folder with a method.cmake, in sorted order. Referencing them here is what keeps every method in a static build.
+using MethodFactory = MethodSpec (*)();
+std::vector<MethodFactory> builtin_method_factories();
 
 // Post-processing shared by methods whose output is a full-resolution density map: zero it outside the
 // region, count = its sum, points = find_peaks(threshold, min_distance) inside the region.

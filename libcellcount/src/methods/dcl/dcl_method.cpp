@@ -567,7 +567,10 @@ MethodSpec make_dcl_spec() {
   return s;
 }
 
-CELLCOUNT_REGISTER_METHOD(make_dcl_spec);
-
 }  // namespace
 }  // namespace cellcount::dcl
+
+// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
+namespace cellcount {
+MethodSpec method_spec_dcl() { return dcl::make_dcl_spec(); }
+}  // namespace cellcount

@@ -988,7 +988,10 @@ MethodSpec make_exemplar_spec() {
   return s;
 }
 
-CELLCOUNT_REGISTER_METHOD(make_exemplar_spec);
-
 }  // namespace
 }  // namespace cellcount::exemplar
+
+// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
+namespace cellcount {
+MethodSpec method_spec_exemplar() { return exemplar::make_exemplar_spec(); }
+}  // namespace cellcount

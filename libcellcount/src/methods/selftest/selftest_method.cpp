@@ -177,7 +177,10 @@ MethodSpec make_selftest_spec() {
   return s;
 }
 
-CELLCOUNT_REGISTER_METHOD(make_selftest_spec);
-
 }  // namespace
+}  // namespace cellcount
+
+// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
+namespace cellcount {
+MethodSpec method_spec_selftest() { return make_selftest_spec(); }
 }  // namespace cellcount
