@@ -182,7 +182,10 @@ class ExemplarMethod : public Method {
   Prediction run(const PredictInput& in, const PredictOptions& o, MaskMode mode, MaskSettings ms) {
     CC_CHECK(!in.exemplars.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
              "exemplar: draw at least one box around a cell of the kind to count");
-    if (!std::isnan(o.mask_threshold)) ms.mask_threshold = o.mask_threshold;
+    // Resolved by the core (caller, then model.json, then the declared default); absent when an evaluation
+    // passes its own settings in `ms`.
+    if (o.method_options.contains("mask_threshold") && o.method_options["mask_threshold"].is_number())
+      ms.mask_threshold = o.method_options["mask_threshold"].get<double>();
     if (o.device != device_) {
       net_->to(o.device);
       device_ = o.device;
@@ -968,6 +971,13 @@ nlohmann::json synthesize(const nlohmann::json& req0, const Progress& progress) 
   return {{"out", out}, {"kind", "multikind"}, {"images", counts}, {"seed", r.seed}};
 }
 
+// The method's own prediction options (beside the generic params of the C ABI).
+Options predict_options() {
+  return {Opt::number("mask_threshold", 0.6)
+              .range(0.0, 1.0)
+              .help("segmentation mask cut-off: pixels whose mask value is at least this are counted (model's tuned value by default)")};
+}
+
 MethodSpec make_exemplar_spec() {
   MethodSpec s;
   s.id = "exemplar";
@@ -984,6 +994,7 @@ MethodSpec make_exemplar_spec() {
     if (kind == "synthesize") return synth_defaults();
     return nullptr;
   };
+  s.options = [](const std::string& kind) { return kind == "predict" ? predict_options() : Options{}; };
   return s;
 }
 
