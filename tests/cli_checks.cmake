@@ -43,3 +43,55 @@ expect("eval unknown field" 1 "unknown field" ${CLI} eval --model ${DIR}/model -
 expect("train unknown method" 1 "CELLCOUNT_ERR_WRONG_METHOD" ${CLI} train --method nope --dataset ${DIR}/data --out ${SCRATCH}/m)
 expect("bench" 0 "ms_per_megapixel" ${CLI} bench --model ${DIR}/model --size 256 --repeat 1)
 expect("defaults" 0 "\"epochs\"" ${CLI} defaults --method selftest --kind train)
+
+# --- issue 20: bench --repeat 0 or -1 segfaulted (the median of no timings); now a clear error.
+expect("bench --repeat 0" 1 "--repeat must be at least 1.*got 0" ${CLI} bench --model ${DIR}/model --size 64 --repeat 0)
+expect("bench --repeat -1" 1 "--repeat must be at least 1.*got -1" ${CLI} bench --model ${DIR}/model --size 64 --repeat -1)
+
+# --- issue 21 item 6: count refuses options it does not know (a typo ran, exited 0 and wrote nothing) ...
+expect("count unknown options" 1 "unknown option --cvs" ${CLI} count --model ${DIR}/model ${DIR}/data/images/cells_00000.png
+       --cvs ${SCRATCH}/typo.csv --overlay ${SCRATCH}/typo_ov)
+if(EXISTS ${SCRATCH}/typo.csv OR EXISTS ${SCRATCH}/typo_ov)
+  message(SEND_ERROR "count with unknown options wrote something")
+endif()
+# ... names the option and the value when a number does not parse (it printed only "stoi") ...
+expect("count non-numeric tile" 1 "--tile expects an integer, got 'abc'" ${CLI} count --model ${DIR}/model --tile abc
+       ${DIR}/data/images/cells_00000.png)
+expect("count non-numeric threshold" 1 "--threshold expects a number, got '0.x'" ${CLI} count --model ${DIR}/model
+       --threshold 0.x ${DIR}/data/images/cells_00000.png)
+expect("count non-numeric threads" 1 "--threads expects an integer, got 'two'" ${CLI} count --model ${DIR}/model
+       --threads two ${DIR}/data/images/cells_00000.png)
+# ... and one unreadable file in a folder no longer aborts the run: it is reported and skipped, the others are
+# counted and written, and the run exits non-zero at the end.
+file(MAKE_DIRECTORY ${SCRATCH}/mixed)
+foreach(i 00000 00001 00002)
+  file(COPY ${DIR}/data/images/cells_${i}.png DESTINATION ${SCRATCH}/mixed)
+endforeach()
+file(WRITE ${SCRATCH}/mixed/cells_00001b.png "this is not a PNG")
+expect("count a folder with a bad file" 1 "skipped '[^']*cells_00001b.png': CELLCOUNT_ERR_IO.*1 of 4 file"
+       ${CLI} count --model ${DIR}/model ${SCRATCH}/mixed --csv ${SCRATCH}/mixed.csv --overlays ${SCRATCH}/mixed_ov)
+file(STRINGS ${SCRATCH}/mixed.csv rows)
+list(LENGTH rows n)
+if(NOT n EQUAL 4)
+  message(SEND_ERROR "mixed.csv: expected header + the 3 good images, got ${n} lines")
+endif()
+file(GLOB overlays ${SCRATCH}/mixed_ov/*_overlay.png)
+list(LENGTH overlays n)
+if(NOT n EQUAL 3)
+  message(SEND_ERROR "mixed folder: expected 3 overlays, got ${n}")
+endif()
+
+# --- method options: listed with their metadata, and checked by the library when given to count.
+expect("options of exemplar predict" 0 "\"name\": \"mask_threshold\"" ${CLI} options --method exemplar --kind predict)
+expect("count with an unknown method option" 1 "CELLCOUNT_ERR_INVALID_ARGUMENT.*unknown option \"mask_threshold\""
+       ${CLI} count --model ${DIR}/model --options "{\"mask_threshold\": 0.5}" ${DIR}/data/images/cells_00000.png)
+expect("density written as a float TIFF" 0 "1 image" ${CLI} count --model ${DIR}/model --density ${SCRATCH}/density
+       ${DIR}/data/images/cells_00000.png)
+if(NOT EXISTS ${SCRATCH}/density/cells_00000_density.tif)
+  message(SEND_ERROR "count --density wrote no cells_00000_density.tif")
+endif()
+expect("split through the library" 0 "wrote .*: [0-9]+ train, [0-9]+ test, [0-9]+ val" ${CLI} split
+       --dataset ${DIR}/data --out ${SCRATCH}/split.csv --ratios 2,1,1 --seed 3)
+expect("split never overwrites" 1 "CELLCOUNT_ERR_IO" ${CLI} split --dataset ${DIR}/data --out ${SCRATCH}/split.csv)
+expect("split bad ratios" 1 "--ratios expects a number, got 'x'" ${CLI} split --dataset ${DIR}/data
+       --out ${SCRATCH}/split2.csv --ratios 1,x,1)

@@ -2,32 +2,41 @@
 // (the same calls Fiji and napari make); this file only parses arguments, reads/writes files and prints.
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
+#include <unistd.h>
 
 #include "cellcount/cellcount.h"
-#include "core/csv.h"
-#include "core/dataset.h"
-#include "core/error.h"
-#include "core/synth.h"
-#include "io/image_file.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using namespace cellcount;
 
 namespace {
+
+// A failed step: the status a C ABI call gave (or the CLI's own check) and the message to print.
+class Error : public std::runtime_error {
+ public:
+  Error(cellcount_status s, const std::string& msg) : std::runtime_error(msg), status_(s) {}
+  cellcount_status status() const { return status_; }
+
+ private:
+  cellcount_status status_;
+};
 
 std::atomic<bool> g_interrupted{false};
 void on_sigint(int) { g_interrupted = true; }
@@ -39,18 +48,22 @@ usage:
   cellcount count --model DIR [options] INPUT...      count images, folders of images, TIFF stacks
       --device auto|cpu|cuda[:N]   --precision fp32|bf16|fp16   --threads N
       --tile N --overlap N --threshold F --min-distance F
+      --options JSON               the method's own prediction options, e.g. '{"mask_threshold": 0.5}'
+                                   (list: cellcount options --method M --kind predict)
       --exemplars boxes.csv        (image,x0,y0,x1,y1; for models that count like exemplars)
       --truth DATASET_DIR          (counts.csv/points.csv; a folder INPUT with them is used as truth too)
       --csv FILE                   write one row per image/slice (never overwrites without --overwrite)
       --overlays DIR               write <image>_overlay.png with the points
       --density DIR                write <image>_density.tif (32-bit)
       --overwrite
+      A file that cannot be read or counted is reported and skipped; the run then exits with status 1.
   cellcount train --method M --dataset DIR --out DIR [--FIELD VALUE ...] [--request FILE.json]
   cellcount eval  --model DIR --dataset DIR [--split test] [--FIELD VALUE ...] [--report FILE.json]
   cellcount synth --out DIR [--method M] [--kind cells] [--n N] [--FIELD VALUE ...]
   cellcount bench --model DIR [--size 1024] [--repeat 3] [--device ...] [--precision ...] [--threads N]
-                  [--mosaic N IMAGES...]   also: count an N x N mosaic whole and part by part
-  cellcount defaults --method M --kind train|evaluate|synthesize
+                  [--options JSON] [--mosaic N IMAGES...]   also: count an N x N mosaic whole and part by part
+  cellcount defaults --method M --kind train|evaluate|synthesize|predict
+  cellcount options  --method M --kind train|evaluate|synthesize|predict   (type, default, range, doc)
   cellcount split --dataset DIR --out FILE.csv [--ratios 10,9,1] [--seed 0]
 
 Request fields of train/eval/synth: `cellcount defaults --method M --kind K`. Ctrl-C cancels cleanly.
@@ -67,7 +80,13 @@ struct Args {
   }
 };
 
-const std::vector<std::string> kFlags = {"overwrite", "help"};
+const std::vector<std::string> kFlags = {"overwrite", "help", "verbose"};
+
+// The option as the user typed it: --min-distance for min_distance.
+std::string flag_name(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -76,17 +95,20 @@ Args parse_args(int argc, char** argv) {
     std::string s = argv[i];
     if (s.rfind("--", 0) == 0) {
       std::string key = s.substr(2);
-      std::replace(key.begin(), key.end(), '-', '_');
       std::string value;
       auto eq = key.find('=');
       if (eq != std::string::npos) {
         value = key.substr(eq + 1);
         key = key.substr(0, eq);
-      } else if (std::find(kFlags.begin(), kFlags.end(), key) != kFlags.end()) {
-        value = "true";
-      } else {
-        if (i + 1 >= argc) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --" + key + " needs a value");
-        value = argv[++i];
+      }
+      std::replace(key.begin(), key.end(), '-', '_');
+      if (eq == std::string::npos) {
+        if (std::find(kFlags.begin(), kFlags.end(), key) != kFlags.end()) {
+          value = "true";
+        } else {
+          if (i + 1 >= argc) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --" + s.substr(2) + " needs a value");
+          value = argv[++i];
+        }
       }
       a.opts[key] = value;
     } else {
@@ -94,6 +116,48 @@ Args parse_args(int argc, char** argv) {
     }
   }
   return a;
+}
+
+// Commands whose options the CLI itself reads refuse any other option (a typo such as --cvs must not run
+// and write nothing); train/eval/synth pass their fields to the library, which refuses unknown ones.
+void check_known_options(const Args& a, const std::vector<std::string>& known) {
+  for (const auto& [k, v] : a.opts)
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      std::string list;
+      for (const auto& x : known) list += (list.empty() ? "" : " ") + flag_name(x);
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT,
+                  a.command + ": unknown option " + flag_name(k) + " (known: " + list + ")");
+    }
+}
+
+// Numbers from option values, refused with the option and the value named (std::stoi said only "stoi").
+int64_t int_value(const std::string& what, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE)
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, what + " expects an integer, got '" + v + "'");
+  return x;
+}
+double number_value(const std::string& what, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(x))
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, what + " expects a number, got '" + v + "'");
+  return x;
+}
+int64_t int_opt(const Args& a, const std::string& k, int64_t def) {
+  return a.has(k) ? int_value("option " + flag_name(k), a.get(k)) : def;
+}
+double number_opt(const Args& a, const std::string& k, double def) {
+  return a.has(k) ? number_value("option " + flag_name(k), a.get(k)) : def;
+}
+int32_t int32_opt(const Args& a, const std::string& k, int32_t def) {
+  const int64_t x = int_opt(a, k, def);
+  if (x < INT32_MIN || x > INT32_MAX)
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option " + flag_name(k) + " is out of range: '" + a.get(k) + "'");
+  return int32_t(x);
 }
 
 // Status of a C ABI call -> exception with the library's message.
@@ -129,7 +193,11 @@ json request_from(const Args& a, const std::vector<std::string>& skip = {}) {
   if (a.has("request")) {
     std::ifstream f(a.get("request"));
     if (!f) throw Error(CELLCOUNT_ERR_IO, "cannot read request file '" + a.get("request") + "'");
-    r = json::parse(f);
+    try {
+      r = json::parse(f);
+    } catch (const std::exception& e) {
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "request file '" + a.get("request") + "' is not valid JSON: " + e.what());
+    }
   }
   for (const auto& [k, v] : a.opts)
     if (k != "request" && std::find(skip.begin(), skip.end(), k) == skip.end()) r[k] = parse_value(v);
@@ -142,10 +210,59 @@ std::string take_string(char* s) {
   return r;
 }
 
-int cmd_info() {
+std::string csv_escape(const std::string& field) {
+  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
+  std::string out = "\"";
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// One CSV file as rows of fields (RFC 4180 quotes; the first row is the header).
+std::vector<std::vector<std::string>> read_csv_rows(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(CELLCOUNT_ERR_IO, "cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  std::vector<std::vector<std::string>> rows(1);
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += '"', ++i;
+      else if (c == '"') quoted = false;
+      else field += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().push_back(field), field.clear();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      rows.back().push_back(field), field.clear();
+      rows.emplace_back();
+    } else {
+      field += c;
+    }
+  }
+  if (!field.empty() || !rows.back().empty()) rows.back().push_back(field);
+  rows.erase(std::remove_if(rows.begin(), rows.end(),
+                            [](const auto& r) { return r.empty() || (r.size() == 1 && r[0].empty()); }),
+             rows.end());
+  return rows;
+}
+
+json library_info() {
   char* j = nullptr;
   check(cellcount_library_info(&j));
-  auto info = json::parse(take_string(j));
+  return json::parse(take_string(j));
+}
+
+int cmd_info() {
+  auto info = library_info();
   std::cout << "cellcount " << info["version"].get<std::string>() << " (ABI " << info["abi"] << ")\n";
   const auto& d = info["devices"];
   std::cout << "LibTorch " << d["libtorch"].get<std::string>() << ", CUDA "
@@ -171,44 +288,79 @@ struct ResultHandle {
   cellcount_result* r = nullptr;
   ~ResultHandle() { cellcount_result_free(r); }
 };
+struct ImageHandle {
+  cellcount_image* im = nullptr;
+  ~ImageHandle() { cellcount_image_free(im); }
+};
 
-void apply_threads(const Args& a) {
-  check(cellcount_set_num_threads(a.has("threads") ? std::stoi(a.get("threads")) : 0));
+void apply_threads(const Args& a) { check(cellcount_set_num_threads(int32_opt(a, "threads", 0))); }
+
+// Strings the params point to live here, as long as the params are used.
+struct PredictSettings {
+  std::string device, precision, options;
+  cellcount_predict_params p;
+};
+
+void params_from(const Args& a, PredictSettings& s) {
+  s.p = cellcount_predict_default_params();
+  s.device = a.get("device", s.p.device);
+  s.precision = a.get("precision", s.p.precision);
+  s.p.device = s.device.c_str();
+  s.p.precision = s.precision.c_str();
+  s.p.tile_size = int32_opt(a, "tile", s.p.tile_size);
+  s.p.tile_overlap = int32_opt(a, "overlap", s.p.tile_overlap);
+  if (a.has("threshold")) s.p.peak_threshold = float(number_opt(a, "threshold", 0));
+  if (a.has("min_distance")) s.p.peak_min_distance = float(number_opt(a, "min_distance", 0));
+  if (a.has("options")) {
+    // The library checks each option (name, type, range); here only that it is JSON.
+    try {
+      s.options = json::parse(a.get("options")).dump();
+    } catch (const std::exception&) {
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --options expects a JSON object, got '" + a.get("options") + "'");
+    }
+    s.p.options_json = s.options.c_str();
+  }
+  s.p.progress = print_progress;
 }
 
-cellcount_predict_params params_from(const Args& a, std::string& device, std::string& precision) {
-  auto p = cellcount_predict_default_params();
-  device = a.get("device", p.device);
-  precision = a.get("precision", p.precision);
-  p.device = device.c_str();
-  p.precision = precision.c_str();
-  if (a.has("tile")) p.tile_size = std::stoi(a.get("tile"));
-  if (a.has("overlap")) p.tile_overlap = std::stoi(a.get("overlap"));
-  if (a.has("threshold")) p.peak_threshold = std::stof(a.get("threshold"));
-  if (a.has("min_distance")) p.peak_min_distance = std::stof(a.get("min_distance"));
-  p.progress = print_progress;
-  return p;
-}
+struct Box {
+  float x0, y0, x1, y1;
+};
 
-// Ground truth and exemplars by image path relative to a dataset root, and by file name.
+// Ground truth and exemplars by image path relative to a dataset root, and by file name
+// (from cellcount_dataset_read: the library parses the dataset CSVs).
 struct Truth {
-  std::map<std::string, const Sample*> by_path, by_name;
-  std::vector<Dataset> sets;
+  struct Entry {
+    json count;                      // number or null
+    bool has_points = false;
+    std::vector<std::pair<float, float>> points;
+    std::vector<Box> boxes;
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, size_t> by_path, by_name;
   void add(const std::string& dir) {
-    sets.push_back(load_dataset(dir));
-  }
-  void index() {
-    for (const auto& ds : sets)
-      for (const auto& s : ds.samples) {
-        by_path[fs::weakly_canonical(fs::path(ds.root) / s.image).string()] = &s;
-        by_name[fs::path(s.image).filename().string()] = &s;
+    char* j = nullptr;
+    check(cellcount_dataset_read(dir.c_str(), nullptr, &j));
+    const json ds = json::parse(take_string(j));
+    for (const auto& s : ds["samples"]) {
+      Entry e;
+      e.count = s["count"];
+      if (s.contains("points")) {
+        e.has_points = true;
+        for (const auto& p : s["points"]) e.points.emplace_back(p[0].get<float>(), p[1].get<float>());
       }
+      for (const auto& b : s["boxes"]) e.boxes.push_back(Box{b[0], b[1], b[2], b[3]});
+      const std::string image = s["image"];
+      entries.push_back(std::move(e));
+      by_path[fs::weakly_canonical(fs::path(dir) / image).string()] = entries.size() - 1;
+      by_name[fs::path(image).filename().string()] = entries.size() - 1;
+    }
   }
-  const Sample* find(const std::string& path) const {
+  const Entry* find(const std::string& path) const {
     auto it = by_path.find(fs::weakly_canonical(path).string());
-    if (it != by_path.end()) return it->second;
+    if (it != by_path.end()) return &entries[it->second];
     auto jt = by_name.find(fs::path(path).filename().string());
-    return jt == by_name.end() ? nullptr : jt->second;
+    return jt == by_name.end() ? nullptr : &entries[jt->second];
   }
 };
 
@@ -216,14 +368,14 @@ bool is_dataset_dir(const fs::path& p) {
   return fs::exists(p / "counts.csv") || fs::exists(p / "points.csv") || fs::exists(p / "boxes.csv");
 }
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs, Truth& truth) {
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs, Truth* truth) {
   std::vector<std::string> files;
   for (const auto& in : inputs) {
     if (fs::is_directory(in)) {
-      if (is_dataset_dir(in)) truth.add(in);
+      if (truth && is_dataset_dir(in)) truth->add(in);
       std::vector<std::string> found;
       for (const auto& e : fs::recursive_directory_iterator(in))
-        if (e.is_regular_file() && io::is_image_file(e.path().string())) found.push_back(e.path().string());
+        if (e.is_regular_file() && cellcount_is_image_file(e.path().string().c_str())) found.push_back(e.path().string());
       std::sort(found.begin(), found.end());
       if (found.empty()) throw Error(CELLCOUNT_ERR_IO, "folder '" + in + "' holds no image files");
       files.insert(files.end(), found.begin(), found.end());
@@ -241,11 +393,50 @@ std::string fmt(double v, int digits = 1) {
   return b;
 }
 
+// Exemplar boxes by image file name from a CSV with columns image,x0,y0,x1,y1.
+std::map<std::string, std::vector<Box>> read_exemplar_boxes(const std::string& path) {
+  const auto rows = read_csv_rows(path);
+  if (rows.empty()) throw Error(CELLCOUNT_ERR_DATASET, path + ": empty file; expected columns image,x0,y0,x1,y1");
+  std::map<std::string, int> col;
+  for (size_t i = 0; i < rows[0].size(); ++i) col[rows[0][i]] = int(i);
+  for (const char* c : {"image", "x0", "y0", "x1", "y1"})
+    if (!col.count(c)) throw Error(CELLCOUNT_ERR_DATASET, path + ": expected columns image,x0,y0,x1,y1 (no '" + c + "')");
+  std::map<std::string, std::vector<Box>> out;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    auto field = [&](const char* c) -> std::string {
+      const size_t i = size_t(col[c]);
+      if (i >= row.size())
+        throw Error(CELLCOUNT_ERR_DATASET, path + " line " + std::to_string(r + 1) + ": no '" + c + "' value");
+      return row[i];
+    };
+    auto num = [&](const char* c) {
+      return float(number_value(path + " line " + std::to_string(r + 1) + " column " + c, field(c)));
+    };
+    out[fs::path(field("image")).filename().string()].push_back(Box{num("x0"), num("y0"), num("x1"), num("y1")});
+  }
+  return out;
+}
+
+const std::vector<std::string> kCountOptions = {"model",   "device",    "precision", "threads", "tile",
+                                                "overlap", "threshold", "min_distance", "options", "exemplars",
+                                                "truth",   "csv",       "overlays",  "density", "overwrite"};
+
+// Statuses after which the next file may still succeed: the file itself was bad. Others (device, memory,
+// cancel, internal) end the run.
+bool file_level(cellcount_status s) {
+  return s == CELLCOUNT_ERR_IO || s == CELLCOUNT_ERR_INVALID_ARGUMENT || s == CELLCOUNT_ERR_UNSUPPORTED ||
+         s == CELLCOUNT_ERR_DATASET;
+}
+
 int cmd_count(const Args& a) {
+  check_known_options(a, kCountOptions);
   if (!a.has("model")) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "count: --model DIR is required");
   if (a.positional.empty()) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "count: give at least one image, stack or folder");
   apply_threads(a);
   const bool overwrite = a.get("overwrite") == "true";
+  PredictSettings ps;
+  params_from(a, ps);  // option values are checked before any work
   ModelHandle mh;
   check(cellcount_model_load(a.get("model").c_str(), &mh.m));
   const auto info = json::parse(cellcount_model_info(mh.m));
@@ -254,18 +445,9 @@ int cmd_count(const Args& a) {
     std::cerr << "note: '" << a.get("model") << "' is the test fixture model, not a counting model\n";
   Truth truth;
   if (a.has("truth")) truth.add(a.get("truth"));
-  const auto files = expand_inputs(a.positional, truth);
-  truth.index();
+  const auto files = expand_inputs(a.positional, &truth);
   std::map<std::string, std::vector<Box>> exemplar_boxes;
-  if (a.has("exemplars")) {
-    auto t = read_csv(a.get("exemplars"));
-    const int ci = t.column("image"), c0 = t.column("x0"), c1 = t.column("y0"), c2 = t.column("x1"), c3 = t.column("y1");
-    if (ci < 0 || c0 < 0 || c1 < 0 || c2 < 0 || c3 < 0)
-      throw Error(CELLCOUNT_ERR_DATASET, a.get("exemplars") + ": expected columns image,x0,y0,x1,y1");
-    for (const auto& r : t.rows)
-      exemplar_boxes[fs::path(r[ci]).filename().string()].push_back(
-          Box{std::stof(r[c0]), std::stof(r[c1]), std::stof(r[c2]), std::stof(r[c3])});
-  }
+  if (a.has("exemplars")) exemplar_boxes = read_exemplar_boxes(a.get("exemplars"));
   for (const char* k : {"overlays", "density"})
     if (a.has(k)) fs::create_directories(a.get(k));
   std::ofstream csv;
@@ -276,34 +458,59 @@ int cmd_count(const Args& a) {
     if (!csv) throw Error(CELLCOUNT_ERR_IO, "cannot write '" + a.get("csv") + "'");
     csv << "image,slice,count,truth,abs_error,points,model,method,device,precision,seconds\n";
   }
-  std::string device, precision;
-  auto params = params_from(a, device, precision);
   std::printf("%-44s %5s %9s %7s %7s %6s %s\n", "image", "slice", "count", "truth", "error", "points", "device");
-  double abs_sum = 0;
-  size_t n_truth = 0, n_done = 0;
+  json metrics{{"predicted", json::array()}, {"truth", json::array()}, {"points", json::array()}};
+  bool all_points = true;
+  size_t n_done = 0;
+  std::vector<std::string> failed;
   for (const auto& file : files) {
-    const auto stack = io::read_image_stack(file);
-    const Sample* gt = truth.find(file);
-    for (size_t z = 0; z < stack.size(); ++z) {
-      const Image& im = stack[z];
-      cellcount_image_view v{im.data.data(), im.width, im.height, im.channels, 0, CELLCOUNT_DTYPE_F32, 0};
+    ImageHandle ih;
+    try {
+      check(cellcount_image_read(file.c_str(), &ih.im));
+    } catch (const Error& e) {
+      if (!file_level(e.status())) throw;
+      std::fprintf(stderr, "cellcount: skipped '%s': %s: %s\n", file.c_str(), cellcount_status_name(e.status()), e.what());
+      failed.push_back(file);
+      continue;
+    }
+    const size_t planes = cellcount_image_n_planes(ih.im);
+    const Truth::Entry* gt = truth.find(file);
+    for (size_t z = 0; z < planes; ++z) {
+      cellcount_image_view v;
+      check(cellcount_image_plane(ih.im, z, &v));
       std::vector<cellcount_box> boxes;
-      std::vector<Box> src;
       if (needs_exemplars) {
         auto it = exemplar_boxes.find(fs::path(file).filename().string());
-        if (it != exemplar_boxes.end()) src = it->second;
-        else if (gt) src = gt->boxes;
+        const std::vector<Box>* src = it != exemplar_boxes.end() ? &it->second : gt ? &gt->boxes : nullptr;
+        if (src)
+          for (const auto& b : *src) boxes.push_back(cellcount_box{b.x0, b.y0, b.x1, b.y1});
       }
-      for (const auto& b : src) boxes.push_back(cellcount_box{b.x0, b.y0, b.x1, b.y1});
       ResultHandle rh;
-      check(cellcount_predict(mh.m, &v, boxes.empty() ? nullptr : boxes.data(), boxes.size(), nullptr, &params, &rh.r));
+      const cellcount_status st =
+          cellcount_predict(mh.m, &v, boxes.empty() ? nullptr : boxes.data(), boxes.size(), nullptr, &ps.p, &rh.r);
+      const std::string where = file + (planes > 1 ? " slice " + std::to_string(z + 1) : "");
+      if (st != CELLCOUNT_OK) {
+        if (!file_level(st)) check(st);
+        std::fprintf(stderr, "cellcount: skipped '%s': %s: %s\n", where.c_str(), cellcount_status_name(st),
+                     cellcount_last_error());
+        failed.push_back(where);
+        continue;
+      }
       const double count = cellcount_result_count(rh.r);
       const size_t np = cellcount_result_n_points(rh.r);
-      const bool has_truth = gt && gt->count && stack.size() == 1;
-      const double t = has_truth ? *gt->count : NAN;
+      std::vector<float> xy(2 * np);
+      std::vector<int32_t> cls(np);
+      if (np) check(cellcount_result_points(rh.r, xy.data(), cls.data(), nullptr, np));
+      const bool has_truth = gt && gt->count.is_number() && planes == 1;
+      const double t = has_truth ? gt->count.get<double>() : NAN;
       if (has_truth) {
-        abs_sum += std::abs(count - t);
-        ++n_truth;
+        metrics["predicted"].push_back(count);
+        metrics["truth"].push_back(t);
+        all_points = all_points && gt->has_points;
+        json pred_pts = json::array(), true_pts = json::array();
+        for (size_t i = 0; i < np; ++i) pred_pts.push_back({xy[2 * i], xy[2 * i + 1]});
+        for (const auto& [x, y] : gt->points) true_pts.push_back({x, y});
+        metrics["points"].push_back({{"predicted", pred_pts}, {"truth", true_pts}});
       }
       const std::string name = fs::path(file).filename().string();
       std::printf("%-44s %5zu %9.1f %7s %7s %6zu %s\n", name.substr(0, 44).c_str(), z + 1, count,
@@ -313,35 +520,46 @@ int cmd_count(const Args& a) {
         csv << csv_escape(file) << "," << z + 1 << "," << fmt(count, 3) << "," << (has_truth ? fmt(t, 0) : "") << ","
             << (has_truth ? fmt(std::abs(count - t), 3) : "") << "," << np << "," << csv_escape(a.get("model")) << ","
             << info.value("method", "") << "," << cellcount_result_device(rh.r) << ","
-            << cellcount_result_precision(rh.r) << "," << fmt(cellcount_result_seconds(rh.r), 3) << "\n";
-      const std::string stem = fs::path(file).stem().string() + (stack.size() > 1 ? "_z" + std::to_string(z + 1) : "");
-      if (a.has("overlays")) {
-        std::vector<float> xy(2 * np);
-        std::vector<int32_t> cls(np);
-        if (np) check(cellcount_result_points(rh.r, xy.data(), cls.data(), nullptr, np));
-        std::vector<Point> pts(np);
-        for (size_t i = 0; i < np; ++i) pts[i] = Point{xy[2 * i], xy[2 * i + 1], cls[i], 1.0f};
-        io::write_overlay((fs::path(a.get("overlays")) / (stem + "_overlay.png")).string(), im, pts, 3, overwrite);
-      }
+            << cellcount_result_precision(rh.r) << "," << fmt(cellcount_result_seconds(rh.r), 3) << std::endl;
+      const std::string stem = fs::path(file).stem().string() + (planes > 1 ? "_z" + std::to_string(z + 1) : "");
+      if (a.has("overlays"))
+        check(cellcount_overlay_write((fs::path(a.get("overlays")) / (stem + "_overlay.png")).string().c_str(), &v,
+                                      xy.data(), cls.data(), np, 3, overwrite));
       if (a.has("density")) {
         int64_t w = 0, h = 0, c = 0;
         check(cellcount_result_image_size(rh.r, CELLCOUNT_IMAGE_DENSITY, &w, &h, &c));
         if (w > 0) {
-          Image d;
-          d.width = w;
-          d.height = h;
-          d.channels = c;
-          d.data.resize(size_t(w * h * c));
-          check(cellcount_result_image(rh.r, CELLCOUNT_IMAGE_DENSITY, d.data.data(), d.data.size()));
-          io::write_image((fs::path(a.get("density")) / (stem + "_density.tif")).string(), d, 32, overwrite);
+          std::vector<float> d(size_t(w * h * c));
+          check(cellcount_result_image(rh.r, CELLCOUNT_IMAGE_DENSITY, d.data(), d.size()));
+          cellcount_image_view dv{d.data(), w, h, c, 0, CELLCOUNT_DTYPE_F32, 0};
+          check(cellcount_image_write((fs::path(a.get("density")) / (stem + "_density.tif")).string().c_str(), &dv, 32,
+                                      overwrite));
         }
       }
       ++n_done;
     }
   }
   std::printf("%zu image(s)", n_done);
-  if (n_truth) std::printf(", MAE %.2f over %zu with ground truth", abs_sum / n_truth, n_truth);
+  const size_t n_truth = metrics["truth"].size();
+  if (n_truth) {
+    // Metrics by the library (the same definitions as cellcount eval).
+    const double radius = info.value("eval_radius", 5.0);
+    if (all_points) metrics["radius"] = radius > 0 ? radius : 5.0;
+    else metrics.erase("points");
+    char* out = nullptr;
+    check(cellcount_metrics(metrics.dump().c_str(), &out));
+    const json m = json::parse(take_string(out));
+    std::printf(", MAE %.2f over %zu with ground truth (RMSE %.2f", m["mae"].get<double>(), n_truth, m["rmse"].get<double>());
+    if (m.contains("f1")) std::printf(", point F1 %.3f at %.1f px", m["f1"].get<double>(), m["radius"].get<double>());
+    std::printf(")");
+  }
   std::printf("\n");
+  if (!failed.empty()) {
+    std::fprintf(stderr, "cellcount: %zu of %zu file(s) could not be counted:\n", failed.size(),
+                 files.size());
+    for (const auto& f : failed) std::fprintf(stderr, "  %s\n", f.c_str());
+    return 1;
+  }
   return 0;
 }
 
@@ -383,44 +601,80 @@ long peak_rss_kib() {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
   return -1;
 }
 
+// A folder the CLI creates for its own scratch files and removes again (never a user's folder).
+struct ScratchDir {
+  fs::path path;
+  ScratchDir() {
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path = fs::temp_directory_path() / ("cellcount-bench-" + std::to_string(::getpid()) + "-" + std::to_string(stamp));
+    if (!fs::create_directory(path)) throw Error(CELLCOUNT_ERR_IO, "cannot create scratch folder '" + path.string() + "'");
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 int cmd_bench(const Args& a) {
+  check_known_options(a, {"model", "size", "repeat", "device", "precision", "threads", "tile", "overlap", "threshold",
+                          "min_distance", "options", "exemplars", "mosaic"});
   if (!a.has("model")) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench: --model DIR is required");
+  const int64_t size = int_opt(a, "size", 1024);
+  if (size < 32 || size > 16384)
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench: --size must be in 32..16384, got " + a.get("size"));
+  const int64_t repeat = int_opt(a, "repeat", 3);
+  if (repeat < 1 || repeat > 100000)
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench: --repeat must be at least 1 (timed runs after one warm-up), got " +
+                                                    a.get("repeat"));
+  const int64_t n_ex = int_opt(a, "exemplars", 3);
+  if (n_ex < 1) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench: --exemplars must be at least 1, got " + a.get("exemplars"));
+  const int64_t mosaic_n = int_opt(a, "mosaic", 0);
+  if (a.has("mosaic") && mosaic_n < 2) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench: --mosaic N needs N >= 2");
+  PredictSettings ps;
+  params_from(a, ps);
+  ps.p.progress = nullptr;
   apply_threads(a);
-  const int64_t size = a.has("size") ? std::stoll(a.get("size")) : 1024;
-  const int repeat = a.has("repeat") ? std::stoi(a.get("repeat")) : 3;
   ModelHandle mh;
   check(cellcount_model_load(a.get("model").c_str(), &mh.m));
   const auto info = json::parse(cellcount_model_info(mh.m));
-  SynthCellsParams sp;
-  sp.width = sp.height = size;
-  sp.min_cells = sp.max_cells = int(size * size / 900);
-  auto s = render_cells(sp, 1);
+  // The test image: one synthetic cell image from the library's renderer, about one cell per 900 pixels.
+  ScratchDir scratch;
+  const int cells = int(size * size / 900);
+  const json sreq{{"out", (scratch.path / "cells").string()}, {"n", 1}, {"width", size}, {"height", size},
+                  {"min_cells", cells}, {"max_cells", cells}, {"seed", 1}};
+  char* srep = nullptr;
+  check(cellcount_synthesize(sreq.dump().c_str(), nullptr, nullptr, &srep));
+  take_string(srep);
+  char* dsj = nullptr;
+  check(cellcount_dataset_read((scratch.path / "cells").string().c_str(), nullptr, &dsj));
+  const json sample = json::parse(take_string(dsj))["samples"].at(0);
+  ImageHandle synth;
+  check(cellcount_image_read((scratch.path / "cells" / sample["image"].get<std::string>()).string().c_str(), &synth.im));
+  cellcount_image_view sv;
+  check(cellcount_image_plane(synth.im, 0, &sv));
   const int64_t channels = info["input"].value("channels", 1);
   std::vector<float> px(size_t(size * size * channels));
+  const float* grey = static_cast<const float*>(sv.data);
   for (int64_t i = 0; i < size * size; ++i)
-    for (int64_t c = 0; c < channels; ++c) px[size_t(i * channels + c)] = s.image.data[size_t(i)] * 255.0f;
+    for (int64_t c = 0; c < channels; ++c) px[size_t(i * channels + c)] = grey[i * sv.channels];
   cellcount_image_view v{px.data(), size, size, channels, 0, CELLCOUNT_DTYPE_F32, 0};
   std::vector<cellcount_box> boxes;
-  if (info.value("needs_exemplars", false)) {
-    const int n_ex = a.has("exemplars") ? std::stoi(a.get("exemplars")) : 3;
-    for (int i = 0; i < n_ex && i < int(s.points.size()); ++i) {
-      const auto& p = s.points[size_t(i)];
-      boxes.push_back(cellcount_box{p.x - 8, p.y - 8, p.x + 8, p.y + 8});
+  if (info.value("needs_exemplars", false) && sample.contains("points"))
+    for (const auto& p : sample["points"]) {
+      if (int64_t(boxes.size()) >= n_ex) break;
+      const float x = p[0], y = p[1];
+      boxes.push_back(cellcount_box{x - 8, y - 8, x + 8, y + 8});
     }
-  }
-  std::string device, precision;
-  auto params = params_from(a, device, precision);
-  params.progress = nullptr;
   std::vector<double> ms;
   std::string used_device;
-  for (int r = 0; r <= repeat; ++r) {  // r == 0 is the warm-up
+  for (int64_t r = 0; r <= repeat; ++r) {  // r == 0 is the warm-up
     ResultHandle rh;
     const auto t0 = std::chrono::steady_clock::now();
-    check(cellcount_predict(mh.m, &v, boxes.empty() ? nullptr : boxes.data(), boxes.size(), nullptr, &params, &rh.r));
+    check(cellcount_predict(mh.m, &v, boxes.empty() ? nullptr : boxes.data(), boxes.size(), nullptr, &ps.p, &rh.r));
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (r > 0) ms.push_back(dt);
     used_device = cellcount_result_device(rh.r);
@@ -430,38 +684,37 @@ int cmd_bench(const Args& a) {
   if (a.has("mosaic")) {
     // Tiling check on real images: an N x N mosaic of equal-size images is counted whole (tiled) and part by
     // part; the two totals should agree.
-    const int n = std::stoi(a.get("mosaic"));
-    Truth unused;
-    auto files = expand_inputs(a.positional, unused);
-    if (n < 2 || files.size() < size_t(n * n))
-      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench --mosaic N needs N >= 2 and N*N images as inputs");
-    std::vector<Image> parts;
-    for (int i = 0; i < n * n; ++i) parts.push_back(io::read_image(files[size_t(i)]));
-    const int64_t w = parts[0].width, h = parts[0].height, c = parts[0].channels;
-    Image big;
-    big.width = w * n;
-    big.height = h * n;
-    big.channels = c;
-    big.data.resize(size_t(big.width * big.height * c));
+    const int64_t n = mosaic_n;
+    auto files = expand_inputs(a.positional, nullptr);
+    if (files.size() < size_t(n * n))
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench --mosaic N needs N*N images as inputs, got " +
+                                                      std::to_string(files.size()));
+    std::vector<ImageHandle> parts(size_t(n * n));
+    std::vector<cellcount_image_view> views(parts.size());
+    for (size_t i = 0; i < parts.size(); ++i) {
+      check(cellcount_image_read(files[i].c_str(), &parts[i].im));
+      check(cellcount_image_plane(parts[i].im, 0, &views[i]));
+    }
+    const int64_t w = views[0].width, h = views[0].height, c = views[0].channels;
+    std::vector<float> big(size_t(w * n * h * n * c));
     double sum_parts = 0;
-    for (int i = 0; i < n * n; ++i) {
-      const auto& p = parts[size_t(i)];
-      if (p.width != w || p.height != h || p.channels != c)
+    for (int64_t i = 0; i < n * n; ++i) {
+      const auto& pv = views[size_t(i)];
+      if (pv.width != w || pv.height != h || pv.channels != c)
         throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "bench --mosaic: images differ in size or channels");
       const int64_t ox = (i % n) * w, oy = (i / n) * h;
+      const float* src = static_cast<const float*>(pv.data);
       for (int64_t y = 0; y < h; ++y)
-        std::copy(p.data.begin() + y * w * c, p.data.begin() + (y + 1) * w * c,
-                  big.data.begin() + ((oy + y) * big.width + ox) * c);
-      cellcount_image_view pv{p.data.data(), w, h, c, 0, CELLCOUNT_DTYPE_F32, 0};
+        std::copy(src + y * w * c, src + (y + 1) * w * c, big.begin() + ((oy + y) * w * n + ox) * c);
       ResultHandle rh;
-      check(cellcount_predict(mh.m, &pv, nullptr, 0, nullptr, &params, &rh.r));
+      check(cellcount_predict(mh.m, &pv, nullptr, 0, nullptr, &ps.p, &rh.r));
       sum_parts += cellcount_result_count(rh.r);
     }
-    cellcount_image_view bv{big.data.data(), big.width, big.height, c, 0, CELLCOUNT_DTYPE_F32, 0};
+    cellcount_image_view bv{big.data(), w * n, h * n, c, 0, CELLCOUNT_DTYPE_F32, 0};
     ResultHandle rb;
-    check(cellcount_predict(mh.m, &bv, nullptr, 0, nullptr, &params, &rb.r));
+    check(cellcount_predict(mh.m, &bv, nullptr, 0, nullptr, &ps.p, &rb.r));
     const double whole = cellcount_result_count(rb.r);
-    mosaic = {{"images", n * n}, {"size", {big.width, big.height}}, {"count_whole", whole}, {"sum_of_parts", sum_parts},
+    mosaic = {{"images", n * n}, {"size", {w * n, h * n}}, {"count_whole", whole}, {"sum_of_parts", sum_parts},
               {"relative_difference", std::abs(whole - sum_parts) / std::max(1e-9, sum_parts)}};
   }
   const double median = ms[ms.size() / 2], mpix = double(size * size) / 1e6;
@@ -469,12 +722,8 @@ int cmd_bench(const Args& a) {
          {"method", info.value("method", "")},
          {"size", size},
          {"device", used_device},
-         {"precision", precision},
-         {"threads", json::parse(take_string([] {
-                                   char* j = nullptr;
-                                   cellcount_library_info(&j);
-                                   return j;
-                                 }()))["devices"]["threads"]},
+         {"precision", ps.precision},
+         {"threads", library_info()["devices"]["threads"]},
          {"exemplars", boxes.size()},
          {"repeats", repeat},
          {"ms_median", median},
@@ -487,22 +736,28 @@ int cmd_bench(const Args& a) {
 
 // A fixed-seed train:test:val split of a dataset, written as a split CSV (e.g. for datasets/splits/).
 int cmd_split(const Args& a) {
+  check_known_options(a, {"dataset", "out", "ratios", "seed", "overwrite"});
   if (!a.has("dataset") || !a.has("out")) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "split: --dataset DIR and --out FILE are required");
-  auto ds = load_dataset(a.get("dataset"), "");
-  std::vector<double> r;
+  json ratios = json::array();
   std::stringstream ss(a.get("ratios", "10,9,1"));
-  for (std::string part; std::getline(ss, part, ',');) r.push_back(std::stod(part));
-  if (r.size() != 3) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "split: --ratios expects train,test,val (e.g. 10,9,1)");
-  assign_split(ds, r[0], r[1], r[2], std::stoull(a.get("seed", "0")));
-  write_split(ds, a.get("out"), a.get("overwrite") == "true");
-  std::cout << "wrote " << a.get("out") << ": " << ds.indices("train").size() << " train, " << ds.indices("test").size()
-            << " test, " << ds.indices("val").size() << " val\n";
+  for (std::string part; std::getline(ss, part, ',');) ratios.push_back(number_value("option --ratios", part));
+  if (ratios.size() != 3) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "split: --ratios expects train,test,val (e.g. 10,9,1)");
+  const json req{{"dataset", a.get("dataset")}, {"out", a.get("out")}, {"ratios", ratios},
+                 {"seed", int_opt(a, "seed", 0)}, {"overwrite", a.get("overwrite") == "true"}};
+  char* out = nullptr;
+  check(cellcount_split(req.dump().c_str(), &out));
+  const json r = json::parse(take_string(out));
+  std::cout << "wrote " << a.get("out") << ": " << r["train"] << " train, " << r["test"] << " test, " << r["val"]
+            << " val\n";
   return 0;
 }
 
-int cmd_defaults(const Args& a) {
+int cmd_defaults(const Args& a, bool metadata) {
+  check_known_options(a, {"method", "kind"});
   char* out = nullptr;
-  check(cellcount_request_defaults(a.get("method").c_str(), a.get("kind", "train").c_str(), &out));
+  const std::string method = a.get("method"), kind = a.get("kind", "train");
+  check(metadata ? cellcount_request_options(method.c_str(), kind.c_str(), &out)
+                 : cellcount_request_defaults(method.c_str(), kind.c_str(), &out));
   std::cout << json::parse(take_string(out)).dump(2) << "\n";
   return 0;
 }
@@ -524,7 +779,8 @@ int main(int argc, char** argv) {
     if (a.command == "eval") return cmd_request(a, cellcount_evaluate, {"threads", "report", "verbose", "overwrite"});
     if (a.command == "synth") return cmd_request(a, cellcount_synthesize, {"threads", "report", "verbose"});
     if (a.command == "bench") return cmd_bench(a);
-    if (a.command == "defaults") return cmd_defaults(a);
+    if (a.command == "defaults") return cmd_defaults(a, false);
+    if (a.command == "options") return cmd_defaults(a, true);
     if (a.command == "split") return cmd_split(a);
     std::cerr << "cellcount: unknown command '" << a.command << "'\n\n" << kUsage;
     return 2;

@@ -435,7 +435,109 @@ int main(int argc, char** argv) {
   r = NULL;
   cellcount_log_set(NULL, NULL, CELLCOUNT_LOG_INFO);
   EXPECT(log_lines > 0, "the log callback received messages");
+
+  /* ABI 2: a method's own prediction options travel as JSON beside the params and are checked by the library
+   * (the selftest method declares none, so any option is unknown; a NULL options_json is the defaults). */
+  p = cellcount_predict_default_params();
+  p.device = "cpu";
+  EXPECT(p.options_json == NULL, "no method options by default");
+  p.options_json = "{\"mask_threshold\": 0.5}";
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT(strstr(cellcount_last_error(), "unknown option \"mask_threshold\"") != NULL, "names the unknown option");
+  EXPECT(r == NULL, "no result when an option is refused");
+  p.options_json = "{not json";
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  p.options_json = "[0.5]";
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  p.options_json = "{}";
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_OK);
+  cellcount_result_free(r);
+  r = NULL;
   cellcount_model_free(m);
+
+  /* Option metadata: exemplar's mask_threshold is declared with its range; unknown kinds are refused. */
+  EXPECT_STATUS(cellcount_request_options("exemplar", "predict", &report), CELLCOUNT_OK);
+  EXPECT(report && strstr(report, "\"name\":\"mask_threshold\"") && strstr(report, "\"max\":1.0") &&
+             strstr(report, "\"min\":-1.0"),
+         "exemplar declares mask_threshold in [-1, 1] (a cosine)");
+  cellcount_string_free(report);
+  report = NULL;
+  EXPECT_STATUS(cellcount_request_options("", "predict", &report), CELLCOUNT_OK);
+  EXPECT(report && strstr(report, "\"name\":\"tile_size\"") != NULL, "generic predict options listed");
+  cellcount_string_free(report);
+  report = NULL;
+  EXPECT_STATUS(cellcount_request_options("selftest", "train", &report), CELLCOUNT_OK);
+  EXPECT(report && strstr(report, "\"name\":\"epochs\"") && strstr(report, "\"type\":\"int\""),
+         "undeclared train fields are listed from their defaults");
+  cellcount_string_free(report);
+  report = NULL;
+  EXPECT_STATUS(cellcount_request_options("selftest", "dance", &report), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_STATUS(cellcount_request_options("nope", "train", &report), CELLCOUNT_ERR_WRONG_METHOD);
+  EXPECT_STATUS(cellcount_request_options(NULL, "train", &report), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_STATUS(cellcount_request_defaults("exemplar", "predict", &report), CELLCOUNT_OK);
+  EXPECT(report && strstr(report, "\"mask_threshold\"") && !strstr(report, "\"method\""),
+         "predict defaults are the options object itself");
+  cellcount_string_free(report);
+  report = NULL;
+
+  /* Image files: a float TIFF written and read back exactly; planes, dtype; never overwritten. */
+  {
+    cellcount_image* im = NULL;
+    cellcount_image_view pv;
+    char tif[4096], png[4096];
+    float xy[4] = {10, 12, 30, 40};
+    int32_t cls[2] = {0, 1};
+    snprintf(tif, sizeof tif, "%s/roundtrip.tif", scratch);
+    snprintf(png, sizeof png, "%s/overlay.png", scratch);
+    remove(tif);
+    remove(png);
+    v = image_view();
+    EXPECT_STATUS(cellcount_image_write(tif, &v, 32, 0), CELLCOUNT_OK);
+    EXPECT_STATUS(cellcount_image_write(tif, &v, 32, 0), CELLCOUNT_ERR_IO);
+    EXPECT_STATUS(cellcount_image_write(tif, &v, 12, 1), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(cellcount_image_read(tif, &im), CELLCOUNT_OK);
+    EXPECT(cellcount_image_n_planes(im) == 1 && cellcount_image_source_dtype(im) == CELLCOUNT_DTYPE_F32,
+           "one float plane");
+    EXPECT_STATUS(cellcount_image_plane(im, 0, &pv), CELLCOUNT_OK);
+    EXPECT(pv.width == W && pv.height == H && pv.channels == 1 && pv.dtype == CELLCOUNT_DTYPE_F32 &&
+               memcmp(pv.data, g_img, sizeof g_img) == 0,
+           "float TIFF read back exactly");
+    EXPECT_STATUS(cellcount_image_plane(im, 1, &pv), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    cellcount_image_free(im);
+    cellcount_image_free(NULL);
+    EXPECT(cellcount_image_n_planes(NULL) == 0, "n_planes(NULL)");
+    im = (cellcount_image*)1;
+    EXPECT_STATUS(cellcount_image_read(join(scratch, "missing.png"), &im), CELLCOUNT_ERR_IO);
+    EXPECT(im == NULL && strstr(cellcount_last_error(), "missing.png") != NULL, "names the missing file");
+    EXPECT_STATUS(cellcount_overlay_write(png, &v, xy, cls, 2, 3, 0), CELLCOUNT_OK);
+    EXPECT_STATUS(cellcount_overlay_write(png, &v, NULL, NULL, 2, 3, 1), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(cellcount_image_read(png, &im), CELLCOUNT_OK);
+    EXPECT_STATUS(cellcount_image_plane(im, 0, &pv), CELLCOUNT_OK);
+    EXPECT(pv.channels == 3 && cellcount_image_source_dtype(im) == CELLCOUNT_DTYPE_U8, "overlay is an RGB PNG");
+    cellcount_image_free(im);
+    EXPECT(cellcount_is_image_file("a.TIFF") == 1 && cellcount_is_image_file("a.csv") == 0 &&
+               cellcount_is_image_file(NULL) == 0,
+           "image file extensions");
+  }
+
+  /* Metrics: MAE 1, RMSE sqrt(2) of (10, 4) against (12, 4); one of two points matched within 3 px. */
+  EXPECT_STATUS(cellcount_metrics("{\"predicted\": [10, 4], \"truth\": [12, 4]}", &report), CELLCOUNT_OK);
+  EXPECT(report && strstr(report, "\"mae\":1.0") && strstr(report, "\"n\":2"), "MAE of the counts");
+  cellcount_string_free(report);
+  report = NULL;
+  EXPECT_STATUS(cellcount_metrics("{\"predicted\": [2], \"truth\": [2], \"radius\": 3, \"points\": "
+                                  "[{\"predicted\": [[0, 0], [10, 10]], \"truth\": [[1, 0], [50, 50]]}]}",
+                                  &report),
+                CELLCOUNT_OK);
+  EXPECT(report && strstr(report, "\"tp\":1") && strstr(report, "\"f1\":0.5"), "point F1");
+  cellcount_string_free(report);
+  report = NULL;
+  EXPECT_STATUS(cellcount_metrics("{\"predicted\": [1, 2], \"truth\": [1]}", &report),
+                CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_STATUS(cellcount_metrics("{\"predicted\": [1], \"truth\": [1], \"points\": []}", &report),
+                CELLCOUNT_ERR_INVALID_ARGUMENT); /* points need a radius */
+  EXPECT_STATUS(cellcount_metrics("{\"predicted\": [1], \"truth\": [1], \"extra\": 1}", &report),
+                CELLCOUNT_ERR_INVALID_ARGUMENT);
 
   /* Train / evaluate / synthesize requests. */
   EXPECT_STATUS(cellcount_train("{not json", NULL, NULL, &report), CELLCOUNT_ERR_INVALID_ARGUMENT);
@@ -475,6 +577,22 @@ int main(int argc, char** argv) {
     report = NULL;
     snprintf(req, sizeof req, "{\"model\": \"%s\", \"dataset\": \"/nonexistent\"}", model);
     EXPECT_STATUS(cellcount_evaluate(req, NULL, NULL, &report), CELLCOUNT_ERR_IO);
+    /* Dataset annotations and a split written through the library. */
+    EXPECT_STATUS(cellcount_dataset_read(data, NULL, &report), CELLCOUNT_OK);
+    EXPECT(report && strstr(report, "\"samples\"") && strstr(report, "\"points\""), "dataset with points");
+    cellcount_string_free(report);
+    report = NULL;
+    EXPECT_STATUS(cellcount_dataset_read("/nonexistent", NULL, &report), CELLCOUNT_ERR_IO);
+    snprintf(dir, sizeof dir, "%s/split.csv", scratch);
+    remove(dir);
+    snprintf(req, sizeof req, "{\"dataset\": \"%s\", \"out\": \"%s\", \"ratios\": [2, 1, 1], \"seed\": 3}", data, dir);
+    EXPECT_STATUS(cellcount_split(req, &report), CELLCOUNT_OK);
+    EXPECT(report && strstr(report, "\"train\"") && strstr(report, "\"val\""), "split report");
+    cellcount_string_free(report);
+    report = NULL;
+    EXPECT_STATUS(cellcount_split(req, &report), CELLCOUNT_ERR_IO); /* never overwritten */
+    snprintf(req, sizeof req, "{\"dataset\": \"%s\", \"out\": \"%s\", \"ratio\": [2, 1, 1]}", data, dir);
+    EXPECT_STATUS(cellcount_split(req, &report), CELLCOUNT_ERR_INVALID_ARGUMENT); /* typo of a field */
     /* Synthesis refuses a non-empty folder. */
     snprintf(req, sizeof req, "{\"out\": \"%s\", \"n\": 2}", data);
     EXPECT_STATUS(cellcount_synthesize(req, NULL, NULL, &report), CELLCOUNT_ERR_IO);

@@ -32,7 +32,7 @@ static jclass g_log_class;            /* org.cellcount.Native$LogBridge */
 static jmethodID g_log_call;          /* void call(int, byte[]) */
 static jclass g_params_class;         /* org.cellcount.PredictParams */
 static jfieldID g_f_device, g_f_precision, g_f_tile_size, g_f_tile_overlap, g_f_peak_threshold,
-    g_f_peak_min_distance, g_f_mask_threshold, g_f_want_density;
+    g_f_peak_min_distance, g_f_options_json, g_f_want_density;
 static jclass g_byte_array_class, g_short_array_class, g_float_array_class;
 static jobject g_log_bridge;          /* global ref, installed once (the Java side keeps one bridge) */
 
@@ -127,7 +127,7 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM * vm, void * reserved) {
   if (!(g_f_tile_overlap = (*env)->GetFieldID(env, g_params_class, "tileOverlap", "I"))) return JNI_ERR;
   if (!(g_f_peak_threshold = (*env)->GetFieldID(env, g_params_class, "peakThreshold", "F"))) return JNI_ERR;
   if (!(g_f_peak_min_distance = (*env)->GetFieldID(env, g_params_class, "peakMinDistance", "F"))) return JNI_ERR;
-  if (!(g_f_mask_threshold = (*env)->GetFieldID(env, g_params_class, "maskThreshold", "F"))) return JNI_ERR;
+  if (!(g_f_options_json = (*env)->GetFieldID(env, g_params_class, "optionsJson", "Ljava/lang/String;"))) return JNI_ERR;
   if (!(g_f_want_density = (*env)->GetFieldID(env, g_params_class, "wantDensity", "Z"))) return JNI_ERR;
   if (!(g_byte_array_class = global_class(env, "[B"))) return JNI_ERR;
   if (!(g_short_array_class = global_class(env, "[S"))) return JNI_ERR;
@@ -270,6 +270,126 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_requestDefaults(JNIEnv * 
   return out;
 }
 
+JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_requestOptions(JNIEnv * env, jclass cls, jbyteArray method,
+                                                                     jbyteArray kind) {
+  char * m = cstring(env, method, "method");
+  char * k = m ? cstring(env, kind, "kind") : NULL;
+  jbyteArray out = NULL;
+  if (m && k) {
+    char * json = NULL;
+    cellcount_status s = cellcount_request_options(m, k, &json);
+    if (s == CELLCOUNT_OK) out = take_string(env, json);
+    else throw_last(env, s);
+  }
+  free(m);
+  free(k);
+  return out;
+}
+
+/* which: 0 metrics, 1 split. JSON request in, JSON report out; no callback. */
+JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_jsonCall(JNIEnv * env, jclass cls, jint which,
+                                                               jbyteArray request) {
+  char * req = cstring(env, request, "request");
+  if (!req) return NULL;
+  char * report = NULL;
+  cellcount_status s;
+  switch (which) {
+    case 0: s = cellcount_metrics(req, &report); break;
+    case 1: s = cellcount_split(req, &report); break;
+    default:
+      free(req);
+      throw_status(env, SHIM_INVALID, "jsonCall: unknown call");
+      return NULL;
+  }
+  free(req);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  return take_string(env, report);
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_datasetRead(JNIEnv * env, jclass cls, jbyteArray dir,
+                                                                  jbyteArray split_file) {
+  char * d = cstring(env, dir, "dataset folder");
+  if (!d) return NULL;
+  char * sf = NULL;
+  if (split_file && !(sf = cstring(env, split_file, "split file"))) {
+    free(d);
+    return NULL;
+  }
+  char * json = NULL;
+  cellcount_status s = cellcount_dataset_read(d, sf, &json);
+  free(d);
+  free(sf);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  return take_string(env, json);
+}
+
+JNIEXPORT jboolean JNICALL Java_org_cellcount_Native_isImageFile(JNIEnv * env, jclass cls, jbyteArray path) {
+  char * p = cstring(env, path, "path");
+  if (!p) return JNI_FALSE;
+  const int32_t r = cellcount_is_image_file(p);
+  free(p);
+  return r ? JNI_TRUE : JNI_FALSE;
+}
+
+JNIEXPORT jlong JNICALL Java_org_cellcount_Native_imageRead(JNIEnv * env, jclass cls, jbyteArray path) {
+  char * p = cstring(env, path, "image path");
+  if (!p) return 0;
+  cellcount_image * im = NULL;
+  cellcount_status s = cellcount_image_read(p, &im);
+  free(p);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return 0;
+  }
+  return (jlong)(intptr_t)im;
+}
+
+JNIEXPORT void JNICALL Java_org_cellcount_Native_imageFree(JNIEnv * env, jclass cls, jlong im) {
+  cellcount_image_free((cellcount_image *)(intptr_t)im);
+}
+
+JNIEXPORT jint JNICALL Java_org_cellcount_Native_imageNumPlanes(JNIEnv * env, jclass cls, jlong im) {
+  return (jint)cellcount_image_n_planes((const cellcount_image *)(intptr_t)im);
+}
+
+/* {width, height, channels} of plane z. */
+JNIEXPORT jlongArray JNICALL Java_org_cellcount_Native_imagePlaneSize(JNIEnv * env, jclass cls, jlong im, jint z) {
+  cellcount_image_view v;
+  cellcount_status s = cellcount_image_plane((const cellcount_image *)(intptr_t)im, (size_t)(z < 0 ? SIZE_MAX : (size_t)z), &v);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  jlong wh[3] = {(jlong)v.width, (jlong)v.height, (jlong)v.channels};
+  jlongArray a = (*env)->NewLongArray(env, 3);
+  if (a) (*env)->SetLongArrayRegion(env, a, 0, 3, wh);
+  return a;
+}
+
+/* The float pixels of plane z (H x W x C), copied. */
+JNIEXPORT jfloatArray JNICALL Java_org_cellcount_Native_imagePlane(JNIEnv * env, jclass cls, jlong im, jint z) {
+  cellcount_image_view v;
+  cellcount_status s = cellcount_image_plane((const cellcount_image *)(intptr_t)im, (size_t)(z < 0 ? SIZE_MAX : (size_t)z), &v);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  const uint64_t n = (uint64_t)v.width * (uint64_t)v.height * (uint64_t)v.channels;
+  if (n > (uint64_t)INT32_MAX) {
+    throw_status(env, SHIM_INVALID, "image plane: more pixels than a Java array holds");
+    return NULL;
+  }
+  jfloatArray a = (*env)->NewFloatArray(env, (jsize)n);
+  if (a) (*env)->SetFloatArrayRegion(env, a, 0, (jsize)n, (const jfloat *)v.data);
+  return a;
+}
+
 /* which: 0 train, 1 evaluate, 2 synthesize. */
 JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_request(JNIEnv * env, jclass cls, jint which,
                                                               jbyteArray request, jobject bridge) {
@@ -343,7 +463,7 @@ JNIEXPORT void JNICALL Java_org_cellcount_Native_defaultParams(JNIEnv * env, jcl
   (*env)->SetIntField(env, params, g_f_tile_overlap, p.tile_overlap);
   (*env)->SetFloatField(env, params, g_f_peak_threshold, p.peak_threshold);
   (*env)->SetFloatField(env, params, g_f_peak_min_distance, p.peak_min_distance);
-  (*env)->SetFloatField(env, params, g_f_mask_threshold, p.mask_threshold);
+  (*env)->SetObjectField(env, params, g_f_options_json, NULL); /* NULL = the method's defaults */
   (*env)->SetBooleanField(env, params, g_f_want_density, p.want_density ? JNI_TRUE : JNI_FALSE);
 }
 
@@ -443,18 +563,21 @@ JNIEXPORT jlong JNICALL Java_org_cellcount_Native_predict(JNIEnv * env, jclass c
   cellcount_predict_params p = cellcount_predict_default_params();
   char * device = NULL;
   char * precision = NULL;
-  if (!string_field(env, params, g_f_device, &device) || !string_field(env, params, g_f_precision, &precision)) {
+  char * options = NULL;
+  if (!string_field(env, params, g_f_device, &device) || !string_field(env, params, g_f_precision, &precision) ||
+      !string_field(env, params, g_f_options_json, &options)) {
     free(device);
+    free(precision);
     free(bx);
     return 0;
   }
   if (device) p.device = device;
   if (precision) p.precision = precision;
+  p.options_json = options; /* NULL = the method's defaults */
   p.tile_size = (*env)->GetIntField(env, params, g_f_tile_size);
   p.tile_overlap = (*env)->GetIntField(env, params, g_f_tile_overlap);
   p.peak_threshold = (*env)->GetFloatField(env, params, g_f_peak_threshold);
   p.peak_min_distance = (*env)->GetFloatField(env, params, g_f_peak_min_distance);
-  p.mask_threshold = (*env)->GetFloatField(env, params, g_f_mask_threshold);
   p.want_density = (*env)->GetBooleanField(env, params, g_f_want_density) ? 1 : 0;
   progress_ctx ctx = {env, bridge, NULL, 0};
   p.progress = on_progress;
@@ -485,6 +608,7 @@ JNIEXPORT jlong JNICALL Java_org_cellcount_Native_predict(JNIEnv * env, jclass c
   }
   free(device);
   free(precision);
+  free(options);
   free(bx);
   if (!data || (region && !mask)) {
     /* Get*ArrayElements failed: an OutOfMemoryError is pending. */

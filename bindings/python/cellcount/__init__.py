@@ -12,13 +12,15 @@ or in the cellcount checkout's build/lib.
 """
 from ._lib import ABI_VERSION, AbiMismatchError, LibraryNotFoundError, repo_root
 from .api import (Cancelled, CellCountError, Model, ProgressFn, Result, Status, abi_version, count, evaluate,
-                  library_info, library_path, methods, predict_defaults, request_defaults, set_log_handler,
-                  set_num_threads, synthesize, train, version)
+                  is_image_file, library_info, library_path, methods, metrics, predict_defaults, read_dataset,
+                  read_image, request_defaults, request_options, set_log_handler, set_num_threads, split,
+                  synthesize, train, version, write_image, write_overlay)
 
 __all__ = [
     "ABI_VERSION", "AbiMismatchError", "LibraryNotFoundError", "Cancelled", "CellCountError", "Model",
     "ProgressFn", "Result", "Status", "abi_version", "count", "evaluate", "library_info", "library_path",
-    "methods", "predict_defaults", "request_defaults", "repo_root", "set_log_handler", "set_num_threads",
-    "synthesize", "train", "version",
+    "methods", "predict_defaults", "request_defaults", "request_options", "repo_root", "set_log_handler",
+    "set_num_threads", "synthesize", "train", "version", "metrics", "read_dataset", "split", "is_image_file",
+    "read_image", "write_image", "write_overlay",
 ]
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from pathlib import Path
 # --------------------------------------------------------------------------- constants of the header
 # (each is compared with its #define / enum value by tests/test_header.py)
 
-ABI_VERSION = 1  # CELLCOUNT_ABI_VERSION this binding was written for; a library with another refuses to load
+ABI_VERSION = 2  # CELLCOUNT_ABI_VERSION this binding was written for; a library with another refuses to load
 
 STATUS = {
     "CELLCOUNT_OK": 0,
@@ -75,11 +75,11 @@ class PredictParams(Structure):
         ("tile_overlap", c_int32),
         ("peak_threshold", c_float),
         ("peak_min_distance", c_float),
-        ("mask_threshold", c_float),
         ("want_density", c_int32),
         ("reserved", c_int32),
         ("progress", PROGRESS_FN),
         ("progress_user", c_void_p),
+        ("options_json", c_char_p),
     ]
 
 
@@ -127,6 +127,21 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cellcount_evaluate": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),
     "cellcount_synthesize": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),
     "cellcount_request_defaults": (status_t, [c_char_p, c_char_p, POINTER(c_void_p)]),
+    "cellcount_request_options": (status_t, [c_char_p, c_char_p, POINTER(c_void_p)]),
+    "cellcount_metrics": (status_t, [c_char_p, POINTER(c_void_p)]),
+    # datasets
+    "cellcount_dataset_read": (status_t, [c_char_p, c_char_p, POINTER(c_void_p)]),
+    "cellcount_split": (status_t, [c_char_p, POINTER(c_void_p)]),
+    # image files (cellcount_image * is an opaque handle: c_void_p)
+    "cellcount_is_image_file": (c_int32, [c_char_p]),
+    "cellcount_image_read": (status_t, [c_char_p, POINTER(c_void_p)]),
+    "cellcount_image_free": (None, [c_void_p]),
+    "cellcount_image_n_planes": (c_size_t, [c_void_p]),
+    "cellcount_image_source_dtype": (c_int32, [c_void_p]),
+    "cellcount_image_plane": (status_t, [c_void_p, c_size_t, POINTER(ImageView)]),
+    "cellcount_image_write": (status_t, [c_char_p, POINTER(ImageView), c_int32, c_int32]),
+    "cellcount_overlay_write": (status_t, [c_char_p, POINTER(ImageView), POINTER(c_float), POINTER(c_int32),
+                                           c_size_t, c_int32, c_int32]),
 }
 
 # --------------------------------------------------------------------------- finding the library

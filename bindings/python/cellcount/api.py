@@ -25,8 +25,9 @@ from ._lib import Box, ImageView, PredictParams
 
 __all__ = [
     "Status", "CellCountError", "Cancelled", "Model", "Result", "count", "train", "evaluate", "synthesize",
-    "request_defaults", "predict_defaults", "library_info", "methods", "version", "abi_version",
-    "set_num_threads", "set_log_handler", "ProgressFn",
+    "request_defaults", "request_options", "predict_defaults", "library_info", "methods", "version", "abi_version",
+    "set_num_threads", "set_log_handler", "ProgressFn", "metrics", "read_dataset", "split", "is_image_file",
+    "read_image", "write_image", "write_overlay",
 ]
 
 Status = enum.IntEnum("Status", {k.removeprefix("CELLCOUNT_"): v for k, v in _lib.STATUS.items()})
@@ -158,11 +159,103 @@ _lib.on_load.append(lambda: set_log_handler())  # by default the library logs th
 
 
 def request_defaults(method: str, kind: str) -> dict:
-    """The library's default request of ``kind`` ("train", "evaluate", "synthesize") for ``method``:
-    the one source of defaults (front ends show these; fields left out of a request take them)."""
+    """The library's default request of ``kind`` ("train", "evaluate", "synthesize", "predict") for
+    ``method``: the one source of defaults (front ends show these; fields left out of a request take them).
+    "predict" gives the method's own prediction options (Model.predict(options=...)); method "" the
+    generic ones (the params of Model.predict, the core's evaluate and synthesize requests)."""
     out = c_void_p()
     _raise(_lib.lib().cellcount_request_defaults(method.encode(), kind.encode(), byref(out)))
     return json.loads(_take_string(out))
+
+
+def request_options(method: str, kind: str) -> list[dict]:
+    """Metadata of every field of the same request (cellcount_request_options), in declaration order:
+    dicts with name, type, default, doc, advanced, nullable and, where they apply, min, max (inclusive) and
+    choices. Front ends build labelled, validated forms from it; the library checks the same ranges."""
+    out = c_void_p()
+    _raise(_lib.lib().cellcount_request_options(method.encode(), kind.encode(), byref(out)))
+    return json.loads(_take_string(out))
+
+
+def _json_call(fn_name: str, *args: Any) -> Any:
+    out = c_void_p()
+    _raise(getattr(_lib.lib(), fn_name)(*args, byref(out)))
+    return json.loads(_take_string(out))
+
+
+def metrics(predicted: Sequence[float], truth: Sequence[float], *, points: Sequence[tuple[Any, Any]] | None = None,
+            radius: float | None = None) -> dict:
+    """Count metrics (n, mae, rmse, nae, sre, mre, accuracy) of predicted against true counts, by the
+    library's definitions; with ``points`` (one (predicted_xy, true_xy) pair of (N, 2) arrays per image) and
+    ``radius`` also tp, fp, fn, precision, recall and f1 of one-to-one matching within the radius."""
+    req: dict[str, Any] = {"predicted": [float(x) for x in predicted], "truth": [float(x) for x in truth]}
+    if points is not None:
+        req["points"] = [{"predicted": np.asarray(p, dtype=float).reshape(-1, 2).tolist(),
+                          "truth": np.asarray(t, dtype=float).reshape(-1, 2).tolist()} for p, t in points]
+        req["radius"] = radius
+    return _json_call("cellcount_metrics", json.dumps(req).encode())
+
+
+def read_dataset(folder: str | os.PathLike, split_file: str | os.PathLike | None = None) -> dict:
+    """A dataset folder's annotations as the library reads them (cellcount_dataset_read): root, classes,
+    split_source and samples (image, count, points, boxes, split)."""
+    sf = os.fspath(split_file).encode() if split_file is not None else None
+    return _json_call("cellcount_dataset_read", os.fspath(folder).encode(), sf)
+
+
+def split(dataset: str | os.PathLike, out: str | os.PathLike, *, ratios: Sequence[float] = (10, 9, 1), seed: int = 0,
+          overwrite: bool = False) -> dict:
+    """Writes a fixed-seed train/test/val split CSV of a dataset (never over a file unless overwrite)."""
+    req = {"dataset": os.fspath(dataset), "out": os.fspath(out), "ratios": [float(r) for r in ratios],
+           "seed": int(seed), "overwrite": bool(overwrite)}
+    return _json_call("cellcount_split", json.dumps(req).encode())
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True if read_image reads files of this extension."""
+    return bool(_lib.lib().cellcount_is_image_file(os.fspath(path).encode()))
+
+
+def read_image(path: str | os.PathLike) -> list[np.ndarray]:
+    """Every 2-D plane of an image file (one for PNG, one per slice of a TIFF stack) as float32 arrays
+    (H, W) or (H, W, C), values in the file's own range, read by the library's I/O back ends."""
+    L = _lib.lib()
+    h = c_void_p()
+    _raise(L.cellcount_image_read(os.fspath(path).encode(), byref(h)))
+    try:
+        planes = []
+        for z in range(L.cellcount_image_n_planes(h)):
+            v = ImageView()
+            _raise(L.cellcount_image_plane(h, z, byref(v)))
+            n = v.width * v.height * v.channels
+            a = np.ctypeslib.as_array(ctypes.cast(v.data, POINTER(c_float)), shape=(n,)).copy()
+            a = a.reshape(v.height, v.width, v.channels)
+            planes.append(a[:, :, 0] if v.channels == 1 else a)
+        return planes
+    finally:
+        L.cellcount_image_free(h)
+
+
+def write_image(path: str | os.PathLike, image: Any, *, bit_depth: int = 8, overwrite: bool = False) -> None:
+    """Writes an (H, W) or (H, W, C) array as PNG, or TIFF by extension (bit_depth 8, 16, or 32 for float
+    TIFF). Never over an existing file unless overwrite."""
+    pixels = _as_pixels(image, "image")
+    _raise(_lib.lib().cellcount_image_write(os.fspath(path).encode(), byref(_view(pixels)), int(bit_depth),
+                                            1 if overwrite else 0))
+
+
+def write_overlay(path: str | os.PathLike, image: Any, xy: Any, class_ids: Any = None, *, radius: int = 3,
+                  overwrite: bool = False) -> None:
+    """Writes an RGB PNG of the image (contrast-stretched) with a cross at each point (x, y)."""
+    pixels = _as_pixels(image, "image")
+    pts = np.ascontiguousarray(np.asarray(xy, dtype=np.float32).reshape(-1, 2))
+    cls = None if class_ids is None else np.ascontiguousarray(np.asarray(class_ids, dtype=np.int32).reshape(-1))
+    if cls is not None and len(cls) != len(pts):
+        raise ValueError(f"class_ids: expected {len(pts)} entries (one per point), got {len(cls)}")
+    _raise(_lib.lib().cellcount_overlay_write(
+        os.fspath(path).encode(), byref(_view(pixels)), pts.ctypes.data_as(POINTER(c_float)),
+        cls.ctypes.data_as(POINTER(c_int32)) if cls is not None else None, len(pts), int(radius),
+        1 if overwrite else 0))
 
 
 def predict_defaults() -> dict:
@@ -334,7 +427,7 @@ def _collect(r: c_void_p, classes: list[str]) -> Result:
 
 # the PredictParams fields a caller may set (the rest are the struct's own bookkeeping)
 _PARAM_FIELDS = [f for f, _ in PredictParams._fields_
-                 if f not in ("struct_size", "reserved", "progress", "progress_user")]
+                 if f not in ("struct_size", "reserved", "progress", "progress_user", "options_json")]
 
 
 # --------------------------------------------------------------------------- models
@@ -408,12 +501,26 @@ class Model:
             raise ValueError(f"model {self.path!r} is closed")
 
     # -- prediction
-    def _params(self, progress: _Progress, params: dict) -> tuple[PredictParams, list]:
+    def predict_options(self) -> list[dict]:
+        """Metadata of this model's method's own prediction options (name, type, default, min, max, doc),
+        the keys Model.predict(options=...) takes. Their values when left out: the model's, else the
+        declared default."""
+        return request_options(self.method, "predict")
+
+    def _params(self, progress: _Progress, params: dict, options: dict | None) -> tuple[PredictParams, list]:
         unknown = set(params) - set(_PARAM_FIELDS)
         if unknown:
-            raise TypeError(f"unknown prediction parameter(s) {sorted(unknown)}; known: {_PARAM_FIELDS}")
+            raise TypeError(f"unknown prediction parameter(s) {sorted(unknown)}; known: {_PARAM_FIELDS} "
+                            f"(the method's own options go in options={{...}}; see Model.predict_options())")
         p = _lib.lib().cellcount_predict_default_params()
         keep = []  # encoded strings must outlive the call
+        if options is not None:
+            if not isinstance(options, dict):
+                raise TypeError(f"options: expected a dict of the method's prediction options, got "
+                                f"{type(options).__name__}")
+            b = json.dumps(_jsonable(options)).encode()
+            keep.append(b)
+            p.options_json = b
         for k, v in params.items():
             if v is None:
                 continue  # the library's default
@@ -431,15 +538,18 @@ class Model:
         return p, keep
 
     def predict(self, image: Any, exemplars: Any = None, region: Any = None, *,
-                progress: ProgressFn | None = None, **params: Any) -> Result:
+                progress: ProgressFn | None = None, options: dict | None = None, **params: Any) -> Result:
         """Counts (and locates) cells in one 2-D image.
 
         image      (H, W) or (H, W, C), uint8/uint16/float32 borrowed as is (other types become float32)
         exemplars  (N, 4) boxes x0, y0, x1, y1 in pixels, for models that need_exemplars; else None
         region     optional (H, W) mask, non-zero = count here
         progress   fn(fraction, stage) -> truthy cancels (raises Cancelled; the model stays usable)
+        options    the method's own prediction options as a dict, e.g. {"mask_threshold": 0.5} for exemplar
+                   (Model.predict_options() lists them); each left out takes the model's value. Unknown
+                   options and values out of range are refused by the library, naming the option.
         params     device, precision, tile_size, tile_overlap, peak_threshold, peak_min_distance,
-                   mask_threshold, want_density; None or absent = the library's default."""
+                   want_density; None or absent = the library's default."""
         pixels = _as_pixels(image, "image")
         view = _view(pixels)
         reg_arr = None
@@ -450,7 +560,7 @@ class Model:
         reg_view = _view(reg_arr) if reg_arr is not None else None
         boxes = _boxes(exemplars)
         pr = _Progress(progress)
-        p, _keep = self._params(pr, params)
+        p, _keep = self._params(pr, params, options)
         out = c_void_p()
         with self._lock:
             self._check_open()

@@ -242,7 +242,7 @@ def test_no_params_means_library_defaults(model):
     img = synthetic()
     d = cellcount.predict_defaults()
     assert set(d) == {"device", "precision", "tile_size", "tile_overlap", "peak_threshold", "peak_min_distance",
-                      "mask_threshold", "want_density"}
+                      "want_density"}
     a, b = model.predict(img), model.predict(img, **d)
     assert a.count == b.count and np.array_equal(a.xy, b.xy)
 
@@ -344,3 +344,144 @@ def test_evaluate_and_synthesize(tmp_path, fixture_model):
         cellcount.synthesize(out, n=2, width=32, height=32)
     assert e.value.status == Status.ERR_IO
     cellcount.synthesize(out, n=2, width=32, height=32, overwrite=True)
+
+
+# ------------------------------------------------------------------ method options as data (ABI 2)
+
+
+def _c_json(fn, *args):
+    """The C ABI's own JSON answer, through ctypes directly (not through api.py)."""
+    from ctypes import byref, c_void_p
+    from cellcount import _lib
+    out = c_void_p()
+    assert getattr(_lib.lib(), fn)(*[a.encode() for a in args], byref(out)) == 0, _lib.lib().cellcount_last_error()
+    try:
+        return json.loads(ctypes_string(out))
+    finally:
+        _lib.lib().cellcount_string_free(out)
+
+
+def ctypes_string(p):
+    import ctypes
+    return ctypes.string_at(p.value).decode()
+
+
+TYPES = {"int", "number", "bool", "string", "choice", "path", "int_list", "number_list", "string_list", "object", "json"}
+
+
+@pytest.mark.parametrize("method,kind", [("dcl", "train"), ("exemplar", "train"), ("exemplar", "predict"),
+                                         ("", "predict")])
+def test_option_metadata_round_trips(method, kind):
+    meta = cellcount.request_options(method, kind)
+    assert meta == _c_json("cellcount_request_options", method, kind)  # names, types, defaults, ranges, docs
+    defaults = cellcount.request_defaults(method, kind)
+    assert [m["name"] for m in meta] and {m["name"] for m in meta} == set(defaults)
+    for m in meta:
+        assert m["type"] in TYPES, m
+        assert m["default"] == defaults[m["name"]], m
+        if m["type"] == "choice":
+            assert m["default"] in m["choices"], m
+        if m["type"] in ("int", "number") and m["default"] is not None:
+            assert m.get("min", -np.inf) <= m["default"] <= m.get("max", np.inf), m
+
+
+def test_exemplar_declares_its_predict_options():
+    (mt,) = cellcount.request_options("exemplar", "predict")
+    assert (mt["name"], mt["type"], mt["min"], mt["max"]) == ("mask_threshold", "number", 0.0, 1.0)
+    assert mt["doc"] and cellcount.request_defaults("exemplar", "predict") == {"mask_threshold": mt["default"]}
+    assert cellcount.request_options("selftest", "predict") == []
+    with pytest.raises(CellCountError) as e:
+        cellcount.request_options("exemplar", "nonsense")
+    assert e.value.status == Status.ERR_INVALID_ARGUMENT and "predict" in e.value.message
+
+
+@pytest.fixture(scope="module")
+def exemplar_model(repo):
+    if not (repo / "models" / "exemplar-cells" / "model.json").exists():
+        pytest.fail("models/exemplar-cells is missing from the checkout")
+    with cellcount.Model(repo / "models" / "exemplar-cells") as m:
+        yield m
+
+
+def test_predict_options_are_checked_by_the_library(exemplar_model, model):
+    img = synthetic(0, 64, 64)
+    box = [[10, 10, 20, 20]]
+    assert [o["name"] for o in exemplar_model.predict_options()] == ["mask_threshold"]
+    with pytest.raises(CellCountError) as e:
+        exemplar_model.predict(img, box, options={"mask_threshold": 2})
+    assert e.value.status == Status.ERR_INVALID_ARGUMENT and "mask_threshold" in e.value.message
+    with pytest.raises(CellCountError) as e:
+        exemplar_model.predict(img, box, options={"mask_treshold": 0.5})
+    assert "unknown option" in e.value.message and "mask_treshold" in e.value.message
+    with pytest.raises(CellCountError) as e:  # selftest has no options of its own
+        model.predict(img, options={"mask_threshold": 0.5})
+    assert "unknown option" in e.value.message
+    with pytest.raises(TypeError):  # the old params field is gone: it is an option now
+        model.predict(img, mask_threshold=0.5)
+
+
+def test_mask_threshold_option_changes_the_exemplar_count(exemplar_model, repo):
+    ds = cellcount.read_dataset(repo / "samples" / "exemplar-cells")
+    sample = ds["samples"][0]
+    img = cellcount.read_image(repo / "samples" / "exemplar-cells" / sample["image"])[0]
+    boxes = sample["boxes"][:3]
+    default = exemplar_model.predict(img, boxes)
+    model_value = exemplar_model.info["thresholds"]["mask_threshold"]
+    same = exemplar_model.predict(img, boxes, options={"mask_threshold": model_value})
+    assert same.count == default.count  # left out = the model's value
+    loose = exemplar_model.predict(img, boxes, options={"mask_threshold": 0.0})
+    strict = exemplar_model.predict(img, boxes, options={"mask_threshold": 0.9})
+    assert loose.count > strict.count  # the option reaches the method
+
+
+# ------------------------------------------------------------------ image files, datasets, split, metrics
+
+
+def test_read_image_matches_imageio(repo, sample_image):
+    planes = cellcount.read_image(repo / "samples" / "dcl-vgg" / "cells_00000.png")
+    assert len(planes) == 1 and planes[0].dtype == np.float32
+    ref = sample_image.astype(np.float32)
+    assert planes[0].shape == ref.shape[:2] + ((3,) if ref.ndim == 3 and ref.shape[2] >= 3 else ())
+    assert np.array_equal(planes[0], ref[..., :3] if ref.ndim == 3 else ref)
+    assert cellcount.is_image_file("a.TIF") and not cellcount.is_image_file("a.csv")
+    with pytest.raises(CellCountError) as e:
+        cellcount.read_image(repo / "nope.png")
+    assert e.value.status == Status.ERR_IO and "nope.png" in e.value.message
+
+
+def test_write_image_and_overlay(tmp_path):
+    img = synthetic()
+    cellcount.write_image(tmp_path / "d.tif", img, bit_depth=32)
+    assert np.array_equal(cellcount.read_image(tmp_path / "d.tif")[0], img)
+    with pytest.raises(CellCountError) as e:
+        cellcount.write_image(tmp_path / "d.tif", img, bit_depth=32)
+    assert e.value.status == Status.ERR_IO
+    cellcount.write_overlay(tmp_path / "o.png", img, [[5, 5], [20, 30]], [0, 1])
+    ov = cellcount.read_image(tmp_path / "o.png")[0]
+    assert ov.shape == (64, 64, 3)
+
+
+def test_metrics_by_the_library():
+    pred, truth = [10.0, 4.0, 7.5], [12.0, 4.0, 5.0]
+    m = cellcount.metrics(pred, truth)
+    e = np.abs(np.subtract(pred, truth))
+    assert m["n"] == 3 and m["mae"] == pytest.approx(e.mean()) and m["rmse"] == pytest.approx(np.sqrt((e ** 2).mean()))
+    assert m["nae"] == pytest.approx((e / truth).mean())
+    m = cellcount.metrics([2], [2], points=[([[0, 0], [10, 10]], [[1, 0], [50, 50]])], radius=3)
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 1) and m["f1"] == pytest.approx(0.5)
+    with pytest.raises(CellCountError) as e:
+        cellcount.metrics([1, 2], [1])
+    assert e.value.status == Status.ERR_INVALID_ARGUMENT
+
+
+def test_dataset_read_and_split(fixture_model, tmp_path):
+    data = fixture_model.parent / "data"
+    ds = cellcount.read_dataset(data)
+    assert len(ds["samples"]) == 12 and all(s["count"] == len(s["points"]) for s in ds["samples"])
+    r = cellcount.split(data, tmp_path / "split.csv", ratios=(2, 1, 1), seed=3)
+    assert r["train"] + r["test"] + r["val"] == 12
+    again = cellcount.read_dataset(data, tmp_path / "split.csv")
+    assert sum(s["split"] == "train" for s in again["samples"]) == r["train"]
+    with pytest.raises(CellCountError) as e:
+        cellcount.split(data, tmp_path / "split.csv")
+    assert e.value.status == Status.ERR_IO

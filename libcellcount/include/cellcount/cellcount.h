@@ -48,7 +48,7 @@ extern "C" {
   (CELLCOUNT_VERSION_MAJOR * 10000 + CELLCOUNT_VERSION_MINOR * 100 + CELLCOUNT_VERSION_PATCH)
 #define CELLCOUNT_VERSION_STRING "0.1.0"
 /* Bumped on ANY change of a struct layout or a signature. Bindings refuse to run on a mismatch. */
-#define CELLCOUNT_ABI_VERSION 1
+#define CELLCOUNT_ABI_VERSION 2
 
 CELLCOUNT_API uint32_t cellcount_version_number(void);      /* == CELLCOUNT_VERSION_NUMBER */
 CELLCOUNT_API const char * cellcount_version_string(void);  /* static storage */
@@ -159,14 +159,19 @@ typedef struct cellcount_predict_params {
   int32_t tile_overlap;        /* -1 = the model's default; else 0 <= overlap < tile_size/2 */
   float peak_threshold;        /* NAN = the model's tuned value */
   float peak_min_distance;     /* NAN = the model's tuned value (pixels) */
-  float mask_threshold;        /* NAN = the model's value (exemplar method) */
   int32_t want_density;        /* 1 (default) = keep the density map in the result */
   int32_t reserved;            /* must be 0 */
   cellcount_progress_fn progress;  /* NULL = none */
   void * progress_user;
+  const char * options_json;   /* BORROWED, NULL = defaults: a JSON object of the method's own prediction
+                                  options (cellcount_request_options(method, "predict")), e.g.
+                                  {"mask_threshold": 0.5} for exemplar. Each option left out takes the
+                                  model's value (model.json "thresholds"), else its declared default. */
 } cellcount_predict_params;
 
-/* The only source of prediction defaults (front ends show these). */
+/* The only source of the generic prediction defaults (front ends show these). Method-specific options
+ * have their defaults and metadata in cellcount_request_defaults / cellcount_request_options(method,
+ * "predict"); the generic fields above are described by cellcount_request_options("", "predict"). */
 CELLCOUNT_API cellcount_predict_params cellcount_predict_default_params(void);
 
 /* Count (and locate) cells in one 2-D image.
@@ -178,7 +183,8 @@ CELLCOUNT_API cellcount_predict_params cellcount_predict_default_params(void);
  *  params     BORROWED, NULL = defaults.
  *  *out       OWNED BY LIBRARY (cellcount_result_free).
  * Statuses: OK, CANCELLED, ERR_INVALID_ARGUMENT (NULL, empty or NaN image, wrong dtype/channels/size,
- * bad boxes or params), ERR_DEVICE, ERR_OUT_OF_MEMORY, ERR_INTERNAL. */
+ * bad boxes or params; options_json not a JSON object, an unknown option or a value of the wrong type or
+ * out of range, the message naming the option), ERR_DEVICE, ERR_OUT_OF_MEMORY, ERR_INTERNAL. */
 CELLCOUNT_API cellcount_status cellcount_predict(cellcount_model * m, const cellcount_image_view * img,
                                                  const cellcount_box * exemplars, size_t n_exemplars,
                                                  const cellcount_image_view * region,
@@ -237,11 +243,97 @@ CELLCOUNT_API cellcount_status cellcount_evaluate(const char * request_json, cel
 CELLCOUNT_API cellcount_status cellcount_synthesize(const char * request_json, cellcount_progress_fn progress,
                                                     void * progress_user, char ** out_report);
 
-/* Default request of `kind` ("train", "evaluate", "synthesize") for `method` (e.g. "dcl"), as JSON;
- * the one source of defaults for every front end. *out_json OWNED BY LIBRARY.
- * Statuses: OK, ERR_INVALID_ARGUMENT, ERR_WRONG_METHOD, ERR_UNSUPPORTED. */
+/* Default request of `kind` ("train", "evaluate", "synthesize", "predict") for `method` (e.g. "dcl"), as
+ * JSON; the one source of defaults for every front end. "predict" gives the method's own prediction options
+ * ({} when it has none), the object cellcount_predict_params.options_json takes (without a "method" key);
+ * the other kinds include "method". Method "" gives the generic ones: "predict" the fields of
+ * cellcount_predict_params (NAN shown as null), "evaluate" and "synthesize" the core's requests.
+ * *out_json OWNED BY LIBRARY. Statuses: OK, ERR_INVALID_ARGUMENT, ERR_WRONG_METHOD, ERR_UNSUPPORTED. */
 CELLCOUNT_API cellcount_status cellcount_request_defaults(const char * method, const char * kind,
                                                           char ** out_json);
+
+/* Metadata of every field of the same requests (kinds and method "" as in cellcount_request_defaults), so a
+ * front end can build a labelled, validated form: a JSON array in declaration order of
+ *   {"name", "type", "default", "doc", "advanced", "nullable"[, "min", "max"][, "choices"]}
+ * type: "int", "number", "bool", "string", "choice" (one of "choices"), "path", "int_list", "number_list",
+ * "string_list", "object" (merged over its default), "json" (any value, checked by the method). min/max are
+ * inclusive bounds of numbers (and of list entries), absent = open; nullable: null means "not given" (the
+ * model's value). Fields a method has not yet declared are listed from its defaults with the type of the
+ * default value, no range and an empty doc. *out_json OWNED BY LIBRARY.
+ * Statuses: OK, ERR_INVALID_ARGUMENT (NULL, unknown kind), ERR_WRONG_METHOD, ERR_UNSUPPORTED (the method has
+ * no such request). */
+CELLCOUNT_API cellcount_status cellcount_request_options(const char * method, const char * kind,
+                                                         char ** out_json);
+
+/* Count metrics and point matching of predictions against ground truth (what cellcount_evaluate reports,
+ * for predictions a caller made itself, e.g. a front end counting a folder). Request (BORROWED):
+ *   {"predicted": [counts], "truth": [counts]}                       equal lengths, finite numbers
+ *   optional "points": [{"predicted": [[x,y],...], "truth": [[x,y],...]}, ...] and "radius" (pixels, > 0)
+ * Report: {"n", "mae", "rmse", "nae", "sre", "mre", "accuracy"} (RMSE = sqrt(mean e^2); NAE and SRE over
+ * images with a true count > 0), with points also {"radius", "tp", "fp", "fn", "precision", "recall", "f1"}
+ * (one-to-one matching within the radius, summed over images). *out_report OWNED BY LIBRARY.
+ * Statuses: OK, ERR_INVALID_ARGUMENT (bad JSON, lengths differ, non-finite value, radius <= 0). */
+CELLCOUNT_API cellcount_status cellcount_metrics(const char * request_json, char ** out_report);
+
+/* ---------------------------------------------------------------- datasets */
+
+/* A dataset folder's annotations (points.csv, counts.csv, boxes.csv, split.csv) as JSON:
+ *   {"root", "classes": [names], "split_source", "samples": [{"image" (relative path), "count" (number or
+ *    null), "points": [[x, y, class], ...] (absent when the dataset has no points for it),
+ *    "boxes": [[x0, y0, x1, y1], ...], "split" ("train", "val", "test" or "")}, ...]}
+ * `dir` BORROWED; `split_file` BORROWED, NULL or "" = dir/split.csv when present. *out_json OWNED BY LIBRARY.
+ * Statuses: OK, ERR_INVALID_ARGUMENT (NULL), ERR_IO (no folder, no CSV), ERR_DATASET (bad row: file, line). */
+CELLCOUNT_API cellcount_status cellcount_dataset_read(const char * dir, const char * split_file, char ** out_json);
+
+/* Writes a fixed-seed random split of a dataset as a split CSV (image,split). Request (BORROWED):
+ *   {"dataset": folder, "out": file, "ratios": [train, test, val] (default [10, 9, 1]), "seed": 0,
+ *    "overwrite": false}
+ * Report: {"out", "train", "test", "val"} (numbers of images). The file is never overwritten unless
+ * "overwrite": true. *out_report OWNED BY LIBRARY.
+ * Statuses: OK, ERR_INVALID_ARGUMENT (bad JSON or field), ERR_IO (out exists, unwritable), ERR_DATASET. */
+CELLCOUNT_API cellcount_status cellcount_split(const char * request_json, char ** out_report);
+
+/* ---------------------------------------------------------------- image files */
+
+typedef struct cellcount_image cellcount_image;  /* opaque: the planes of one image file, library-owned */
+
+/* 1 if `path` (BORROWED) ends in an extension cellcount_image_read reads (.png .jpg .jpeg .bmp .tif .tiff,
+ * any case), else 0 (also for NULL). */
+CELLCOUNT_API int32_t cellcount_is_image_file(const char * path);
+
+/* Reads every 2-D plane of an image file: a PNG/JPEG/BMP gives one, a multi-page or 3-D TIFF one per slice.
+ * Pixels are held as float32 in the file's own range (uint8 0..255, uint16 0..65535, float as stored),
+ * channels interleaved in RGB order, alpha dropped. `path` BORROWED. *out OWNED BY LIBRARY
+ * (cellcount_image_free). Statuses: OK, ERR_INVALID_ARGUMENT (NULL), ERR_IO (missing, unreadable,
+ * undecodable; the message names the file), ERR_UNSUPPORTED (the format's back end is not built). */
+CELLCOUNT_API cellcount_status cellcount_image_read(const char * path, cellcount_image ** out);
+
+/* NULL ok. */
+CELLCOUNT_API void cellcount_image_free(cellcount_image * im);
+
+/* Getters: infallible; NULL gives 0. */
+CELLCOUNT_API size_t cellcount_image_n_planes(const cellcount_image * im);   /* >= 1 */
+CELLCOUNT_API int32_t cellcount_image_source_dtype(const cellcount_image * im); /* the file's cellcount_dtype */
+
+/* A view of plane z (0-based): dtype CELLCOUNT_DTYPE_F32, tightly packed, ready for cellcount_predict.
+ * The pixels the view points to are OWNED BY LIBRARY, tied to im: valid until cellcount_image_free(im).
+ * Statuses: OK, ERR_INVALID_ARGUMENT (NULL, z out of range). */
+CELLCOUNT_API cellcount_status cellcount_image_plane(const cellcount_image * im, size_t z,
+                                                     cellcount_image_view * out);
+
+/* Writes an image as PNG, or TIFF by extension (.tif/.tiff). bit_depth 8 or 16: values rounded and
+ * clamped to the type; 32: float pixels unchanged (TIFF only). `path`, `img` BORROWED. Never replaces an
+ * existing file unless overwrite != 0. Statuses: OK, ERR_INVALID_ARGUMENT (NULL, bad view or bit depth),
+ * ERR_IO (exists, unwritable), ERR_UNSUPPORTED (the format's back end is not built). */
+CELLCOUNT_API cellcount_status cellcount_image_write(const char * path, const cellcount_image_view * img,
+                                                     int32_t bit_depth, int32_t overwrite);
+
+/* Writes an RGB PNG overlay: `img` contrast-stretched (1st-99.8th percentile) with a coloured cross of
+ * `radius` pixels at each of the n_points points (xy: 2 floats per point, x then y; class_ids nullable:
+ * the colour). All pointers BORROWED. Same overwrite rule and statuses as cellcount_image_write. */
+CELLCOUNT_API cellcount_status cellcount_overlay_write(const char * path, const cellcount_image_view * img,
+                                                       const float * xy, const int32_t * class_ids,
+                                                       size_t n_points, int32_t radius, int32_t overwrite);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -7,12 +7,15 @@
 #include <string>
 
 #include "cellcount/cellcount.h"
+#include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/image_tensor.h"
 #include "core/log.h"
 #include "core/method.h"
+#include "core/metrics.h"
+#include "core/options.h"
 #include "core/model_io.h"
 #include "io/image_file.h"
 
@@ -23,6 +26,10 @@ struct cellcount_model {
   ModelFiles files;
   std::unique_ptr<Method> method;
   std::string info;  // cache for cellcount_model_info
+};
+
+struct cellcount_image {
+  std::vector<cellcount::Image> planes;
 };
 
 struct cellcount_result {
@@ -95,6 +102,105 @@ nlohmann::json parse_request(const char* json, const char* what) {
   return r;
 }
 
+void check_kind(const std::string& k, const char* what) {
+  CC_CHECK(k == "train" || k == "evaluate" || k == "synthesize" || k == "predict", CELLCOUNT_ERR_INVALID_ARGUMENT,
+           std::string(what) + ": kind must be \"train\", \"evaluate\", \"synthesize\" or \"predict\", got \"" + k + "\"");
+}
+
+// The generic prediction settings: the fields of cellcount_predict_params (NAN shown as null).
+Options generic_predict_options() {
+  auto unset = [](OptionSpec o) {  // NAN in the struct: null here
+    o.default_value = nullptr;
+    return o;
+  };
+  return {Opt::string("device", "auto").help("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""),
+          Opt::choice("precision", "fp32", {"fp32", "bf16", "fp16"}).help("arithmetic precision of the network"),
+          Opt::integer("tile_size", 0).at_least(0).help("tile side in pixels; 0 = the model's default, else >= 32").folded(),
+          Opt::integer("tile_overlap", -1).at_least(-1).help("tile overlap; -1 = the model's default, else < tile_size/2").folded(),
+          unset(Opt::number("peak_threshold", 0).at_least(0).or_null().help("peak height for a point; null = the model's tuned value")),
+          unset(Opt::number("peak_min_distance", 0).at_least(0).or_null().help("minimum distance between points (pixels); null = the model's").folded()),
+          Opt::boolean("want_density", true).help("keep the density map in the result").folded()};
+}
+
+Options declared_options(const std::string& method, const std::string& kind) {
+  if (method.empty()) return kind == "predict" ? generic_predict_options() : Options{};
+  return method_options(find_method(method), kind);
+}
+
+// The defaults of a request kind; method "" = the core's generic requests.
+nlohmann::json request_defaults_of(const std::string& method, const std::string& k, const char* what) {
+  check_kind(k, what);
+  nlohmann::json j;
+  if (method.empty()) {
+    if (k == "predict") {
+      j = option_defaults(generic_predict_options());
+    }
+    if (k == "evaluate") j = evaluate_defaults();
+    if (k == "synthesize") j = synthesize_defaults();
+    CC_CHECK(!j.is_null(), CELLCOUNT_ERR_UNSUPPORTED, std::string(what) + ": method \"\" (generic) has no " + k + " request");
+    return j;
+  }
+  const auto& spec = find_method(method);
+  j = method_request_defaults(spec, k);
+  if (k == "predict") return j.is_null() ? nlohmann::json::object() : j;
+  if (j.is_null() && k == "evaluate") j = evaluate_defaults();
+  if (j.is_null() && k == "synthesize") j = synthesize_defaults();
+  CC_CHECK(!j.is_null(), CELLCOUNT_ERR_UNSUPPORTED, "method \"" + spec.id + "\" has no " + k + " request");
+  j["method"] = spec.id;
+  return j;
+}
+
+// Metadata of a field a method has not declared: its type from the default value, no range, no doc.
+OptionSpec option_from_default(const std::string& name, const nlohmann::json& v) {
+  if (v.is_boolean()) return Opt::boolean(name, v.get<bool>());
+  if (v.is_number_integer()) return Opt::integer(name, v.get<int64_t>());
+  if (v.is_number()) return Opt::number(name, v.get<double>());
+  if (v.is_string()) return Opt::string(name, v.get<std::string>());
+  if (v.is_object()) return Opt::object(name, v);
+  if (v.is_array() && !v.empty()) {
+    bool ints = true, nums = true, strs = true;
+    for (const auto& x : v) {
+      ints = ints && x.is_number_integer();
+      nums = nums && x.is_number();
+      strs = strs && x.is_string();
+    }
+    if (ints) return Opt::int_list(name, v.get<std::vector<int64_t>>());
+    if (nums) return Opt::number_list(name, v.get<std::vector<double>>());
+    if (strs) return Opt::string_list(name, v.get<std::vector<std::string>>());
+  }
+  return Opt::any(name, v).or_null();
+}
+
+std::vector<double> numbers_of(const nlohmann::json& j, const char* key, const std::string& where) {
+  CC_CHECK(j.contains(key) && j[key].is_array(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           where + ": \"" + key + "\" must be a list of numbers");
+  std::vector<double> out;
+  for (size_t i = 0; i < j[key].size(); ++i) {
+    const auto& x = j[key][i];
+    CC_CHECK(x.is_number() && std::isfinite(x.get<double>()), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             where + ": \"" + key + "\" entry " + std::to_string(i) + " must be a finite number, got " + x.dump());
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+std::vector<Point> point_list(const nlohmann::json& j, const char* key, const std::string& where) {
+  CC_CHECK(j.contains(key) && j[key].is_array(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           where + ": \"" + key + "\" must be a list of [x, y]");
+  std::vector<Point> out;
+  for (size_t i = 0; i < j[key].size(); ++i) {
+    const auto& p = j[key][i];
+    const bool ok = p.is_array() && p.size() >= 2 && p[0].is_number() && p[1].is_number() &&
+                    std::isfinite(p[0].get<double>()) && std::isfinite(p[1].get<double>());
+    CC_CHECK(ok, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             where + ": \"" + key + "\" entry " + std::to_string(i) + " must be [x, y] with finite numbers");
+    out.push_back(Point{p[0].get<float>(), p[1].get<float>(), 0, 1.0f});
+  }
+  return out;
+}
+
+// An owned float image from a borrowed view (any dtype, any stride; checked), for the file writers.
+Image view_to_image(const cellcount_image_view& v) { return tensor_to_image(view_to_tensor(v, "image")); }
 
 }  // namespace
 
@@ -192,7 +298,7 @@ cellcount_predict_params cellcount_predict_default_params(void) {
   p.tile_overlap = -1;
   p.peak_threshold = NAN;
   p.peak_min_distance = NAN;
-  p.mask_threshold = NAN;
+  p.options_json = nullptr;
   p.want_density = 1;
   p.progress = nullptr;
   p.progress_user = nullptr;
@@ -222,8 +328,16 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
              "predict: peak_threshold must be NAN (model's) or >= 0");
     CC_CHECK(std::isnan(p.peak_min_distance) || p.peak_min_distance >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "predict: peak_min_distance must be NAN (model's) or >= 0");
-    CC_CHECK(std::isnan(p.mask_threshold) || (p.mask_threshold >= 0 && p.mask_threshold <= 1),
-             CELLCOUNT_ERR_INVALID_ARGUMENT, "predict: mask_threshold must be NAN (model's) or in [0,1]");
+    nlohmann::json caller_options;  // null = every option at the model's / declared value
+    if (p.options_json) {
+      try {
+        caller_options = nlohmann::json::parse(p.options_json);
+      } catch (const std::exception& e) {
+        fail(CELLCOUNT_ERR_INVALID_ARGUMENT, std::string("predict: params.options_json is not valid JSON: ") + e.what());
+      }
+      CC_CHECK(caller_options.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "predict: params.options_json must be a JSON object of " + m->spec->id + " prediction options");
+    }
 
     PredictOptions opt;
     opt.device = resolve_device(p.device ? p.device : "auto");
@@ -232,7 +346,7 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     opt.tile_overlap = p.tile_overlap;
     opt.peak_threshold = p.peak_threshold;
     opt.peak_min_distance = p.peak_min_distance;
-    opt.mask_threshold = p.mask_threshold;
+    opt.method_options = resolve_method_options(*m->spec, m->files.meta, caller_options);
     opt.want_density = p.want_density != 0;
     opt.progress = make_progress(p.progress, p.progress_user);
 
@@ -375,16 +489,180 @@ cellcount_status cellcount_request_defaults(const char* method, const char* kind
   if (out_json) *out_json = nullptr;
   return guard([&] {
     CC_CHECK(method && kind && out_json, CELLCOUNT_ERR_INVALID_ARGUMENT, "request_defaults: NULL argument");
-    const std::string k = kind;
-    CC_CHECK(k == "train" || k == "evaluate" || k == "synthesize", CELLCOUNT_ERR_INVALID_ARGUMENT,
-             "request_defaults: kind must be \"train\", \"evaluate\" or \"synthesize\", got \"" + k + "\"");
-    const auto& spec = find_method(method);
-    nlohmann::json j = method_request_defaults(spec, k);
-    if (j.is_null() && k == "evaluate") j = evaluate_defaults();
-    if (j.is_null() && k == "synthesize") j = synthesize_defaults();
-    CC_CHECK(!j.is_null(), CELLCOUNT_ERR_UNSUPPORTED, "method \"" + spec.id + "\" has no " + k + " request");
-    j["method"] = spec.id;
+    *out_json = dup_string(request_defaults_of(method, kind, "request_defaults").dump());
+  });
+}
+
+cellcount_status cellcount_request_options(const char* method, const char* kind, char** out_json) {
+  if (out_json) *out_json = nullptr;
+  return guard([&] {
+    CC_CHECK(method && kind && out_json, CELLCOUNT_ERR_INVALID_ARGUMENT, "request_options: NULL argument");
+    const std::string m = method, k = kind;
+    check_kind(k, "request_options");
+    Options o = declared_options(m, k);
+    // Fields not (yet) declared by the method: listed from its defaults, typed by their value.
+    const nlohmann::json defaults = request_defaults_of(m, k, "request_options");
+    for (const auto& [name, value] : defaults.items())
+      if (!find_option(o, name)) o.push_back(option_from_default(name, value));
+    *out_json = dup_string(option_metadata(o).dump());
+  });
+}
+
+cellcount_status cellcount_metrics(const char* request_json, char** out_report) {
+  if (out_report) *out_report = nullptr;
+  return guard([&] {
+    CC_CHECK(out_report != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "metrics: out_report is NULL");
+    const auto req = parse_request(request_json, "metrics");
+    for (const auto& [k, v] : req.items())
+      CC_CHECK(k == "predicted" || k == "truth" || k == "points" || k == "radius", CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "metrics: unknown field \"" + k + "\" (known: predicted, truth, points, radius)");
+    const auto pred = numbers_of(req, "predicted", "metrics"), truth = numbers_of(req, "truth", "metrics");
+    CC_CHECK(pred.size() == truth.size(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "metrics: \"predicted\" has " + std::to_string(pred.size()) + " counts, \"truth\" " +
+                 std::to_string(truth.size()));
+    const CountMetrics cm = count_metrics(pred, truth);
+    nlohmann::json r{{"n", cm.n},     {"mae", cm.mae}, {"rmse", cm.rmse},         {"nae", cm.nae},
+                     {"sre", cm.sre}, {"mre", cm.mre}, {"accuracy", cm.accuracy}};
+    if (req.contains("points")) {
+      const auto& pts = req["points"];
+      CC_CHECK(pts.is_array(), CELLCOUNT_ERR_INVALID_ARGUMENT, "metrics: \"points\" must be a list of {predicted, truth}");
+      CC_CHECK(req.contains("radius") && req["radius"].is_number() && req["radius"].get<double>() > 0 &&
+                   std::isfinite(req["radius"].get<double>()),
+               CELLCOUNT_ERR_INVALID_ARGUMENT, "metrics: \"points\" needs \"radius\" (pixels, > 0)");
+      const double radius = req["radius"];
+      size_t tp = 0, fp = 0, fn = 0;
+      for (size_t i = 0; i < pts.size(); ++i) {
+        const std::string where = "metrics: points[" + std::to_string(i) + "]";
+        CC_CHECK(pts[i].is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, where + " must be {\"predicted\", \"truth\"}");
+        const auto mr = match_points(point_list(pts[i], "predicted", where), point_list(pts[i], "truth", where), radius);
+        tp += mr.tp;
+        fp += mr.fp;
+        fn += mr.fn;
+      }
+      const double precision = tp + fp ? double(tp) / double(tp + fp) : 1.0;
+      const double recall = tp + fn ? double(tp) / double(tp + fn) : 1.0;
+      r.update({{"radius", radius}, {"tp", tp}, {"fp", fp}, {"fn", fn}, {"precision", precision}, {"recall", recall},
+                {"f1", precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0}});
+    }
+    *out_report = dup_string(r.dump());
+  });
+}
+
+cellcount_status cellcount_dataset_read(const char* dir, const char* split_file, char** out_json) {
+  if (out_json) *out_json = nullptr;
+  return guard([&] {
+    CC_CHECK(dir && out_json, CELLCOUNT_ERR_INVALID_ARGUMENT, "dataset_read: dir or out_json is NULL");
+    const Dataset ds = load_dataset(dir, split_file ? split_file : "");
+    nlohmann::json j{{"root", ds.root}, {"classes", ds.class_names}, {"split_source", ds.split_source}};
+    j["samples"] = nlohmann::json::array();
+    for (const auto& s : ds.samples) {
+      nlohmann::json o{{"image", s.image}, {"split", s.split}};
+      o["count"] = s.count ? nlohmann::json(*s.count) : nlohmann::json();
+      if (s.has_points) {
+        o["points"] = nlohmann::json::array();
+        for (const auto& p : s.points) o["points"].push_back({p.x, p.y, p.cls});
+      }
+      o["boxes"] = nlohmann::json::array();
+      for (const auto& b : s.boxes) o["boxes"].push_back({b.x0, b.y0, b.x1, b.y1});
+      j["samples"].push_back(std::move(o));
+    }
     *out_json = dup_string(j.dump());
+  });
+}
+
+cellcount_status cellcount_split(const char* request_json, char** out_report) {
+  if (out_report) *out_report = nullptr;
+  return guard([&] {
+    CC_CHECK(out_report != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "split: out_report is NULL");
+    const Options declared = {
+        Opt::path("dataset").help("dataset folder (points.csv / counts.csv)"),
+        Opt::path("out").help("split CSV to write (image,split); never overwritten unless overwrite"),
+        Opt::number_list("ratios", {10, 9, 1}).at_least(0).help("train, test, val proportions"),
+        Opt::integer("seed", 0).range(0, INT64_MAX).help("shuffle seed"),
+        Opt::boolean("overwrite", false).help("replace an existing out file")};
+    const auto req = resolve_options("split", declared, parse_request(request_json, "split"));
+    const std::string dataset = req["dataset"], out = req["out"];
+    CC_CHECK(!dataset.empty() && !out.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "split: \"dataset\" and \"out\" are required");
+    const auto r = req["ratios"].get<std::vector<double>>();
+    CC_CHECK(r.size() == 3 && r[0] + r[1] + r[2] > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "split: \"ratios\" expects [train, test, val] with a positive sum, e.g. [10, 9, 1]");
+    Dataset ds = load_dataset(dataset, "");
+    assign_split(ds, r[0], r[1], r[2], req["seed"].get<uint64_t>());
+    write_split(ds, out, req["overwrite"].get<bool>());
+    *out_report = dup_string(nlohmann::json{{"out", out},
+                                            {"train", ds.indices("train").size()},
+                                            {"test", ds.indices("test").size()},
+                                            {"val", ds.indices("val").size()}}
+                                 .dump());
+  });
+}
+
+int32_t cellcount_is_image_file(const char* path) {
+  if (!path) return 0;
+  try {
+    return io::is_image_file(path) ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+cellcount_status cellcount_image_read(const char* path, cellcount_image** out) {
+  if (out) *out = nullptr;
+  return guard([&] {
+    CC_CHECK(path != nullptr && out != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "image_read: path or out is NULL");
+    auto im = std::make_unique<cellcount_image>();
+    im->planes = io::read_image_stack(path);
+    CC_CHECK(!im->planes.empty(), CELLCOUNT_ERR_IO, std::string("'") + path + "' holds no image plane");
+    *out = im.release();
+  });
+}
+
+void cellcount_image_free(cellcount_image* im) { delete im; }
+
+size_t cellcount_image_n_planes(const cellcount_image* im) { return im ? im->planes.size() : 0; }
+
+int32_t cellcount_image_source_dtype(const cellcount_image* im) {
+  if (!im || im->planes.empty()) return 0;
+  const std::string& d = im->planes[0].source_dtype;
+  return d == "u8" ? CELLCOUNT_DTYPE_U8 : d == "u16" ? CELLCOUNT_DTYPE_U16 : CELLCOUNT_DTYPE_F32;
+}
+
+cellcount_status cellcount_image_plane(const cellcount_image* im, size_t z, cellcount_image_view* out) {
+  return guard([&] {
+    CC_CHECK(im != nullptr && out != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "image_plane: image or out is NULL");
+    CC_CHECK(z < im->planes.size(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "image_plane: plane " + std::to_string(z) + " of " + std::to_string(im->planes.size()));
+    const Image& p = im->planes[z];
+    *out = cellcount_image_view{p.data.data(), p.width, p.height, p.channels, 0, CELLCOUNT_DTYPE_F32, 0};
+  });
+}
+
+cellcount_status cellcount_image_write(const char* path, const cellcount_image_view* img, int32_t bit_depth,
+                                       int32_t overwrite) {
+  return guard([&] {
+    CC_CHECK(path != nullptr && img != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "image_write: path or image is NULL");
+    CC_CHECK(bit_depth == 8 || bit_depth == 16 || bit_depth == 32, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "image_write: bit_depth must be 8, 16 or 32, got " + std::to_string(bit_depth));
+    io::write_image(path, view_to_image(*img), bit_depth, overwrite != 0);
+  });
+}
+
+cellcount_status cellcount_overlay_write(const char* path, const cellcount_image_view* img, const float* xy,
+                                         const int32_t* class_ids, size_t n_points, int32_t radius,
+                                         int32_t overwrite) {
+  return guard([&] {
+    CC_CHECK(path != nullptr && img != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "overlay_write: path or image is NULL");
+    CC_CHECK(n_points == 0 || xy != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "overlay_write: n_points is " + std::to_string(n_points) + " but xy is NULL");
+    CC_CHECK(radius >= 0 && radius <= 1000, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "overlay_write: radius must be in 0..1000, got " + std::to_string(radius));
+    std::vector<Point> pts(n_points);
+    for (size_t i = 0; i < n_points; ++i) {
+      CC_CHECK(std::isfinite(xy[2 * i]) && std::isfinite(xy[2 * i + 1]), CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "overlay_write: point " + std::to_string(i) + " is not finite");
+      pts[i] = Point{xy[2 * i], xy[2 * i + 1], class_ids ? class_ids[i] : 0, 1.0f};
+    }
+    io::write_overlay(path, view_to_image(*img), pts, radius, overwrite != 0);
   });
 }
 

@@ -112,6 +112,34 @@ nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string
   return spec.request_defaults ? spec.request_defaults(kind) : nlohmann::json();
 }
 
+nlohmann::json resolve_method_options(const MethodSpec& spec, const nlohmann::json& model_meta,
+                                      const nlohmann::json& caller) {
+  const Options declared = method_options(spec, "predict");
+  const std::string context = spec.id + " prediction options";
+  CC_CHECK(caller.is_null() || caller.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           context + ": expected a JSON object, got " + std::string(caller.type_name()));
+  if (caller.is_object())
+    for (const auto& [k, v] : caller.items())
+      if (!find_option(declared, k)) {
+        std::string known;
+        for (const auto& o : declared) known += (known.empty() ? "" : ", ") + o.name;
+        fail(CELLCOUNT_ERR_INVALID_ARGUMENT, context + ": unknown option \"" +
+                                                 (k.size() > 64 ? k.substr(0, 61) + "..." : k) + "\" (known: " +
+                                                 (known.empty() ? "none" : known) + ")");
+      }
+  const nlohmann::json* thresholds =
+      model_meta.is_object() && model_meta.contains("thresholds") && model_meta["thresholds"].is_object()
+          ? &model_meta["thresholds"]
+          : nullptr;
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& o : declared) {
+    const nlohmann::json c = caller.is_object() && caller.contains(o.name) ? caller[o.name] : nlohmann::json();
+    const nlohmann::json mv = thresholds && thresholds->contains(o.name) ? (*thresholds)[o.name] : nlohmann::json();
+    out[o.name] = resolve_setting(context, o, c, mv);
+  }
+  return out;
+}
+
 void check_request_fields(const nlohmann::json& request, const nlohmann::json& defaults) {
   CC_CHECK(request.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, "request: expected a JSON object");
   for (const auto& [k, v] : request.items()) {

@@ -32,7 +32,10 @@ struct PredictOptions {
   int64_t tile_overlap = -1;     // -1 = model default
   float peak_threshold = NAN;    // NAN = model's tuned value
   float peak_min_distance = NAN;
-  float mask_threshold = NAN;
+  // The method's own prediction options (MethodSpec::options("predict")), each resolved once by
+  // resolve_method_options: the caller's value, else model.json's "thresholds", else the declared default.
+  // Empty when the caller is not the C ABI (an evaluation passes its own settings to the method).
+  nlohmann::json method_options = nlohmann::json::object();
   bool want_density = true;
   Progress progress;
 };
@@ -100,6 +103,13 @@ Options method_options(const MethodSpec& spec, const std::string& kind);
 
 // The registry holds every built-in method (from builtin_method_factories(), on first use) plus any that
 // register_method adds (a test's own method); a spec with a known id replaces the old one.
+// The method's prediction options for one call: `caller` (null or a JSON object of options) is checked against
+// the declared "predict" options (unknown option, type, range: CELLCOUNT_ERR_INVALID_ARGUMENT naming it), and
+// every declared option is resolved by resolve_setting (caller, then model_meta["thresholds"][name], then the
+// declared default).
+nlohmann::json resolve_method_options(const MethodSpec& spec, const nlohmann::json& model_meta,
+                                      const nlohmann::json& caller);
+
 bool register_method(MethodSpec spec);
 // Errors: CELLCOUNT_ERR_WRONG_METHOD naming the known methods.
 const MethodSpec& find_method(const std::string& id);

@@ -186,7 +186,10 @@ class ExemplarMethod : public Method {
   Prediction run(const PredictInput& in, const PredictOptions& o, MaskMode mode, MaskSettings ms) {
     CC_CHECK(!in.exemplars.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
              "exemplar: draw at least one box around a cell of the kind to count");
-    if (!std::isnan(o.mask_threshold)) ms.mask_threshold = o.mask_threshold;
+    // Resolved by the core (caller, then model.json, then the declared default); absent when an evaluation
+    // passes its own settings in `ms`.
+    if (o.method_options.contains("mask_threshold") && o.method_options["mask_threshold"].is_number())
+      ms.mask_threshold = o.method_options["mask_threshold"].get<double>();
     if (o.device != device_) {
       net_->to(o.device);
       device_ = o.device;
@@ -969,6 +972,14 @@ nlohmann::json synthesize(const nlohmann::json& req0, const Progress& progress) 
   return {{"out", final_out}, {"kind", "multikind"}, {"images", counts}, {"seed", r.seed}};
 }
 
+// The method's own prediction options (beside the generic params of the C ABI).
+Options predict_options() {
+  return {Opt::number("mask_threshold", 0.6)
+              .range(-1.0, 1.0)
+              .help("segmentation mask cut-off on the cosine mask: pixels at least this are counted (-1 = all; "
+                    "the model's tuned value by default)")};
+}
+
 MethodSpec make_exemplar_spec() {
   MethodSpec s;
   s.id = "exemplar";
@@ -983,6 +994,7 @@ MethodSpec make_exemplar_spec() {
     if (kind == "train") return train_options();
     if (kind == "evaluate") return eval_options();
     if (kind == "synthesize") return synth_options();
+    if (kind == "predict") return predict_options();
     return Options{};
   };
   return s;

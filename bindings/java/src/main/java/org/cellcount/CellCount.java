@@ -1,5 +1,7 @@
 package org.cellcount;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -11,7 +13,7 @@ import java.util.Map;
  */
 public final class CellCount {
   /** The C ABI these bindings were written against (CELLCOUNT_ABI_VERSION); loading refuses others. */
-  public static final int ABI_VERSION = 1;
+  public static final int ABI_VERSION = 2;
 
   public static final int LOG_DEBUG = 0;
   public static final int LOG_INFO = 1;
@@ -72,11 +74,77 @@ public final class CellCount {
     Native.logInstall(listener == null ? null : LOG_BRIDGE, minLevel);
   }
 
-  /** The default request of kind "train", "evaluate" or "synthesize" for a method: the only source of
-   * defaults for every front end. */
+  /** The default request of kind "train", "evaluate", "synthesize" or "predict" (the method's own
+   * prediction options) for a method: the only source of defaults for every front end. */
   public static String requestDefaults(String method, String kind) throws CellCountException {
     load();
     return Native.utf8(Native.requestDefaults(Native.bytes(method), Native.bytes(kind)));
+  }
+
+  /**
+   * Metadata of every field of the same requests (cellcount_request_options) as a JSON array of
+   * {name, type, default, doc, advanced, nullable[, min, max][, choices]}; kind "predict" lists a method's
+   * own prediction options ({@link PredictParams#optionsJson}); method "" the generic ones.
+   */
+  public static String requestOptionsJson(String method, String kind) throws CellCountException {
+    load();
+    return Native.utf8(Native.requestOptions(Native.bytes(method), Native.bytes(kind)));
+  }
+
+  /** {@link #requestOptionsJson} parsed: one map per field, in declaration order. */
+  @SuppressWarnings("unchecked")
+  public static List<Map<String, Object>> requestOptions(String method, String kind) throws CellCountException {
+    List<Map<String, Object>> out = new ArrayList<>();
+    for (Object o : (List<Object>) Json.parse(requestOptionsJson(method, kind))) out.add((Map<String, Object>) o);
+    return out;
+  }
+
+  /**
+   * Count metrics and point matching (cellcount_metrics): request {"predicted": [...], "truth": [...]
+   * [, "points": [{"predicted": [[x,y]...], "truth": [[x,y]...]}...], "radius": r]}; returns the report JSON
+   * (n, mae, rmse, nae, sre, mre, accuracy[, tp, fp, fn, precision, recall, f1]).
+   */
+  public static String metrics(String requestJson) throws CellCountException {
+    load();
+    return Native.utf8(Native.jsonCall(0, Native.bytes(requestJson)));
+  }
+
+  /** Writes a fixed-seed split CSV of a dataset (cellcount_split); returns the report JSON. */
+  public static String split(String requestJson) throws CellCountException {
+    load();
+    return Native.utf8(Native.jsonCall(1, Native.bytes(requestJson)));
+  }
+
+  /** A dataset folder's annotations as JSON (cellcount_dataset_read); splitFile null = its split.csv. */
+  public static String readDatasetJson(String folder, String splitFile) throws CellCountException {
+    load();
+    return Native.utf8(Native.datasetRead(Native.bytes(folder), Native.bytes(splitFile)));
+  }
+
+  /** True if {@link #readImage} reads files with this extension. */
+  public static boolean isImageFile(String path) throws CellCountException {
+    load();
+    return Native.isImageFile(Native.bytes(path));
+  }
+
+  /**
+   * Every 2-D plane of an image file (one for PNG, one per slice of a TIFF stack), read by the library's
+   * back ends, as float pixels in the file's own range (H x W x C, channels interleaved).
+   */
+  public static List<PixelData> readImage(String path) throws CellCountException {
+    load();
+    long h = Native.imageRead(Native.bytes(path));
+    try {
+      List<PixelData> planes = new ArrayList<>();
+      int n = Native.imageNumPlanes(h);
+      for (int z = 0; z < n; z++) {
+        long[] size = Native.imagePlaneSize(h, z);
+        planes.add(PixelData.ofFloats(Native.imagePlane(h, z), (int) size[0], (int) size[1], (int) size[2]));
+      }
+      return planes;
+    } finally {
+      Native.imageFree(h);
+    }
   }
 
   /** Trains a model (cellcount_train). Returns the report JSON. Cancel through the listener. */

@@ -53,6 +53,17 @@ final class Native {
   static native void setNumThreads(int n) throws CellCountException;
   static native void logInstall(LogBridge bridge, int minLevel);
   static native byte[] requestDefaults(byte[] method, byte[] kind) throws CellCountException;
+  static native byte[] requestOptions(byte[] method, byte[] kind) throws CellCountException;
+  /** which: 0 metrics, 1 split. */
+  static native byte[] jsonCall(int which, byte[] requestJson) throws CellCountException;
+  /** splitFile null = the folder's split.csv. */
+  static native byte[] datasetRead(byte[] dir, byte[] splitFile) throws CellCountException;
+  static native boolean isImageFile(byte[] path) throws CellCountException;
+  static native long imageRead(byte[] path) throws CellCountException;
+  static native void imageFree(long image);
+  static native int imageNumPlanes(long image);
+  static native long[] imagePlaneSize(long image, int z) throws CellCountException;
+  static native float[] imagePlane(long image, int z) throws CellCountException;
   /** which: 0 train, 1 evaluate, 2 synthesize. */
   static native byte[] request(int which, byte[] requestJson, ProgressBridge progress) throws CellCountException;
 

@@ -18,8 +18,12 @@ public final class PredictParams {
   public float peakThreshold;
   /** NaN = the model's tuned value (pixels). */
   public float peakMinDistance;
-  /** NaN = the model's value (exemplar method). */
-  public float maskThreshold;
+  /**
+   * The method's own prediction options as a JSON object, e.g. {"mask_threshold": 0.5} for exemplar
+   * ({@link CellCount#requestOptions}(method, "predict") lists them); null = every option at the model's
+   * value. Unknown options and values out of range are refused by the library, naming the option.
+   */
+  public String optionsJson;
   /** Keep the density map in the result. */
   public boolean wantDensity;
 
@@ -33,10 +37,16 @@ public final class PredictParams {
     return p;
   }
 
+  /** Sets {@link #optionsJson} from a map (values: numbers, strings, booleans, lists, maps); null clears it. */
+  public PredictParams options(java.util.Map<String, ?> options) {
+    optionsJson = options == null ? null : Json.write(options);
+    return this;
+  }
+
   @Override
   public String toString() {
     return "device=" + device + " precision=" + precision + " tileSize=" + tileSize + " tileOverlap=" + tileOverlap
-        + " peakThreshold=" + peakThreshold + " peakMinDistance=" + peakMinDistance + " maskThreshold="
-        + maskThreshold + " wantDensity=" + wantDensity;
+        + " peakThreshold=" + peakThreshold + " peakMinDistance=" + peakMinDistance + " options=" + optionsJson
+        + " wantDensity=" + wantDensity;
   }
 }

@@ -417,4 +417,109 @@ public class CellCountTest {
       assertTrue(expected.getMessage().contains("character"));
     }
   }
+
+  // ------------------------------------------------------------ method options as data (ABI 2)
+
+  private static final List<String> TYPES = java.util.Arrays.asList("int", "number", "bool", "string", "choice",
+      "path", "int_list", "number_list", "string_list", "object", "json");
+
+  /** The metadata of a kind, checked against the library's own JSON text and its defaults. */
+  private static List<Map<String, Object>> checkedOptions(String method, String kind) throws Exception {
+    String raw = CellCount.requestOptionsJson(method, kind);
+    List<Map<String, Object>> meta = CellCount.requestOptions(method, kind);
+    assertEquals("the parsed metadata is the C ABI's JSON", Json.parse(raw), Json.parse(Json.write(meta)));
+    Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, kind));
+    List<Object> names = new ArrayList<>();
+    for (Map<String, Object> m : meta) {
+      String name = (String) m.get("name");
+      names.add(name);
+      assertTrue(m.toString(), TYPES.contains(m.get("type")));
+      assertEquals(name + ": default", defaults.get(name), m.get("default"));
+      assertTrue(name + ": doc", m.get("doc") instanceof String);
+      Object d = m.get("default");
+      if (d instanceof Number) {
+        double v = ((Number) d).doubleValue();
+        if (m.containsKey("min")) assertTrue(name + " >= min", v >= ((Number) m.get("min")).doubleValue());
+        if (m.containsKey("max")) assertTrue(name + " <= max", v <= ((Number) m.get("max")).doubleValue());
+      }
+      if ("choice".equals(m.get("type"))) assertTrue(name, ((List<?>) m.get("choices")).contains(d));
+    }
+    assertEquals(method + " " + kind + ": one field per default", new java.util.TreeSet<>(defaults.keySet()),
+        new java.util.TreeSet<>(names));
+    return meta;
+  }
+
+  @Test
+  public void optionMetadataRoundTrips() throws Exception {
+    assertFalse(checkedOptions("dcl", "train").isEmpty());
+    assertFalse(checkedOptions("exemplar", "train").isEmpty());
+    List<Map<String, Object>> ex = checkedOptions("exemplar", "predict");
+    assertEquals(1, ex.size());
+    Map<String, Object> mt = ex.get(0);
+    assertEquals("mask_threshold", mt.get("name"));
+    assertEquals("number", mt.get("type"));
+    assertEquals(0.0, ((Number) mt.get("min")).doubleValue(), 0);
+    assertEquals(1.0, ((Number) mt.get("max")).doubleValue(), 0);
+    assertFalse(((String) mt.get("doc")).isEmpty());
+    checkedOptions("", "predict");
+    assertTrue(checkedOptions("selftest", "predict").isEmpty());
+    expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> CellCount.requestOptions("exemplar", "bake"));
+  }
+
+  private static File repoRoot() {
+    return new File(property("cellcount.header")).getAbsoluteFile().getParentFile().getParentFile().getParentFile()
+        .getParentFile();
+  }
+
+  @Test
+  public void predictOptionsAreCheckedByTheLibrary() throws Exception {
+    File dir = new File(repoRoot(), "models/exemplar-cells");
+    assertTrue("shipped exemplar model missing: " + dir, new File(dir, "model.json").isFile());
+    Box[] box = {new Box(10, 10, 20, 20)};
+    try (CellCountModel ex = CellCountModel.load(dir.getPath())) {
+      PredictParams p = PredictParams.defaults();
+      p.options(java.util.Collections.singletonMap("mask_threshold", 2));
+      CellCountException e = expectError(CellCountException.ERR_INVALID_ARGUMENT,
+          () -> ex.predict(image, box, null, p, null));
+      assertTrue(e.getMessage(), e.getMessage().contains("mask_threshold"));
+      p.optionsJson = "{\"mask_treshold\": 0.5}";
+      e = expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> ex.predict(image, box, null, p, null));
+      assertTrue(e.getMessage(), e.getMessage().contains("unknown option") && e.getMessage().contains("mask_treshold"));
+      p.optionsJson = "[1]";
+      expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> ex.predict(image, box, null, p, null));
+    }
+    PredictParams q = PredictParams.defaults();
+    assertNull("no options by default", q.optionsJson);
+    q.optionsJson = "{\"mask_threshold\": 0.5}";  // selftest has no options of its own
+    expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> model.predict(image, null, null, q, null));
+  }
+
+  @Test
+  public void imagesDatasetsSplitAndMetricsThroughTheLibrary() throws Exception {
+    List<PixelData> planes = CellCount.readImage(new File(dataDir, "images/cells_00001.png").getPath());
+    assertEquals(1, planes.size());
+    PixelData f = planes.get(0);
+    assertEquals(image.width, f.width);
+    byte[] u8 = (byte[]) image.array;
+    float[] px = (float[]) f.array;
+    for (int i = 0; i < u8.length; i++) assertEquals(u8[i] & 0xff, px[i * f.channels], 0);
+    assertEquals(model.predict(image, null, null, null, null).count, model.predict(f, null, null, null, null).count,
+        1e-4);
+    assertTrue(CellCount.isImageFile("x.tiff"));
+    expectError(CellCountException.ERR_IO, () -> CellCount.readImage("/nonexistent/x.png"));
+
+    Map<String, Object> ds = Json.parseObject(CellCount.readDatasetJson(dataDir, null));
+    int n = ((List<?>) ds.get("samples")).size();
+    assertTrue(n > 0);
+    Path out = tmp.getRoot().toPath().resolve("split.csv");
+    Map<String, Object> r = Json.parseObject(CellCount.split("{\"dataset\": " + Json.write(dataDir) + ", \"out\": "
+        + Json.write(out.toString()) + ", \"ratios\": [2, 1, 1]}"));
+    assertEquals((long) n, ((Number) r.get("train")).longValue() + ((Number) r.get("test")).longValue()
+        + ((Number) r.get("val")).longValue());
+
+    Map<String, Object> m = Json.parseObject(CellCount.metrics("{\"predicted\": [10, 4], \"truth\": [12, 4]}"));
+    assertEquals(1.0, ((Number) m.get("mae")).doubleValue(), 1e-12);
+    assertEquals(Math.sqrt(2.0), ((Number) m.get("rmse")).doubleValue(), 1e-12);
+    expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> CellCount.metrics("{\"predicted\": [1]}"));
+  }
 }

@@ -126,7 +126,7 @@ public class CountCells implements PlugIn {
     gd.addNumericField("Overlap of tiles (-1 = the model's)", p.tileOverlap, 0);
     gd.addStringField("Threshold of peaks", Support.formatOptional(p.peakThreshold), 8);
     gd.addStringField("Minimum distance of peaks (pixels)", Support.formatOptional(p.peakMinDistance), 8);
-    if (exemplarFields) gd.addStringField("Mask threshold", Support.formatOptional(p.maskThreshold), 8);
+    if (exemplarFields) gd.addStringField("Mask threshold", "", 8);  // empty = the model's (an option of the method)
     gd.showDialog();
     if (gd.wasCanceled()) return null;
 
@@ -147,7 +147,11 @@ public class CountCells implements PlugIn {
     if (gd.invalidNumber()) throw new IllegalArgumentException("Tile size and overlap must be whole numbers");
     p.peakThreshold = Support.parseOptional(gd.getNextString(), "Threshold of peaks");
     p.peakMinDistance = Support.parseOptional(gd.getNextString(), "Minimum distance of peaks");
-    if (exemplarFields) p.maskThreshold = Support.parseOptional(gd.getNextString(), "Mask threshold");
+    if (exemplarFields) {
+      float mask = Support.parseOptional(gd.getNextString(), "Mask threshold");
+      // A method's own setting travels as its prediction options; the library checks the range.
+      if (!Float.isNaN(mask)) p.options(java.util.Collections.singletonMap("mask_threshold", Double.parseDouble(Float.toString(mask))));
+    }
     p.wantDensity = o.density;
     o.params = p;
 
