@@ -45,6 +45,19 @@ Options common_train_options(const std::string& method) {
   };
 }
 
+Options density_train_options() {
+  return {
+      Opt::choice("precision", "bf16", {"fp32", "bf16", "fp16"})
+          .help("training steps under autocast (bf16 convs, fp32 weights); \"fp32\" to disable")
+          .folded(),
+      Opt::path("init_from").help("a model of this method and architecture whose weights start the training (fine-tuning)"),
+      Opt::integer("validate_every", 10).range(1, 100000).help("counter epochs between validation MAEs (the best is kept)"),
+      Opt::integer("crop", 128).range(32, 4096).help("random square training crops (a multiple of 16)"),
+      Opt::number("eval_radius", 5.0).range(0.1, 1000.0).help("point-matching radius (pixels) for F1"),
+      Opt::number("peak_min_distance", 3.0).range(0.0, 1000.0).help("smallest distance between two cell points (pixels)"),
+  };
+}
+
 std::mutex& torch_rng_mutex() {
   static auto* m = new std::mutex;  // never destroyed (a front end's thread may still load a model at exit)
   return *m;

@@ -189,7 +189,11 @@ nlohmann::json preset(const std::string& name) {
 
 // Every train field, declared once (core/options.h): the train-run driver's common fields plus these.
 Options train_options() {
+  // init_from: a dcl model of the same architecture (and channels) whose counter and localizer start both
+  // stages, e.g. a shipped model fine-tuned on one's own images; "" = from scratch. Provenance records it.
+  // crop: the random square crops of both stages, also the inference tile.
   Options o = common_train_options("dcl");
+  add_options(o, density_train_options());
   add_options(o, {
       Opt::path("dataset").help("dataset folder (images + points.csv)"),
       Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
@@ -199,9 +203,6 @@ Options train_options() {
       Opt::integer("grid", 1).range(1, 16).help("cut each image into grid x grid patches"),
       Opt::integer("resize", 0).range(0, 4096).help("side of a patch after resizing; 0 = keep"),
       Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the localizer's target maps, at the training resolution"),
-      Opt::number("eval_radius", 5.0).range(0.1, 1000.0).help("point-matching radius (original pixels) for F1"),
-      Opt::number("peak_min_distance", 3.0).range(0.0, 1000.0).help("smallest distance between two cell points (pixels)"),
-      Opt::integer("crop", 128).range(32, 4096).help("random square crops for both stages (multiple of 16); also the inference tile"),
       Opt::number("color_jitter", 0.0).range(0.0, 0.99).help("per-channel gain and offset jitter of training crops; 0 = off").folded(),
       Opt::number("scale_jitter", 0.0).range(0.0, 0.99).help("zoom of training patches by (1 + s)^U(-1,1); 0 = off").folded(),
       Opt::number("mosaic", 0.0).range(0.0, 1.0).help("probability of a 2 x 2 mosaic crop of four patches; 0 = off").folded(),
@@ -214,7 +215,6 @@ Options train_options() {
           .folded(),
       Opt::integer("counter_epochs", 300).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
       Opt::integer("localizer_epochs", 100).range(0, 100000).help("epochs of the localizer stage"),
-      Opt::integer("validate_every", 10).range(1, 100000).help("counter epochs between validation MAEs (the best is kept)"),
       // Choice: precise BatchNorm. Before each validation (and for the localizer at the end) the BN
       // statistics are recomputed over this many fresh training batches; 0 = keep the momentum trail.
       // So the kept checkpoint carries statistics of its own weights. Measured (150 epochs, 128 crops):
@@ -224,12 +224,6 @@ Options train_options() {
       // MAE; f > 0 = ship the stochastic weight average (Izmailov et al. 2018) of the snapshots at the
       // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
       Opt::number("swa_from", 0.0).range(0.0, 0.99).help("0 = best validation snapshot; f = weight average of cycle ends after f x counter_epochs").folded(),
-      // A dcl model of the same architecture (and channels) whose counter and localizer start both
-      // stages, e.g. a shipped model fine-tuned on one's own images; "" = from scratch. Provenance records it.
-      Opt::path("init_from").help("a dcl model whose weights start both stages (fine-tuning); \"\" = from scratch"),
-      Opt::choice("precision", "bf16", {"fp32", "bf16", "fp16"})
-          .help("training steps under autocast (bf16 convs, fp32 weights); \"fp32\" to disable")
-          .folded(),
       Opt::object("architecture", DclConfig{}.to_json()).help("network shape (width, unet_base, ...)").folded(),
   });
   set_default(o, "batch_size", 8);

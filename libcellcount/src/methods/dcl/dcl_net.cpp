@@ -8,25 +8,14 @@ namespace F = torch::nn::functional;
 
 namespace cellcount::dcl {
 
-nlohmann::json DclConfig::to_json() const {
-  return {{"in_channels", in_channels},   {"width", width},
-          {"batch_norm", batch_norm},     {"gmp", gmp},
-          {"gmp_points", gmp_points},     {"gmp_offset_init", gmp_offset_init},
-          {"unet_base", unet_base},       {"cond_scale", cond_scale},
-          {"target_scale", target_scale}};
-}
+// model.json's "architecture": every field written, missing ones read as their defaults (older models).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DclConfig, in_channels, width, batch_norm, gmp, gmp_points,
+                                                gmp_offset_init, unet_base, cond_scale, target_scale)
+
+nlohmann::json DclConfig::to_json() const { return *this; }
 
 DclConfig DclConfig::from_json(const nlohmann::json& j) {
-  DclConfig c;
-  c.in_channels = j.value("in_channels", c.in_channels);
-  c.width = j.value("width", c.width);
-  c.batch_norm = j.value("batch_norm", c.batch_norm);
-  c.gmp = j.value("gmp", c.gmp);
-  c.gmp_points = j.value("gmp_points", c.gmp_points);
-  c.gmp_offset_init = j.value("gmp_offset_init", c.gmp_offset_init);
-  c.unet_base = j.value("unet_base", c.unet_base);
-  c.cond_scale = j.value("cond_scale", c.cond_scale);
-  c.target_scale = j.value("target_scale", c.target_scale);
+  const DclConfig c = j.get<DclConfig>();
   CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.gmp_points >= 1 && c.unet_base >= 1,
            CELLCOUNT_ERR_MODEL_FORMAT, "dcl architecture: bad in_channels, width, gmp_points or unet_base");
   return c;

@@ -353,15 +353,15 @@ std::vector<BenchItem> tiles_as_items(const std::vector<TrainTile>& tiles, int64
 
 // Every train field, declared once (core/options.h): the train-run driver's common fields plus these.
 Options train_options() {
+  // init_from: an exemplar model whose counter starts stage 1 (recorded in provenance); crop: random square crops
+  // of the single-kind tiles for the counter.
   Options o = common_train_options("exemplar");
+  add_options(o, density_train_options());
   add_options(o, {
       Opt::path("recipe").help("datasets/recipes/*.json: the kinds, tiles and benchmark recipe"),
       Opt::path("benchmark").help("the benchmark folder `cellcount synth --method exemplar` wrote"),
-      Opt::choice("precision", "bf16", {"fp32", "bf16", "fp16"}).help("training steps under autocast; \"fp32\" to disable").folded(),
       Opt::integer("counter_epochs", 60).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
       Opt::integer("seg_epochs", 20).range(0, 100000).help("epochs of the segmenter stage (paper: 20)"),
-      Opt::integer("validate_every", 5).range(1, 100000).help("counter epochs between validation MAEs (the best is kept)"),
-      Opt::integer("crop", 128).range(32, 4096).help("random square crops of the single-kind tiles for the counter (multiple of 16)"),
       Opt::integer("exemplars", 3).range(1, 64).help("exemplar boxes per training image"),
       Opt::number("box_jitter", 0.2).range(0.0, 0.9).help("exemplar box side x U(1 - j, 1 + j) while training the counter").folded(),
       Opt::number("intensity_squash", 0.5).range(0.0, 1.0).help("probability of the counter's intensity augmentation").folded(),
@@ -371,7 +371,6 @@ Options train_options() {
       // Option: the segmenter also trains on the single-kind tiles (measured worse: their K-means masks cut
       // cells away; see README).
       Opt::boolean("seg_single_kind", false).help("the segmenter also trains on the single-kind tiles").folded(),
-      Opt::path("init_from").help("an exemplar model whose counter starts stage 1 (recorded in provenance)"),
       Opt::integer("k_min", 2).range(2, 32).help("smallest K of the K-means pseudo masks").folded(),
       Opt::integer("k_max", 6).range(2, 32).help("largest K of the K-means pseudo masks").folded(),
       Opt::number("delta", 0.0).range(-10.0, 10.0).help("similarity offset outside the mask (paper's delta)").folded(),
@@ -385,11 +384,11 @@ Options train_options() {
       Opt::boolean("init_segmenter", false).help("with init_from: the segmenter starts from that model too").folded(),
       Opt::number("similarity_threshold", 0.6).range(-1.0, 1.0).help("threshold of the similarity pseudo masks").folded(),
       Opt::boolean("mask_output", true).help("multiply the output density by the mask").folded(),
-      Opt::number("peak_min_distance", 3.0).range(0.0, 1000.0).help("smallest distance between two cell points (pixels)"),
-      Opt::number("eval_radius", 6.0).range(0.1, 1000.0).help("point-matching radius (pixels) for F1"),
       Opt::object("architecture", ExemplarConfig{}.to_json()).help("network shape").folded(),
   });
   // Choice: from-scratch training needs a larger step than the paper's fine-tuning rate (AdamW 1e-5).
+  set_default(o, "validate_every", 5);
+  set_default(o, "eval_radius", 6.0);
   set_default(o, "optimizer", "adamw");
   set_default(o, "lr", 1e-3);
   set_default(o, "weight_decay", 1e-4);

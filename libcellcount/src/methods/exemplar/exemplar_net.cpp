@@ -9,21 +9,14 @@ namespace nn = torch::nn;
 
 namespace cellcount::exemplar {
 
-nlohmann::json ExemplarConfig::to_json() const {
-  return {{"in_channels", in_channels}, {"width", width},       {"dim", dim},
-          {"head_width", head_width},   {"exemplar_size", exemplar_size}, {"seg_dim", seg_dim},
-          {"target_scale", target_scale}};
-}
+// model.json's "architecture": every field written, missing ones read as their defaults (older models).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExemplarConfig, in_channels, width, dim, head_width, exemplar_size,
+                                                seg_dim, target_scale)
+
+nlohmann::json ExemplarConfig::to_json() const { return *this; }
 
 ExemplarConfig ExemplarConfig::from_json(const nlohmann::json& j) {
-  ExemplarConfig c;
-  c.in_channels = j.value("in_channels", c.in_channels);
-  c.width = j.value("width", c.width);
-  c.dim = j.value("dim", c.dim);
-  c.head_width = j.value("head_width", c.head_width);
-  c.exemplar_size = j.value("exemplar_size", c.exemplar_size);
-  c.seg_dim = j.value("seg_dim", c.seg_dim);
-  c.target_scale = j.value("target_scale", c.target_scale);
+  const ExemplarConfig c = j.get<ExemplarConfig>();
   CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.dim >= 1 && c.head_width > 0 &&
                c.exemplar_size >= 16 && c.exemplar_size % 16 == 0 && c.seg_dim >= 1 && c.target_scale > 0,
            CELLCOUNT_ERR_MODEL_FORMAT, "exemplar architecture: bad in_channels, width, dim, head_width, exemplar_size or seg_dim");
