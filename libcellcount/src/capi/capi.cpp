@@ -158,7 +158,7 @@ cellcount_status cellcount_model_load(const char* path, cellcount_model** out) {
     auto m = std::make_unique<cellcount_model>();
     m->files = read_model(path);
     m->spec = &find_method(m->files.meta["method"].get<std::string>());
-    m->method = m->spec->load(m->files);
+    m->method = load_method(*m->spec, m->files);
     *out = m.release();
   });
 }

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "core/csv.h"
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/synth.h"
@@ -26,6 +28,9 @@ std::vector<Box> check_exemplars(const Box* boxes, size_t n, int64_t height, int
   }
   CC_CHECK(n >= 1 && boxes != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "this model counts like exemplars: draw at least one box around a cell of the kind to count");
+  CC_CHECK(n <= kMaxExemplars, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "got " + std::to_string(n) + " exemplar boxes; the limit is " + std::to_string(kMaxExemplars) +
+               " (a few boxes around typical cells are enough)");
   std::vector<Box> out;
   for (size_t i = 0; i < n; ++i) {
     Box b = boxes[i];
@@ -57,8 +62,20 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
                  std::to_string(region.size(0)));
     in.region = region.to(torch::kBool);
   }
+  PredictOptions opt = options;
+  const auto info = method.info();
+  std::tie(opt.tile_size, opt.tile_overlap) =
+      resolve_tiling(options.tile_size, options.tile_overlap, info.contains("tiling") ? info["tiling"] : nlohmann::json());
   torch::NoGradGuard no_grad;
-  return method.predict(in, options);
+  Prediction p = method.predict(in, opt);
+  // Choice: a count that is not finite is refused, never returned with OK (one pixel of 3.4e38 gave NaN).
+  bool finite = std::isfinite(p.count);
+  for (double c : p.class_counts) finite = finite && std::isfinite(c);
+  for (const auto& q : p.points) finite = finite && std::isfinite(q.x) && std::isfinite(q.y);
+  CC_CHECK(finite, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "predict: the model's output is not finite for this image (count " + std::to_string(p.count) +
+               "); its pixel values are too extreme for this model");
+  return p;
 }
 
 nlohmann::json evaluate_defaults() {
@@ -76,7 +93,7 @@ nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progr
            "evaluate: \"model\" and \"dataset\" are required");
   const auto files = read_model(model_dir);
   const auto& spec = find_method(files.meta["method"].get<std::string>());
-  auto method = spec.load(files);
+  auto method = load_method(spec, files);
   const auto ds = load_dataset(data_dir, req["split_file"].get<std::string>());
   const std::string split = req["split"];
   auto idx = ds.indices(split);
@@ -111,6 +128,7 @@ nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progr
     } catch (const Error& e) {
       fail(CELLCOUNT_ERR_DATASET, std::string("evaluate: ") + e.what());
     }
+    check_points_inside(s, im.height, im.width, data_dir);
     const auto full = image_to_tensor(im);
     // The paper's protocol for some sets: each image cut into grid x grid patches, each patch one test item.
     for (int64_t gy = 0; gy < grid; ++gy)
