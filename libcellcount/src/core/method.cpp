@@ -79,6 +79,10 @@ torch::Tensor InputSpec::prepare(const torch::Tensor& raw) const {
 
 std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files) {
   const std::string json_path = (std::filesystem::path(files.dir) / "model.json").string();
+  // Every method predicts through run_tiled with the model's tiling (resolve_tiling): without the section
+  // a model loaded and failed at its first predict with a raw JSON message.
+  CC_CHECK(files.meta.contains("tiling"), CELLCOUNT_ERR_MODEL_FORMAT,
+           "'" + json_path + "' has no \"tiling\" section ({\"tile_size\", \"overlap\"})");
   try {
     return spec.load(files);
   } catch (const nlohmann::json::exception& e) {

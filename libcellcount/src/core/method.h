@@ -91,7 +91,8 @@ std::vector<const MethodSpec*> all_methods();
 
 // Builds the method of a model read by read_model: spec.load, with what a malformed model.json makes it throw
 // (a missing section, a field of the wrong type, a network LibTorch cannot build) turned into
-// CELLCOUNT_ERR_MODEL_FORMAT naming the file (and the key, where the JSON library names it).
+// CELLCOUNT_ERR_MODEL_FORMAT naming the file (and the key, where the JSON library names it). A model to
+// predict with needs a "tiling" section (checked by read_model when present).
 std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files);
 
 // The one definition of "counted in a region" ([H,W] bool, true = count here; undefined = the whole image),

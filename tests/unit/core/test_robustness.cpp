@@ -228,6 +228,20 @@ TEST(BadModelFolder, TypeErrorsAndMissingSectionsAreModelFormatNamingTheFile) {
   EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
 }
 
+TEST(BadModelFolder, MissingTilingOrThresholdsAreRefusedAtLoadNotAtPredict) {
+  const auto d = make_model("sections");
+  const auto good = nlohmann::json::parse(slurp(d / "model.json"));
+  for (const char* k : {"tiling", "thresholds"}) {
+    auto meta = good;
+    meta.erase(k);
+    spit(d / "model.json", meta.dump());
+    std::string msg;
+    EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT) << k;
+    EXPECT_NE(msg.find(k), std::string::npos) << msg;
+    EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
+  }
+}
+
 TEST(BadModelFolder, BrokenTilingSectionIsRefusedAtLoad) {
   const auto d = make_model("tiling");
   const auto good = nlohmann::json::parse(slurp(d / "model.json"));
