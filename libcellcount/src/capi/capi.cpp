@@ -88,7 +88,9 @@ nlohmann::json parse_request(const char* json, const char* what) {
     fail(CELLCOUNT_ERR_INVALID_ARGUMENT, std::string(what) + ": request is not valid JSON: " + e.what());
   }
   CC_CHECK(r.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, std::string(what) + ": request must be a JSON object");
-  if (r.contains("threads") && r["threads"].is_number_integer() && r["threads"].get<int>() > 0)
+  // (an out-of-range value is left to the request's own check, which names the field)
+  if (r.contains("threads") && r["threads"].is_number_integer() && r["threads"].get<int64_t>() > 0 &&
+      r["threads"].get<int64_t>() <= 256)
     set_threads(r["threads"].get<int>());
   return r;
 }
@@ -377,8 +379,7 @@ cellcount_status cellcount_request_defaults(const char* method, const char* kind
     CC_CHECK(k == "train" || k == "evaluate" || k == "synthesize", CELLCOUNT_ERR_INVALID_ARGUMENT,
              "request_defaults: kind must be \"train\", \"evaluate\" or \"synthesize\", got \"" + k + "\"");
     const auto& spec = find_method(method);
-    nlohmann::json j;
-    if (spec.request_defaults) j = spec.request_defaults(k);
+    nlohmann::json j = method_request_defaults(spec, k);
     if (j.is_null() && k == "evaluate") j = evaluate_defaults();
     if (j.is_null() && k == "synthesize") j = synthesize_defaults();
     CC_CHECK(!j.is_null(), CELLCOUNT_ERR_UNSUPPORTED, "method \"" + spec.id + "\" has no " + k + " request");

@@ -10,9 +10,11 @@
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/eval_loop.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/staged_dir.h"
 #include "core/synth.h"
 #include "io/image_file.h"
 
@@ -78,16 +80,27 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
   return p;
 }
 
-nlohmann::json evaluate_defaults() {
-  return {{"method", ""},  {"model", ""},       {"dataset", ""},       {"split", "test"},
-          {"split_file", ""}, {"radius", 0.0},   {"grid", 0},           {"device", "auto"},
-          {"precision", "fp32"}, {"limit", 0},   {"per_image", true},   {"threads", 0}};
+Options evaluate_options() {
+  return {
+      Opt::string("method", "").help("the model's method (read from model.json when empty)").folded(),
+      Opt::path("model").help("model folder"),
+      Opt::path("dataset").help("dataset folder (images + points.csv / counts.csv)"),
+      Opt::choice("split", "test", {"train", "val", "test", "all"}).help("which split to evaluate"),
+      Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
+      Opt::number("radius", 0.0).range(0.0, 1000.0).help("point-matching radius in pixels (0 = the model's eval_radius)"),
+      Opt::integer("grid", 0).range(0, 16).help("cut each image into grid x grid test items (0 = the model's eval_grid)"),
+      Opt::string("device", "auto").help("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""),
+      Opt::choice("precision", "fp32", {"fp32", "bf16", "fp16"}).help("inference precision").folded(),
+      Opt::integer("limit", 0).range(0, 100000000).help("evaluate only the first n items (0 = all)").folded(),
+      Opt::boolean("per_image", true).help("include one row per image in the report"),
+      Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded(),
+  };
 }
 
+nlohmann::json evaluate_defaults() { return option_defaults(evaluate_options()); }
+
 nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progress) {
-  nlohmann::json req = evaluate_defaults();
-  check_request_fields(req0, req);
-  req.update(req0);
+  const nlohmann::json req = resolve_options("evaluate", evaluate_options(), req0);
   const std::string model_dir = req["model"], data_dir = req["dataset"];
   CC_CHECK(!model_dir.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
            "evaluate: \"model\" and \"dataset\" are required");
@@ -104,93 +117,62 @@ nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progr
   if (limit > 0 && size_t(limit) < idx.size()) idx.resize(size_t(limit));
   double radius = req["radius"];
   if (radius <= 0) radius = files.meta.value("eval_radius", 5.0);
+  int64_t grid = req["grid"];
+  if (grid <= 0) grid = files.meta.value("eval_grid", 1);
 
   PredictOptions opt;
   opt.device = resolve_device(req["device"]);
   opt.precision = resolve_precision(req["precision"], opt.device);
-  std::vector<double> pred, truth;
-  std::vector<Point> dummy;
-  size_t tp = 0, fp = 0, fn = 0, with_points = 0;
-  nlohmann::json per_image = nlohmann::json::array();
-  const auto t0 = std::chrono::steady_clock::now();
-  int64_t grid = req["grid"];
-  if (grid <= 0) grid = files.meta.value("eval_grid", 1);
-  CC_CHECK(grid >= 1 && grid <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT, "evaluate: grid must be in 1..16");
-  for (size_t k = 0; k < idx.size(); ++k) {
-    const auto& s = ds.samples[idx[k]];
-    progress.report(float(k) / idx.size(), "image " + std::to_string(k + 1) + "/" + std::to_string(idx.size()));
-    CC_CHECK(s.count.has_value(), CELLCOUNT_ERR_DATASET, "evaluate: image '" + s.image + "' has no count or points");
-    CC_CHECK(grid == 1 || s.has_points, CELLCOUNT_ERR_DATASET,
-             "evaluate: grid " + std::to_string(grid) + " needs points for '" + s.image + "'");
-    Image im;
-    try {
-      im = io::read_image(ds.image_path(idx[k]));
-    } catch (const Error& e) {
-      fail(CELLCOUNT_ERR_DATASET, std::string("evaluate: ") + e.what());
-    }
-    check_points_inside(s, im.height, im.width, data_dir);
-    const auto full = image_to_tensor(im);
-    // The paper's protocol for some sets: each image cut into grid x grid patches, each patch one test item.
-    for (int64_t gy = 0; gy < grid; ++gy)
-      for (int64_t gx = 0; gx < grid; ++gx) {
-        const int64_t y0 = im.height * gy / grid, y1 = im.height * (gy + 1) / grid;
-        const int64_t x0 = im.width * gx / grid, x1 = im.width * (gx + 1) / grid;
-        std::vector<Point> gt;
-        for (const auto& q : s.points)
-          if (q.x >= x0 - 0.5f && q.x < x1 - 0.5f && q.y >= y0 - 0.5f && q.y < y1 - 0.5f)
-            gt.push_back(Point{q.x - x0, q.y - y0, q.cls, q.score});
-        const double t = grid == 1 ? *s.count : double(gt.size());
-        auto p = predict_image(*method, spec, full.slice(1, y0, y1).slice(2, x0, x1).contiguous(), s.boxes, {}, opt);
-        pred.push_back(p.count);
-        truth.push_back(t);
-        nlohmann::json row{{"image", s.image}, {"truth", t}, {"count", p.count}};
-        if (grid > 1) row["patch"] = {gx, gy};
-        if (s.has_points) {
-          auto m = match_points(p.points, gt, radius);
-          tp += m.tp;
-          fp += m.fp;
-          fn += m.fn;
-          ++with_points;
-          row["f1"] = m.f1;
-        }
-        per_image.push_back(row);
-      }
+  auto counts = count_metric();
+  auto points = point_metric(radius);
+  std::vector<EvalMetric*> metrics{counts.get(), points.get()};
+  // Models with classes (llp) are also measured per class.
+  std::unique_ptr<EvalMetric> classes;
+  const auto names = files.meta.value("classes", nlohmann::json::array());
+  if (names.is_array() && names.size() >= 2) {
+    classes = class_metric(names.get<std::vector<std::string>>(), radius);
+    metrics.push_back(classes.get());
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto cm = count_metrics(pred, truth);
-  nlohmann::json r{{"model", model_dir}, {"method", spec.id}, {"dataset", data_dir}, {"split", split},
-                   {"n", cm.n},          {"mae", cm.mae},     {"rmse", cm.rmse},     {"nae", cm.nae},
-                   {"sre", cm.sre},      {"seconds", secs},   {"device", device_name(opt.device)},
-                   {"grid", grid}};
-  if (with_points > 0) {
-    const double P = tp + fp ? double(tp) / (tp + fp) : 1.0, R = tp + fn ? double(tp) / (tp + fn) : 1.0;
-    r["points"] = {{"radius", radius}, {"precision", P}, {"recall", R}, {"f1", P + R > 0 ? 2 * P * R / (P + R) : 0.0},
-                   {"images", with_points}};
-  }
-  if (req["per_image"].get<bool>()) r["per_image"] = per_image;
-  progress.report(1.0f, "evaluation done");
+  auto r = run_evaluation(
+      ds, idx, grid,
+      [&](const EvalItem& it) { return predict_image(*method, spec, it.image, it.sample->boxes, {}, opt); }, metrics,
+      req["per_image"].get<bool>(), progress);
+  r.update({{"model", model_dir}, {"method", spec.id}, {"dataset", data_dir}, {"split", split},
+            {"device", device_name(opt.device)}});
   return r;
 }
 
-nlohmann::json synthesize_defaults() {
-  return {{"method", ""},      {"kind", "cells"}, {"out", ""},       {"n", 20},          {"width", 256},
-          {"height", 256},     {"seed", 0},       {"min_cells", 20}, {"max_cells", 150}, {"radius_min", 3.5},
-          {"radius_max", 7.0}, {"blur_sigma", 1.0}, {"noise_sigma", 0.03}, {"background", 0.08},
-          {"poisson_scale", 200.0},
-          {"split", {0.5, 0.4, 0.1}},           {"overwrite", false}, {"threads", 0}};
+Options synthesize_options() {
+  return {
+      Opt::string("method", "").help("a method with its own synthesizer (\"\" = the core's cell renderer)").folded(),
+      Opt::choice("kind", "cells", {"cells"}).help("what to render"),
+      Opt::path("out").help("new dataset folder (written whole or not at all)"),
+      Opt::integer("n", 20).range(1, 100000).help("number of images"),
+      Opt::integer("width", 256).range(8, 16384).help("image width"),
+      Opt::integer("height", 256).range(8, 16384).help("image height"),
+      Opt::integer("seed", 0).range(0, INT64_MAX).help("seed of the renderer and the split"),
+      Opt::integer("min_cells", 20).range(0, 100000).help("fewest cells per image"),
+      Opt::integer("max_cells", 150).range(0, 100000).help("most cells per image"),
+      Opt::number("radius_min", 3.5).range(0.5, 1000.0).help("smallest cell radius (pixels)").folded(),
+      Opt::number("radius_max", 7.0).range(0.5, 1000.0).help("largest cell radius (pixels)").folded(),
+      Opt::number("blur_sigma", 1.0).range(0.0, 100.0).help("optical blur (pixels)").folded(),
+      Opt::number("noise_sigma", 0.03).range(0.0, 10.0).help("Gaussian camera noise").folded(),
+      Opt::number("background", 0.08).range(0.0, 1.0).help("background level").folded(),
+      Opt::number("poisson_scale", 200.0).range(0.0, 1e9).help("photon scale of the shot noise (0 = none)").folded(),
+      Opt::number_list("split", {0.5, 0.4, 0.1}).range(0.0, 1e6).help("[train, test, val] as fractions or image counts").folded(),
+      Opt::boolean("overwrite", false).help("replace out when it is a dataset this tool wrote"),
+      Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded(),
+  };
 }
 
+nlohmann::json synthesize_defaults() { return option_defaults(synthesize_options()); }
+
 nlohmann::json synthesize_cells(const nlohmann::json& req0, const Progress& progress) {
-  nlohmann::json req = synthesize_defaults();
-  check_request_fields(req0, req);
-  req.update(req0);
+  const nlohmann::json req = resolve_options("synthesize", synthesize_options(), req0);
   CC_CHECK(req["kind"] == "cells", CELLCOUNT_ERR_INVALID_ARGUMENT,
            "synthesize: kind \"" + req["kind"].get<std::string>() + "\" is not known here (the core renders \"cells\")");
-  const std::string out = req["out"];
-  CC_CHECK(!out.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "synthesize: \"out\" folder is required");
-  const bool overwrite = req["overwrite"];
-  CC_CHECK(overwrite || !fs::exists(out) || fs::is_empty(out), CELLCOUNT_ERR_IO,
-           "synthesize: '" + out + "' exists and is not empty; pass \"overwrite\": true");
+  const std::string final_out = req["out"];
+  CC_CHECK(!final_out.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "synthesize: \"out\" folder is required");
   const int64_t n = req["n"];
   CC_CHECK(n >= 1 && n <= 100000, CELLCOUNT_ERR_INVALID_ARGUMENT, "synthesize: n must be in 1..100000");
   SynthCellsParams p;
@@ -210,6 +192,10 @@ nlohmann::json synthesize_cells(const nlohmann::json& req0, const Progress& prog
   const auto split = req["split"].get<std::vector<double>>();
   CC_CHECK(split.size() == 3, CELLCOUNT_ERR_INVALID_ARGUMENT, "synthesize: split must be [train, test, val]");
   const uint64_t seed = req["seed"];
+  // Written whole or not at all (a cancel leaves nothing); overwrite replaces only a folder this tool wrote.
+  StagedDir staged(final_out, req["overwrite"], "synthesis.json", "synthesize");
+  const std::string out = staged.path();
+  const bool overwrite = false;  // (a fresh temp folder)
   fs::create_directories(fs::path(out) / "images");
   Dataset ds;
   ds.root = out;
@@ -232,8 +218,14 @@ nlohmann::json synthesize_cells(const nlohmann::json& req0, const Progress& prog
   }
   assign_split(ds, split[0], split[1], split[2], seed);
   write_split(ds, (fs::path(out) / "split.csv").string(), true);
+  pts.close();
+  cnt.close();
+  CC_CHECK(pts.good() && cnt.good(), CELLCOUNT_ERR_IO, "synthesize: error writing the CSV files in '" + out + "'");
+  nlohmann::json record = req;
+  record.erase("overwrite");
+  staged.commit(nlohmann::json{{"request", record}, {"library_version", CELLCOUNT_VERSION_STRING}}.dump(2));
   progress.report(1.0f, "synthesis done");
-  return {{"out", out}, {"n", n}, {"kind", "cells"}, {"seed", seed}};
+  return {{"out", final_out}, {"n", n}, {"kind", "cells"}, {"seed", seed}};
 }
 
 }  // namespace cellcount

@@ -24,10 +24,13 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
 //  "precision", "limit" (0 = all), "per_image" (true)} -> {"n", "mae", "rmse", "nae", "sre", "f1"...}.
 nlohmann::json evaluate_counts(const nlohmann::json& request, const Progress& progress);
 nlohmann::json evaluate_defaults();
+// Every field of that request, declared once (core/options.h).
+Options evaluate_options();
 
 // {"kind": "cells", "out", "n", "width", "height", "seed", "min_cells", "max_cells", "split" [train,test,val],
 //  "overwrite"} -> writes images + points.csv + counts.csv + split.csv.
 nlohmann::json synthesize_cells(const nlohmann::json& request, const Progress& progress);
 nlohmann::json synthesize_defaults();
+Options synthesize_options();
 
 }  // namespace cellcount

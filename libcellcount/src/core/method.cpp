@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/peaks.h"
+#include "core/train_run.h"
 
 namespace cellcount {
 
@@ -15,8 +16,17 @@ namespace {
 // Never destroyed: a front end's thread may still ask for methods (library info, defaults) while the process
 // exits. A destroyed map there crashed ImageJ (SIGSEGV in cellcount_library_info) when it was killed
 // during a count; a map that outlives the static destructors cannot.
+// The built-in methods are added once, before the first lookup or registration (a function-local static:
+// thread-safe, and no static-initialisation order to depend on).
 std::map<std::string, MethodSpec>& registry() {
-  static auto* r = new std::map<std::string, MethodSpec>;
+  static auto* r = [] {
+    auto* m = new std::map<std::string, MethodSpec>;
+    for (MethodFactory make : builtin_method_factories()) {
+      MethodSpec s = make();
+      (*m)[s.id] = std::move(s);
+    }
+    return m;
+  }();
   return *r;
 }
 }  // namespace
@@ -83,6 +93,7 @@ std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& fi
   // a model loaded and failed at its first predict with a raw JSON message.
   CC_CHECK(files.meta.contains("tiling"), CELLCOUNT_ERR_MODEL_FORMAT,
            "'" + json_path + "' has no \"tiling\" section ({\"tile_size\", \"overlap\"})");
+  std::lock_guard<std::mutex> lock(torch_rng_mutex());
   try {
     return spec.load(files);
   } catch (const nlohmann::json::exception& e) {
@@ -141,6 +152,16 @@ Prediction density_prediction(torch::Tensor density, const torch::Tensor& region
                               region);
   if (want_density) p.density = density;
   return p;
+}
+
+Options method_options(const MethodSpec& spec, const std::string& kind) {
+  return spec.options ? spec.options(kind) : Options{};
+}
+
+nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string& kind) {
+  const Options o = method_options(spec, kind);
+  if (!o.empty()) return option_defaults(o);
+  return spec.request_defaults ? spec.request_defaults(kind) : nlohmann::json();
 }
 
 void check_request_fields(const nlohmann::json& request, const nlohmann::json& defaults) {

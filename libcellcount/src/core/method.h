@@ -1,6 +1,7 @@
-// The method interface and registry. The core knows no method: each method folder registers a
-// MethodSpec at load time (CELLCOUNT_REGISTER_METHOD), and the C ABI, CLI and front ends dispatch
-// through it by the "method" string of model.json or of a request.
+// The method interface and registry. The core knows no method: each method folder defines a factory
+// `MethodSpec cellcount::method_spec_<id>()`, the build generates the list of them (libcellcount/CMakeLists.txt,
+// from src/methods/*/method.cmake), and the C ABI, CLI and front ends dispatch through the registry by the
+// "method" string of model.json or of a request.
 #pragma once
 #include <cmath>
 #include <functional>
@@ -12,6 +13,7 @@
 
 #include "core/image_tensor.h"
 #include "core/model_io.h"
+#include "core/options.h"
 #include "core/progress.h"
 #include "core/types.h"
 
@@ -79,18 +81,34 @@ struct MethodSpec {
   RequestFn evaluate;           // empty = the core's evaluate_counts()
   RequestFn synthesize;         // empty = the core's cell renderer
   std::function<nlohmann::json(const std::string& kind)> request_defaults;  // kind: train/evaluate/synthesize
+  // The declared fields of a kind ("train", "evaluate", "synthesize", and "predict": the method's own prediction
+  // options beside the generic params); empty = none declared. When set, it is the one source of that kind's
+  // defaults and metadata (request_defaults is then derived from it).
+  std::function<Options(const std::string& kind)> options;
 };
 
+// The defaults of a request kind: from the declared options when the method has them, else request_defaults;
+// null when the method has no such request.
+nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string& kind);
+// The declared options of a kind (empty when none are declared).
+Options method_options(const MethodSpec& spec, const std::string& kind);
+
+// The registry holds every built-in method (from builtin_method_factories(), on first use) plus any that
+// register_method adds (a test's own method); a spec with a known id replaces the old one.
 bool register_method(MethodSpec spec);
 // Errors: CELLCOUNT_ERR_WRONG_METHOD naming the known methods.
 const MethodSpec& find_method(const std::string& id);
 std::vector<const MethodSpec*> all_methods();
 
-#define CELLCOUNT_REGISTER_METHOD(make_spec) \
-  static const bool cellcount_registered_##make_spec = ::cellcount::register_method(make_spec())
+// Generated at configure time (build/libcellcount/generated/methods_list.cpp): method_spec_<id> of every
+// folder with a method.cmake, in sorted order. Referencing them here is what keeps every method in a static build.
+using MethodFactory = MethodSpec (*)();
+std::vector<MethodFactory> builtin_method_factories();
 
-// Builds the method of a model read by read_model: spec.load, with what a malformed model.json makes it throw
-// (a missing section, a field of the wrong type, a network LibTorch cannot build) turned into
+// Builds a loaded model's method (spec.load) under the lock of LibTorch's global generator (torch_rng_mutex in
+// core/train_run.h): a network's constructor draws initial weights from it, which must not disturb a training
+// in another thread that builds its network from its seed. What a malformed model.json makes spec.load throw
+// (a missing section, a field of the wrong type, a network LibTorch cannot build) is turned into
 // CELLCOUNT_ERR_MODEL_FORMAT naming the file (and the key, where the JSON library names it). A model to
 // predict with needs a "tiling" section (checked by read_model when present).
 std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files);

@@ -28,6 +28,8 @@ class HopcroftKarp {
     }
     return matched;
   }
+  // The truth index matched to each predicted point (kNil = unmatched).
+  const std::vector<int>& matches() const { return match_l_; }
 
  private:
   // Layers from the free left vertices; true when some free right vertex is reachable.
@@ -117,7 +119,10 @@ MatchResult match_points(const std::vector<Point>& predicted, const std::vector<
   }
 
   MatchResult r;
-  r.tp = HopcroftKarp(adj, truth.size()).run();
+  HopcroftKarp hk(adj, truth.size());
+  r.tp = hk.run();
+  for (size_t i = 0; i < predicted.size(); ++i)
+    if (hk.matches()[i] != kNil) r.pairs.emplace_back(i, size_t(hk.matches()[i]));
   r.fp = predicted.size() - r.tp;
   r.fn = truth.size() - r.tp;
   // Nothing predicted: precision is 1 only if there was nothing to find; same for recall.

@@ -1,6 +1,7 @@
 // Metrics of the four papers, and point matching. No LibTorch.
 #pragma once
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "core/types.h"
@@ -12,6 +13,7 @@ namespace cellcount {
 struct MatchResult {
   size_t tp = 0, fp = 0, fn = 0;
   double precision = 0, recall = 0, f1 = 0;  // precision = tp/(tp+fp) (1 if nothing predicted and nothing true)
+  std::vector<std::pair<size_t, size_t>> pairs;  // the tp matched pairs (predicted index, truth index)
 };
 MatchResult match_points(const std::vector<Point>& predicted, const std::vector<Point>& truth, double radius);
 

@@ -173,6 +173,7 @@ nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn
   const fs::path target(dir);
   CC_CHECK(overwrite || !fs::exists(target), CELLCOUNT_ERR_IO,
            "'" + dir + "' exists; pass \"overwrite\": true (CLI --overwrite) to replace it");
+  if (overwrite) check_replaceable_model_dir(dir, "save model");
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
   std::random_device rd;
   const fs::path tmp = target.string() + ".tmp-" + std::to_string(rd());
@@ -196,6 +197,21 @@ nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn
     throw;
   }
   return meta;
+}
+
+void check_replaceable_model_dir(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return;
+  CC_CHECK(fs::is_directory(dir, ec), CELLCOUNT_ERR_IO, what + ": '" + dir + "' exists and is not a folder; refusing to replace it");
+  bool model_json = false, other = false;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename() == "model.json" && e.is_regular_file()) model_json = true;
+    if (!e.is_regular_file()) other = true;
+  }
+  const bool empty = fs::is_empty(dir, ec);
+  CC_CHECK(empty || (model_json && !other), CELLCOUNT_ERR_IO,
+           what + ": '" + dir + "' is not a cellcount model folder (no model.json, or it holds subfolders); " +
+               "refusing to replace it under \"overwrite\" — name a new folder");
 }
 
 void copy_state(torch::nn::Module& dst, const torch::nn::Module& src) {

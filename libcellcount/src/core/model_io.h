@@ -37,8 +37,14 @@ void load_weights(torch::nn::Module& module, const ModelFiles& files);
 
 // Writes dir/model.json and dir/weights.pt atomically (to a sibling temp folder, then rename).
 // Fills meta's format_version, library_version, created and weights_sha256. An existing folder is
-// replaced only when overwrite is true (else CELLCOUNT_ERR_IO). Returns the final meta.
+// replaced only when overwrite is true (else CELLCOUNT_ERR_IO), and only when it is an empty folder or a
+// model folder (check_replaceable_model_dir). Returns the final meta.
 nlohmann::json save_model(const std::string& dir, nlohmann::json meta, torch::nn::Module& module, bool overwrite);
+
+// Refuses (CELLCOUNT_ERR_IO) to replace `dir` unless it is missing, an empty folder, or a model folder
+// (model.json, regular files only). `what` names the caller in the message.
+void check_replaceable_model_dir(const std::string& dir, const std::string& what);
+
 
 // read_init_model's two halves, for any Config: the model of `method` in dir (with an "architecture"), and the
 // refusal when its architecture in full form (`theirs`) is not `ours`.

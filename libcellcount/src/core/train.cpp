@@ -161,9 +161,9 @@ nlohmann::json Trainer::fit(size_t n, const LossFn& loss_fn, const Progress& pro
   const int64_t steps_per_epoch = int64_t((n + config_.batch_size - 1) / config_.batch_size);
   module_.train();
   for (int64_t epoch = start; epoch < config_.epochs; ++epoch) {
-    // Every epoch has its own seed, so a resumed run continues exactly as an uninterrupted one.
+    // Every epoch has its own seed, so a resumed run continues exactly as an uninterrupted one. Its draws come
+    // from this generator only (never LibTorch's global one, which other trainings in the process share).
     const uint64_t epoch_seed = config_.seed * 1000003ULL + uint64_t(epoch);
-    torch::manual_seed(epoch_seed);
     std::mt19937_64 rng(epoch_seed);
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i) order[i] = i;

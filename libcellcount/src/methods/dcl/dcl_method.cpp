@@ -19,6 +19,7 @@
 #include "core/peaks.h"
 #include "core/tiling.h"
 #include "core/train.h"
+#include "core/train_run.h"
 #include "io/image_file.h"
 #include "methods/dcl/dcl_crops.h"
 #include "methods/dcl/dcl_net.h"
@@ -182,60 +183,58 @@ nlohmann::json preset(const std::string& name) {
   return nlohmann::json::object();
 }
 
-nlohmann::json train_defaults() {
-  nlohmann::json j = TrainConfig{}.to_json();
-  j.erase("epochs");
-  j.erase("checkpoint");
-  j.update({{"method", "dcl"},
-            {"dataset", ""},
-            {"split_file", ""},
-            {"out", ""},
-            {"overwrite", false},
-            {"device", "auto"},
-            {"threads", 0},
-            {"preset", ""},
-            {"rgb_rule", "grey"},      // "grey", "red", "green", "blue" (1 channel) or "rgb" (3 channels)
-            {"grid", 1},               // cut each image into grid x grid patches
-            {"resize", 0},             // side of a patch after resizing; 0 = keep
-            {"sigma", 2.0},            // Gaussian of the localizer's target maps, at the training resolution
-            {"eval_radius", 5.0},      // point-matching radius (original pixels) for F1
-            {"peak_min_distance", 3.0},
-            {"crop", 128},             // random square crops for both stages; also the inference tile
-            {"color_jitter", 0.0},     // per-channel gain and offset jitter of training crops (jitter_colour); 0 = off
-            {"scale_jitter", 0.0},     // zoom of training patches by (1 + s)^U(-1,1) (zoom); 0 = off
-            {"mosaic", 0.0},           // probability of a 2 x 2 mosaic crop of four patches (sample_mosaic); 0 = off
-            // Count loss levels g: |sum F - N| on the crop's g x g sub-regions. [1] = the paper's loss on the
-            // whole crop. Choice: [] = every power of two dividing crop/8, down to single coarse cells
-            // (128 crops: [1,2,4,8,16]); measured on VGG cells: test MAE 10.90 vs 14.78 for [1], and a 4x4
-            // mosaic counts within 0.8 % of its parts (9.6 % for [1]).
-            {"count_levels", nlohmann::json::array()},
-            {"counter_epochs", 300},
-            {"localizer_epochs", 100},
-            {"validate_every", 10},    // counter epochs between validation MAEs (the best is kept)
-            // Choice: precise BatchNorm. Before each validation (and for the localizer at the end) the BN
-            // statistics are recomputed over this many fresh training batches; 0 = keep the momentum trail.
-            // So the kept checkpoint carries statistics of its own weights. Measured (150 epochs, 128 crops):
-            // no clear effect; validation MAE stayed as jumpy, test MAE ADI 21.81 vs 23.03, MBM 3.74 vs 3.23.
-            {"precise_bn_batches", 16},
-            // Choice (the paper keeps one checkpoint): 0 = ship the counter snapshot with the best validation
-            // MAE; f > 0 = ship the stochastic weight average (Izmailov et al. 2018) of the snapshots at the
-            // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
-            {"swa_from", 0.0},
-            {"checkpoint_dir", ""},    // "" = out + ".ckpt"; resume continues from it
-            // A dcl model of the same architecture (and channels) whose counter and localizer start both
-            // stages, e.g. a shipped model fine-tuned on one's own images; "" = from scratch. Provenance
-            // records it.
-            {"init_from", ""},
-            {"command", ""},           // the command line that asked for this training (provenance only)
-            {"precision", "bf16"},     // training steps under CPU autocast (bf16 convs, fp32 weights); "fp32" to disable
-            {"architecture", DclConfig{}.to_json()}});
-  j["batch_size"] = 8;
+// Every train field, declared once (core/options.h): the train-run driver's common fields plus these.
+Options train_options() {
+  Options o = common_train_options("dcl");
+  add_options(o, {
+      Opt::path("dataset").help("dataset folder (images + points.csv)"),
+      Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
+      Opt::choice("preset", "", {"", "vgg", "mbm", "adi"}).help("per-dataset preprocessing of METHODS.md (request fields win)"),
+      Opt::choice("rgb_rule", "grey", {"grey", "red", "green", "blue", "rgb"})
+          .help("a channel of RGB images (1-channel model) or \"rgb\" (3-channel model)"),
+      Opt::integer("grid", 1).range(1, 16).help("cut each image into grid x grid patches"),
+      Opt::integer("resize", 0).range(0, 4096).help("side of a patch after resizing; 0 = keep"),
+      Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the localizer's target maps, at the training resolution"),
+      Opt::number("eval_radius", 5.0).range(0.1, 1000.0).help("point-matching radius (original pixels) for F1"),
+      Opt::number("peak_min_distance", 3.0).range(0.0, 1000.0).help("smallest distance between two cell points (pixels)"),
+      Opt::integer("crop", 128).range(32, 4096).help("random square crops for both stages (multiple of 16); also the inference tile"),
+      Opt::number("color_jitter", 0.0).range(0.0, 0.99).help("per-channel gain and offset jitter of training crops; 0 = off").folded(),
+      Opt::number("scale_jitter", 0.0).range(0.0, 0.99).help("zoom of training patches by (1 + s)^U(-1,1); 0 = off").folded(),
+      Opt::number("mosaic", 0.0).range(0.0, 1.0).help("probability of a 2 x 2 mosaic crop of four patches; 0 = off").folded(),
+      // Count loss levels g: |sum F - N| on the crop's g x g sub-regions. [1] = the paper's loss on the
+      // whole crop. Choice: [] = every power of two dividing crop/8, down to single coarse cells
+      // (128 crops: [1,2,4,8,16]); measured on VGG cells: test MAE 10.90 vs 14.78 for [1], and a 4x4
+      // mosaic counts within 0.8 % of its parts (9.6 % for [1]).
+      Opt::int_list("count_levels", {}).range(1, 512)
+          .help("count-loss levels g (g x g sub-regions of each crop); [] = every power of two dividing crop/8")
+          .folded(),
+      Opt::integer("counter_epochs", 300).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
+      Opt::integer("localizer_epochs", 100).range(0, 100000).help("epochs of the localizer stage"),
+      Opt::integer("validate_every", 10).range(1, 100000).help("counter epochs between validation MAEs (the best is kept)"),
+      // Choice: precise BatchNorm. Before each validation (and for the localizer at the end) the BN
+      // statistics are recomputed over this many fresh training batches; 0 = keep the momentum trail.
+      // So the kept checkpoint carries statistics of its own weights. Measured (150 epochs, 128 crops):
+      // no clear effect; validation MAE stayed as jumpy, test MAE ADI 21.81 vs 23.03, MBM 3.74 vs 3.23.
+      Opt::integer("precise_bn_batches", 16).range(0, 10000).help("fresh batches for the BatchNorm statistics; 0 = momentum trail").folded(),
+      // Choice (the paper keeps one checkpoint): 0 = ship the counter snapshot with the best validation
+      // MAE; f > 0 = ship the stochastic weight average (Izmailov et al. 2018) of the snapshots at the
+      // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
+      Opt::number("swa_from", 0.0).range(0.0, 0.99).help("0 = best validation snapshot; f = weight average of cycle ends after f x counter_epochs").folded(),
+      // A dcl model of the same architecture (and channels) whose counter and localizer start both
+      // stages, e.g. a shipped model fine-tuned on one's own images; "" = from scratch. Provenance records it.
+      Opt::path("init_from").help("a dcl model whose weights start both stages (fine-tuning); \"\" = from scratch"),
+      Opt::choice("precision", "bf16", {"fp32", "bf16", "fp16"})
+          .help("training steps under autocast (bf16 convs, fp32 weights); \"fp32\" to disable")
+          .folded(),
+      Opt::object("architecture", DclConfig{}.to_json()).help("network shape (width, unet_base, ...)").folded(),
+  });
+  set_default(o, "batch_size", 8);
   // Choice: the paper's Adam 1e-4 fine-tunes an ImageNet VGG-19; from scratch 1e-3 learns far faster
   // (VGG cells, 150 counter epochs: test MAE 4.25 with 1e-3 vs 10.90 with 1e-4).
-  j["lr"] = 1e-3;
-  j["restart_epochs"] = 50;
-  j["restart_mult"] = 1;
-  return j;
+  set_default(o, "lr", 1e-3);
+  set_default(o, "restart_epochs", 50.0);
+  set_default(o, "restart_mult", 1.0);
+  return o;
 }
 
 // Loads a split, cut into patches and resized as the preprocessing asks.
@@ -302,21 +301,21 @@ double counter_val_mae(Counter& counter, const std::vector<Item>& val, const tor
 }
 
 nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
-  const auto t_start = std::chrono::steady_clock::now();
-  nlohmann::json req = train_defaults();
-  check_request_fields(req0, req);
-  // Preset values first, then the request's own fields win.
-  req.update(preset(req0.value("preset", "")));
-  req.update(req0);
-  if (req0.contains("architecture")) {
-    nlohmann::json a = DclConfig{}.to_json();
-    a.update(req0["architecture"]);
-    req["architecture"] = a;
+  // Preset values first, then the request's own fields win; the driver checks every field before any work.
+  nlohmann::json merged = nlohmann::json::object();
+  if (req0.is_object() && req0.contains("preset") && req0["preset"].is_string()) {
+    const std::string name = req0["preset"];
+    if (name == "vgg" || name == "mbm" || name == "adi") merged = preset(name);
   }
-  const std::string out = req["out"], data_dir = req["dataset"];
-  CC_CHECK(!out.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: \"dataset\" and \"out\" are required");
-  CC_CHECK(req["overwrite"].get<bool>() || !std::filesystem::exists(out), CELLCOUNT_ERR_IO,
-           "dcl train: '" + out + "' exists; pass \"overwrite\": true");
+  if (req0.is_object()) merged.update(req0);
+  TrainRun run("dcl", train_options(), req0.is_object() ? merged : req0,
+               {"counter.ckpt", "localizer.ckpt", "counter_picks.json", "counter_best.pt", "counter_swa.pt"},
+               {"counter_epochs", "localizer_epochs", "validate_every"});
+  nlohmann::json& req = run.request();
+  const std::string out = run.out(), data_dir = req["dataset"];
+  CC_CHECK(!data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: \"dataset\" is required");
+  CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
+           CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: counter_epochs 0 needs init_from (it would ship an untrained counter)");
   const auto device = resolve_device(req["device"]);
   const auto precision = resolve_precision(req["precision"], device);
   const std::string rule = req["rgb_rule"];
@@ -357,8 +356,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   // Validation and threshold tuning fall back to the training patches when the split has no val part.
   const auto& val_set = val_items.empty() ? train_items : val_items;
 
-  torch::manual_seed(req["seed"].get<uint64_t>());
-  DclNet net(cfg);
+  auto net = seeded(run.seed(), [&] { return DclNet(cfg); });
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
@@ -368,8 +366,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
   }
   net->to(device);
-  std::string ckpt_dir = req["checkpoint_dir"];
-  if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
   const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];
   // Fresh random training batches through `forward` in train mode (own generator: training draws unchanged),
   // without mosaics: the statistics are those of whole patches, as inference sees them.
@@ -395,39 +391,14 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   for (int64_t g : levels)
     CC_CHECK(g >= 1 && (crop / 8) % g == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "dcl train: each count level must divide crop/8 = " + std::to_string(crop / 8) + ", got " + std::to_string(g));
-  // Checkpoints resume only the run they belong to: the request (less what may change between runs of
-  // one training) is kept beside them and must match.
-  {
-    nlohmann::json key = req;
-    for (const char* k : {"overwrite", "threads", "counter_epochs", "localizer_epochs", "validate_every", "out"}) key.erase(k);
-    const auto key_path = std::filesystem::path(ckpt_dir) / "request.json";
-    if (std::filesystem::exists(key_path)) {
-      std::ifstream f(key_path);
-      nlohmann::json old = nlohmann::json::parse(f, nullptr, false);
-      // A field this library added after those checkpoints were written counts as its default value there.
-      const nlohmann::json defaults = train_defaults();
-      if (old.is_object())
-        for (const auto& [k, v] : key.items())
-          if (!old.contains(k) && defaults.contains(k) && defaults[k] == v) old[k] = v;
-      CC_CHECK(old == key, CELLCOUNT_ERR_INVALID_ARGUMENT,
-               "dcl train: the checkpoints in '" + ckpt_dir + "' belong to a different request (" +
-                   nlohmann::json::diff(old, key).dump() + "); delete that folder or set \"checkpoint_dir\"");
-      log_info("dcl train: resuming from the checkpoints in '" + ckpt_dir + "'");
-    } else {
-      std::filesystem::create_directories(ckpt_dir);
-      std::ofstream(key_path) << key.dump(2) << "\n";
-    }
-  }
-
   // Stage 1: the counter. Loss: |sum F - N| per crop, N from the dot map inside the crop.
   TrainConfig tc = TrainConfig::from_json(req);
   tc.epochs = ce;
-  tc.checkpoint = (std::filesystem::path(ckpt_dir) / "counter.ckpt").string();
+  tc.checkpoint = run.checkpoint("counter.ckpt");
   // The two counters a run can ship (best validation snapshot, weight average) live in the checkpoint
   // folder beside the trainer's checkpoint, so that a resumed run keeps them.
-  const auto picks_path = std::filesystem::path(ckpt_dir) / "counter_picks.json";
-  const std::string best_path = (std::filesystem::path(ckpt_dir) / "counter_best.pt").string();
-  const std::string swa_path = (std::filesystem::path(ckpt_dir) / "counter_swa.pt").string();
+  const std::filesystem::path picks_path = run.checkpoint("counter_picks.json");
+  const std::string best_path = run.checkpoint("counter_best.pt"), swa_path = run.checkpoint("counter_swa.pt");
   nlohmann::json picks{{"best_val_mae", nullptr}, {"best_epoch", 0}, {"swa_epochs", nlohmann::json::array()}};
   Counter best(cfg), swa(cfg);
   best->to(device);
@@ -512,7 +483,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   // Stage 2: the localizer, conditioned on the frozen counter's coarse map. MSE to the scaled dot maps.
   TrainConfig tl = TrainConfig::from_json(req);
   tl.epochs = le;
-  tl.checkpoint = (std::filesystem::path(ckpt_dir) / "localizer.ckpt").string();
+  tl.checkpoint = run.checkpoint("localizer.ckpt");
   Trainer loc_trainer(tl, *net->localizer);
   auto loc_report = loc_trainer.fit(
       train_items.size(),
@@ -532,29 +503,21 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   net->eval();
   net->to(torch::kCPU);
 
-  // Peak threshold tuned on the validation patches, on fine maps rescaled to the counter's count.
+  // Peak threshold tuned on the validation patches, on fine maps rescaled to the counter's count, made exactly as
+  // the inference path makes them (same tiles), so the tuned threshold fits what predict sees.
   const float md = req["peak_min_distance"];
-  std::vector<std::vector<float>> maps;
-  std::vector<int64_t> hs, ws;
+  std::vector<torch::Tensor> maps;
   std::vector<std::vector<Point>> truth;
   {
     torch::NoGradGuard ng;
     for (const auto& it : val_set) {
-      // Exactly the inference path (same tiles), so the tuned threshold fits what predict sees.
-      auto fine = rescaled_fine(tiled_maps(net, cfg, it.image, crop, crop / 4, torch::kCPU, torch::kFloat32, Progress()));
-      maps.emplace_back(fine.data_ptr<float>(), fine.data_ptr<float>() + fine.numel());
-      hs.push_back(fine.size(0));
-      ws.push_back(fine.size(1));
+      maps.push_back(rescaled_fine(tiled_maps(net, cfg, it.image, crop, crop / 4, torch::kCPU, torch::kFloat32, Progress())));
       truth.push_back(it.points);
     }
   }
-  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>() * scale,
-                                        peak_threshold_grid());
+  const float thr = tune_peak_threshold_on(maps, truth, md, req["eval_radius"].get<double>() * scale);
 
-  nlohmann::json provenance = req;
-  provenance.erase("overwrite");
   nlohmann::json meta{
-      {"method", "dcl"},
       {"architecture", cfg.to_json()},
       {"input",
        {{"channels", spec.channels}, {"rgb_rule", spec.rgb_rule}, {"normalization", spec.normalization.to_json()},
@@ -566,16 +529,15 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"eval_radius", req["eval_radius"]},
       {"eval_grid", grid},
       {"provenance",
-       {{"request", provenance}, {"split", ds.split_source}, {"train_patches", train_items.size()},
-        {"val_patches", val_items.size()}, {"library_version", CELLCOUNT_VERSION_STRING},
-        {"threads", at::get_num_threads()}, {"device", device_name(device)}, {"initialised_from", init_meta}}},
+       {{"split", ds.split_source}, {"train_patches", train_items.size()}, {"val_patches", val_items.size()},
+        {"initialised_from", init_meta}}},
       {"training",
        {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
                      {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"weight_average", swa_report},
                      {"history", counter_report["history"]}}},
         {"localizer", {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
                        {"history", loc_report["history"]}}}}}};
-  save_model(out, meta, *net, req["overwrite"]);
+  run.save(meta, *net, device_name(device));
   progress.report(0.95f, "evaluating on the test split");
   // The model's test-split metrics, measured by the same evaluation `cellcount eval` runs.
   nlohmann::json metrics = nullptr;
@@ -586,10 +548,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     metrics = ev;
     update_model_meta(out, {{"metrics", {{"test", ev}}}});
   }
-  std::error_code ec;
-  std::filesystem::remove_all(ckpt_dir, ec);  // the model is saved; checkpoints only serve unfinished runs
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  return {{"out", out}, {"seconds", secs}, {"best_val_mae", best_mae}, {"best_epoch", best_epoch},
+  return {{"out", out}, {"seconds", run.seconds()}, {"best_val_mae", best_mae}, {"best_epoch", best_epoch},
           {"peak_threshold", thr}, {"test", metrics}};
 }
 
@@ -600,14 +559,14 @@ MethodSpec make_dcl_spec() {
   s.description = "Decoupled counter (VGG-19 + global message passing) and UNet localizer (Zheng et al., MICCAI 2024)";
   s.load = [](const ModelFiles& f) { return std::make_unique<DclMethod>(f); };
   s.train = train;
-  s.request_defaults = [](const std::string& kind) -> nlohmann::json {
-    if (kind == "train") return train_defaults();
-    return nullptr;
-  };
+  s.options = [](const std::string& kind) { return kind == "train" ? train_options() : Options{}; };
   return s;
 }
 
-CELLCOUNT_REGISTER_METHOD(make_dcl_spec);
-
 }  // namespace
 }  // namespace cellcount::dcl
+
+// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
+namespace cellcount {
+MethodSpec method_spec_dcl() { return dcl::make_dcl_spec(); }
+}  // namespace cellcount

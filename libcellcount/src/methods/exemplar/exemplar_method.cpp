@@ -5,6 +5,7 @@
 // counter on single-kind tiles (L2 to Gaussian dot maps); (2) pseudo masks on the multi-kind benchmark's
 // training images: K-means (K = k_min..k_max) of patch embeddings with the exemplar, the K whose masked
 // density is closest (L2) to the ground truth (eq. 5); (3) the segmentation model, L2 to those masks (eq. 7).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -15,13 +16,16 @@
 #include "core/density_map.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/eval_loop.h"
 #include "core/evaluate.h"
 #include "core/log.h"
 #include "core/method.h"
 #include "core/metrics.h"
 #include "core/peaks.h"
+#include "core/staged_dir.h"
 #include "core/tiling.h"
 #include "core/train.h"
+#include "core/train_run.h"
 #include "io/image_file.h"
 #include "methods/exemplar/exemplar_net.h"
 #include "methods/exemplar/kinds.h"
@@ -344,69 +348,88 @@ std::vector<BenchItem> tiles_as_items(const std::vector<TrainTile>& tiles, int64
 
 // ----------------------------------------------------------------------------------------------- requests
 
-nlohmann::json train_defaults() {
-  nlohmann::json j = TrainConfig{}.to_json();
-  j.erase("epochs");
-  j.erase("checkpoint");
-  j.update({{"method", "exemplar"},
-            {"recipe", ""},             // datasets/recipes/*.json: the kinds, tiles and benchmark recipe
-            {"benchmark", ""},          // the benchmark folder `cellcount synth --method exemplar` wrote
-            {"out", ""},
-            {"overwrite", false},
-            {"device", "auto"},
-            {"threads", 0},
-            {"precision", "bf16"},
-            {"counter_epochs", 60},
-            {"seg_epochs", 20},         // paper: 20
-            {"validate_every", 5},
-            {"crop", 128},              // random square crops of the single-kind tiles for the counter
-            {"exemplars", 3},
-            {"box_jitter", 0.2},        // exemplar box side x U(1 - j, 1 + j) while training the counter
-            {"intensity_squash", 0.5},  // probability of the counter's intensity augmentation (squash_intensity)
-            {"pseudo_mask", "kmeans"},  // "kmeans" (the paper), or the ablations "dotbox", "similarity"
-            {"seg_single_kind", false}, // option: the segmenter also trains on the single-kind tiles (measured
-                                        // worse: their K-means masks cut cells away; see README)
-            {"init_from", ""},          // an exemplar model whose counter starts stage 1 (recorded in provenance)
-            {"k_min", 2},
-            {"k_max", 6},
-            {"delta", 0.0},
-            {"mask_threshold", 0.6},    // used as is when mask_threshold_grid is empty
-            // Choice: the binarisation threshold and the mask dilation are tuned on the val splits after
-            // training (the paper fixes 0.6): the lowest two-kind val error among the grid whose single-kind
-            // val relative error stays within single_kind_tolerance of the unmasked counter's (or <= 0.15).
-            {"mask_threshold_grid", {0.3, 0.4, 0.5, 0.6}},
-            {"mask_dilate_grid", {0, 1}},
-            {"single_kind_tolerance", 0.05},
-            {"init_segmenter", false},  // with init_from: the segmenter starts from that model too
-            {"similarity_threshold", 0.6},
-            {"mask_output", true},
-            {"peak_min_distance", 3.0},
-            {"eval_radius", 6.0},
-            {"checkpoint_dir", ""},
-            {"command", ""},
-            {"architecture", ExemplarConfig{}.to_json()}});
+// Every train field, declared once (core/options.h): the train-run driver's common fields plus these.
+Options train_options() {
+  Options o = common_train_options("exemplar");
+  add_options(o, {
+      Opt::path("recipe").help("datasets/recipes/*.json: the kinds, tiles and benchmark recipe"),
+      Opt::path("benchmark").help("the benchmark folder `cellcount synth --method exemplar` wrote"),
+      Opt::choice("precision", "bf16", {"fp32", "bf16", "fp16"}).help("training steps under autocast; \"fp32\" to disable").folded(),
+      Opt::integer("counter_epochs", 60).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
+      Opt::integer("seg_epochs", 20).range(0, 100000).help("epochs of the segmenter stage (paper: 20)"),
+      Opt::integer("validate_every", 5).range(1, 100000).help("counter epochs between validation MAEs (the best is kept)"),
+      Opt::integer("crop", 128).range(32, 4096).help("random square crops of the single-kind tiles for the counter (multiple of 16)"),
+      Opt::integer("exemplars", 3).range(1, 64).help("exemplar boxes per training image"),
+      Opt::number("box_jitter", 0.2).range(0.0, 0.9).help("exemplar box side x U(1 - j, 1 + j) while training the counter").folded(),
+      Opt::number("intensity_squash", 0.5).range(0.0, 1.0).help("probability of the counter's intensity augmentation").folded(),
+      Opt::choice("pseudo_mask", "kmeans", {"kmeans", "dotbox", "similarity"})
+          .help("pseudo masks: \"kmeans\" (the paper), or the ablations \"dotbox\", \"similarity\"")
+          .folded(),
+      // Option: the segmenter also trains on the single-kind tiles (measured worse: their K-means masks cut
+      // cells away; see README).
+      Opt::boolean("seg_single_kind", false).help("the segmenter also trains on the single-kind tiles").folded(),
+      Opt::path("init_from").help("an exemplar model whose counter starts stage 1 (recorded in provenance)"),
+      Opt::integer("k_min", 2).range(2, 32).help("smallest K of the K-means pseudo masks").folded(),
+      Opt::integer("k_max", 6).range(2, 32).help("largest K of the K-means pseudo masks").folded(),
+      Opt::number("delta", 0.0).range(-10.0, 10.0).help("similarity offset outside the mask (paper's delta)").folded(),
+      Opt::number("mask_threshold", 0.6).range(0.0, 1.0).help("mask binarisation threshold, used as is when mask_threshold_grid is empty").folded(),
+      // Choice: the binarisation threshold and the mask dilation are tuned on the val splits after
+      // training (the paper fixes 0.6): the lowest two-kind val error among the grid whose single-kind
+      // val relative error stays within single_kind_tolerance of the unmasked counter's (or <= 0.15).
+      Opt::number_list("mask_threshold_grid", {0.3, 0.4, 0.5, 0.6}).range(0.0, 1.0).help("mask thresholds tried on the val splits").folded(),
+      Opt::int_list("mask_dilate_grid", {0, 1}).range(0, 8).help("mask dilations tried on the val splits").folded(),
+      Opt::number("single_kind_tolerance", 0.05).range(0.0, 1.0).help("allowed rise of the single-kind val relative error").folded(),
+      Opt::boolean("init_segmenter", false).help("with init_from: the segmenter starts from that model too").folded(),
+      Opt::number("similarity_threshold", 0.6).range(-1.0, 1.0).help("threshold of the similarity pseudo masks").folded(),
+      Opt::boolean("mask_output", true).help("multiply the output density by the mask").folded(),
+      Opt::number("peak_min_distance", 3.0).range(0.0, 1000.0).help("smallest distance between two cell points (pixels)"),
+      Opt::number("eval_radius", 6.0).range(0.1, 1000.0).help("point-matching radius (pixels) for F1"),
+      Opt::object("architecture", ExemplarConfig{}.to_json()).help("network shape").folded(),
+  });
   // Choice: from-scratch training needs a larger step than the paper's fine-tuning rate (AdamW 1e-5).
-  j["optimizer"] = "adamw";
-  j["lr"] = 1e-3;
-  j["weight_decay"] = 1e-4;
-  j["batch_size"] = 8;
-  j["restart_epochs"] = 0;  // 0 = one cosine decay over each stage
-  j["restart_mult"] = 1;
-  return j;
+  set_default(o, "optimizer", "adamw");
+  set_default(o, "lr", 1e-3);
+  set_default(o, "weight_decay", 1e-4);
+  set_default(o, "batch_size", 8);
+  set_default(o, "restart_epochs", 0.0);  // 0 = one cosine decay over each stage
+  set_default(o, "restart_mult", 1.0);
+  return o;
 }
 
-nlohmann::json eval_defaults() {
-  return {{"method", "exemplar"}, {"model", ""}, {"dataset", ""}, {"split", "test"}, {"split_file", ""},
-          {"mask", "seg"},        // "seg" (seg-then-count), "none", "kmeans" (fixed k), "similarity"
-          {"k", 3},               {"exemplars", 3},
-          {"box_size", 0.0},      // exemplar boxes from the points when the dataset has no boxes.csv
-          {"seed", 0},            {"mask_output", nullptr}, {"mask_dilate", nullptr}, {"mask_threshold", nullptr}, {"device", "auto"}, {"precision", "fp32"},
-          {"limit", 0},           {"per_image", false}, {"threads", 0}, {"radius", 0.0}, {"grid", 0}};
+Options eval_options() {
+  Options o = {
+      Opt::choice("method", "exemplar", {"exemplar"}).folded(),
+      Opt::choice("mask", "seg", {"seg", "none", "kmeans", "similarity"})
+          .help("\"seg\" (seg-then-count), \"none\", \"kmeans\" (fixed k), \"similarity\""),
+      Opt::integer("k", 3).range(1, 64).help("K of the kmeans mask").folded(),
+      Opt::integer("exemplars", 3).range(1, 64).help("boxes drawn from the points when the dataset has no boxes.csv"),
+      Opt::number("box_size", 0.0).range(0.0, 4096.0).help("side of those boxes (pixels); 0 = the dataset needs boxes.csv"),
+      Opt::integer("seed", 0).range(0, INT64_MAX).help("seed of the drawn boxes and of K-means").folded(),
+      Opt::boolean("mask_output", true).or_null().help("multiply the density by the mask (null = the model's)").folded(),
+      Opt::integer("mask_dilate", 0).or_null().range(0, 8).help("mask dilation (null = the model's)").folded(),
+      Opt::number("mask_threshold", 0.6).or_null().range(-1.0, 1.0)
+          .help("mask threshold on the cosine mask (null = the model's; -1 keeps everything)")
+          .folded(),
+  };
+  for (const char* k : {"mask_output", "mask_dilate", "mask_threshold"})
+    for (auto& x : o)
+      if (x.name == k) x.default_value = nullptr;
+  Options all = evaluate_options();
+  for (const char* k : {"radius", "grid"})  // measured by the benchmark's error, not by points
+    all.erase(std::remove_if(all.begin(), all.end(), [&](const OptionSpec& x) { return x.name == k; }), all.end());
+  set_default(all, "per_image", false);
+  return add_options(all, o);
 }
 
-nlohmann::json synth_defaults() {
-  return {{"method", "exemplar"}, {"kind", "multikind"}, {"recipe", ""}, {"out", ""}, {"overwrite", false},
-          {"splits", {"train", "val", "test"}}, {"n", 0}, {"threads", 0}};
+Options synth_options() {
+  return {Opt::choice("method", "exemplar", {"exemplar"}).folded(),
+          Opt::choice("kind", "multikind", {"multikind"}).help("two-kind benchmark images from a recipe"),
+          Opt::path("recipe").help("datasets/recipes/*.json"),
+          Opt::path("out").help("new dataset folder (written whole or not at all)"),
+          Opt::boolean("overwrite", false).help("replace out when it is a dataset this tool wrote"),
+          Opt::string_list("splits", {"train", "val", "test"}).help("splits to write"),
+          Opt::integer("n", 0).range(0, 100000).help("images per split (0 = the recipe's)"),
+          Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded()};
 }
 
 // Batched single-kind training samples: dihedral transform, exemplars from the points, a random crop.
@@ -533,20 +556,15 @@ nlohmann::json tune_mask(ExemplarNet& net, const std::vector<BenchItem>& bench, 
 }
 
 nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
-  const auto t_start = std::chrono::steady_clock::now();
-  nlohmann::json req = train_defaults();
-  check_request_fields(req0, req);
-  req.update(req0);
-  if (req0.contains("architecture")) {
-    nlohmann::json a = ExemplarConfig{}.to_json();
-    a.update(req0["architecture"]);
-    req["architecture"] = a;
-  }
-  const std::string out = req["out"], recipe_path = req["recipe"], bench_dir = req["benchmark"];
-  CC_CHECK(!out.empty() && !recipe_path.empty() && !bench_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "exemplar train: \"recipe\", \"benchmark\" and \"out\" are required (see datasets/recipes/)");
-  CC_CHECK(req["overwrite"].get<bool>() || !fs::exists(out), CELLCOUNT_ERR_IO,
-           "exemplar train: '" + out + "' exists; pass \"overwrite\": true");
+  TrainRun run("exemplar", train_options(), req0, {"counter.ckpt", "segmenter.ckpt"},
+               {"counter_epochs", "seg_epochs", "validate_every"});
+  nlohmann::json& req = run.request();
+  const std::string out = run.out(), recipe_path = req["recipe"], bench_dir = req["benchmark"];
+  CC_CHECK(!recipe_path.empty() && !bench_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar train: \"recipe\" and \"benchmark\" are required (see datasets/recipes/)");
+  CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
+           CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar train: counter_epochs 0 needs init_from (it would ship an untrained counter)");
   {  // the tuning grids are checked before any training
     const auto th = req["mask_threshold_grid"].get<std::vector<double>>();
     const auto dl = req["mask_dilate_grid"].get<std::vector<int64_t>>();
@@ -590,13 +608,12 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   log_info("exemplar train: " + std::to_string(train_tiles.size()) + " single-kind tiles, " +
            std::to_string(bench_train.size()) + " segmenter training items (two-kind images + single-kind tiles)");
 
-  torch::manual_seed(req["seed"].get<uint64_t>());
-  ExemplarNet net(cfg);
+  auto net = seeded(run.seed(), [&] { return ExemplarNet(cfg); });
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
     const auto init = read_init_model(init_from, "exemplar", cfg);
-    ExemplarNet other(cfg);
+    auto other = seeded(run.seed(), [&] { return ExemplarNet(cfg); });
     load_weights(*other, init);
     copy_state(*net->counter, *other->counter);
     if (req["init_segmenter"].get<bool>()) copy_state(*net->segmenter, *other->segmenter);
@@ -608,9 +625,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     log_info("exemplar train: the counter starts from '" + init_from + "'");
   }
   net->to(device);
-  std::string ckpt_dir = req["checkpoint_dir"];
-  if (ckpt_dir.empty()) ckpt_dir = out + ".ckpt";
-  fs::create_directories(ckpt_dir);
   const int64_t every = req["validate_every"];
 
   // Stage 1: the base counter on single-kind tiles. L2 to the Gaussian dot maps.
@@ -623,7 +637,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     return c;
   };
   TrainConfig tc = stage_config(req["counter_epochs"]);
-  tc.checkpoint = (fs::path(ckpt_dir) / "counter.ckpt").string();
+  tc.checkpoint = run.checkpoint("counter.ckpt");
   const double jitter = req["box_jitter"], squash = req["intensity_squash"];
   double best_mae = INFINITY;
   int64_t best_epoch = 0;
@@ -716,7 +730,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
 
   // Stage 3: the segmentation model, L2 between cos(P(I), v) and the pseudo mask (eq. 7).
   TrainConfig ts = stage_config(seg_epochs);
-  ts.checkpoint = (fs::path(ckpt_dir) / "segmenter.ckpt").string();
+  ts.checkpoint = run.checkpoint("segmenter.ckpt");
   double best_seg = INFINITY;
   int64_t best_seg_epoch = 0;
   Segmenter best_seg_net(cfg);
@@ -766,14 +780,13 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   net->eval();
   net->to(torch::kCPU);
 
-  // Mask threshold and dilation, tuned on the val splits (see train_defaults).
+  // Mask threshold and dilation, tuned on the val splits (see train_options).
   const auto mask_tuning = tune_mask(net, bench_val.empty() ? bench_train : bench_val,
                                      tiles_as_items(val_tiles.empty() ? train_tiles : val_tiles, n_ex, 1000), req, ms);
 
   // Peak threshold tuned on the single-kind validation tiles (whole tiles, the model's density).
   const float md = req["peak_min_distance"];
-  std::vector<std::vector<float>> maps;
-  std::vector<int64_t> hs, ws;
+  std::vector<torch::Tensor> maps;
   std::vector<std::vector<Point>> truth;
   {
     torch::NoGradGuard ng;
@@ -783,21 +796,15 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       const int64_t S = t.image.size(1);
       const auto boxes = as_arrays(boxes_from_points(t.points, size_t(n_ex), t.box, S, S, 1000 + i));
       auto [b, v] = exemplar_vectors(net, t.image, boxes);
-      auto m = run_tile(net, t.image.unsqueeze(0), b, v, MaskMode::kSeg, ms, boxes)[0][0].contiguous();
-      maps.emplace_back(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
-      hs.push_back(S);
-      ws.push_back(S);
+      maps.push_back(run_tile(net, t.image.unsqueeze(0), b, v, MaskMode::kSeg, ms, boxes)[0][0]);
       truth.push_back(t.points);
     }
   }
-  const float thr = tune_peak_threshold(maps, hs, ws, truth, md, req["eval_radius"].get<double>(), peak_threshold_grid());
+  const float thr = tune_peak_threshold_on(maps, truth, md, req["eval_radius"].get<double>());
 
-  nlohmann::json provenance = req;
-  provenance.erase("overwrite");
   nlohmann::json kinds = nlohmann::json::array();
   for (const auto& k : recipe.kinds) kinds.push_back({{"name", k.name}, {"box", k.box}, {"sigma", k.sigma}});
   nlohmann::json meta{
-      {"method", "exemplar"},
       {"architecture", cfg.to_json()},
       {"input", spec.to_json()},
       {"tiling", {{"tile_size", 512}, {"overlap", 96}}},
@@ -810,10 +817,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"eval_radius", req["eval_radius"]},
       {"kinds", kinds},
       {"provenance",
-       {{"request", provenance}, {"recipe", recipe.json}, {"train_tiles", train_tiles.size()},
-        {"val_tiles", val_tiles.size()}, {"segmenter_train_items", bench_train.size()}, {"segmenter_val_items", bench_val.size()},
-        {"library_version", CELLCOUNT_VERSION_STRING}, {"threads", at::get_num_threads()},
-        {"device", device_name(device)}, {"counter_initialised_from", init_meta}}},
+       {{"recipe", recipe.json}, {"train_tiles", train_tiles.size()}, {"val_tiles", val_tiles.size()},
+        {"segmenter_train_items", bench_train.size()}, {"segmenter_val_items", bench_val.size()},
+        {"counter_initialised_from", init_meta}}},
       {"training",
        {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
                      {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"history", counter_report["history"]}}},
@@ -822,24 +828,20 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                           {"mean_l2_chosen", pseudo_err_best / bench_train.size()}}},
         {"segmenter", {{"epochs_run", seg_report["epochs_run"]}, {"seconds", seg_report["seconds"]},
                        {"best_val_error", best_seg}, {"best_epoch", best_seg_epoch}, {"history", seg_report["history"]}}}}}};
-  save_model(out, meta, *net, req["overwrite"]);
-  std::error_code ec;
-  fs::remove_all(ckpt_dir, ec);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  return {{"out", out}, {"seconds", secs}, {"best_val_mae", best_mae}, {"best_seg_val_error", best_seg},
+  run.save(meta, *net, device_name(device));
+  return {{"out", out}, {"seconds", run.seconds()}, {"best_val_mae", best_mae}, {"best_seg_val_error", best_seg},
           {"k_histogram", khist}, {"peak_threshold", thr}};
 }
 
 nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
-  nlohmann::json req = eval_defaults();
-  check_request_fields(req0, req);
-  req.update(req0);
+  const nlohmann::json req = resolve_options("exemplar evaluate", eval_options(), req0);
   const std::string model_dir = req["model"], data_dir = req["dataset"];
   CC_CHECK(!model_dir.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar evaluate: \"model\" and \"dataset\" are required");
   const auto files = read_model(model_dir);
   CC_CHECK(files.meta.value("method", "") == "exemplar", CELLCOUNT_ERR_WRONG_METHOD, "exemplar evaluate: not an exemplar model");
-  ExemplarMethod method(files);
+  auto loaded = load_method(find_method("exemplar"), files);  // (under the generator lock, as every load)
+  auto& method = static_cast<ExemplarMethod&>(*loaded);
   const MaskMode mode = parse_mode(req["mask"]);
   MaskSettings ms;
   const auto& th = files.meta.at("thresholds");
@@ -865,67 +867,60 @@ nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
   opt.want_density = true;
   const double box_size = req["box_size"];
   const int64_t n_ex = req["exemplars"];
-  std::vector<double> pred, truth;
-  nlohmann::json per_image = nlohmann::json::array();
-  const auto t0 = std::chrono::steady_clock::now();
   bool multi = false;
-  for (size_t n = 0; n < idx.size(); ++n) {
-    const auto& s = ds.samples[idx[n]];
-    progress.report(float(n) / idx.size(), "image " + std::to_string(n + 1) + "/" + std::to_string(idx.size()));
-    auto raw = image_to_tensor(io::read_image(ds.image_path(idx[n])));
-    const int64_t H = raw.size(1), W = raw.size(2);
-    std::vector<Box> boxes = s.boxes;
-    if (boxes.empty()) {
-      CC_CHECK(box_size > 0 && s.has_points, CELLCOUNT_ERR_DATASET,
-               "exemplar evaluate: '" + s.image + "' has no exemplar boxes (boxes.csv); give \"box_size\" to draw them from the points");
-      boxes = boxes_from_points(s.points, size_t(n_ex), float(box_size), W, H, ms.seed * 1000003ULL + n);
-    }
-    PredictInput in;
-    in.image = raw;
-    in.exemplars = check_exemplars(boxes.data(), boxes.size(), H, W, true);
-    auto p = method.run(in, opt, mode, ms);
-    nlohmann::json row{{"image", s.image}};
+  // The core's loop; the two-kind images are measured by the benchmark's error instead of |count - truth|.
+  std::vector<std::vector<Box>> used_boxes;
+  auto boxes_of = [&](const EvalItem& it) {
+    const auto& s = *it.sample;
+    if (!s.boxes.empty()) return s.boxes;
+    CC_CHECK(box_size > 0 && s.has_points, CELLCOUNT_ERR_DATASET,
+             "exemplar evaluate: '" + s.image + "' has no exemplar boxes (boxes.csv); give \"box_size\" to draw them from the points");
+    return boxes_from_points(s.points, size_t(n_ex), float(box_size), it.image.size(2), it.image.size(1),
+                             ms.seed * 1000003ULL + it.position);
+  };
+  auto counts = count_metric([&](const EvalItem& it, const Prediction& p, nlohmann::json& row) -> std::pair<double, double> {
+    const auto& s = *it.sample;
     if (ds.class_names.size() >= 2 && s.has_points) {
       multi = true;
-      const auto interest = interest_of(s, boxes, ds.class_names.size(), W);
+      const auto interest = interest_of(s, used_boxes.back(), ds.class_names.size(), it.image.size(2));
       double yi, ye;
       const double e = benchmark_error(p.density, interest, yi, ye);
       const double y = double(interest.points.size());
-      // count_metrics measures |pred - truth|: the paper's error enters as truth + error.
-      pred.push_back(y + e);
-      truth.push_back(y);
       row.update({{"truth", y}, {"interest", yi}, {"elsewhere", ye}, {"error", e}});
-    } else {
-      CC_CHECK(s.count.has_value(), CELLCOUNT_ERR_DATASET, "exemplar evaluate: '" + s.image + "' has no count or points");
-      pred.push_back(p.count);
-      truth.push_back(*s.count);
-      row.update({{"truth", *s.count}, {"count", p.count}});
+      return {y + e, y};  // |pred - truth| is the paper's error
     }
-    per_image.push_back(row);
-  }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto cm = count_metrics(pred, truth);
-  nlohmann::json r{{"model", model_dir}, {"method", "exemplar"}, {"dataset", data_dir}, {"split", split},
-                   {"mask", req["mask"]}, {"n", cm.n}, {"mae", cm.mae}, {"rmse", cm.rmse}, {"nae", cm.nae},
-                   {"sre", cm.sre}, {"seconds", secs}, {"device", device_name(opt.device)},
-                   {"error", multi ? "|y - y_interest| + y_elsewhere (two-kind images)" : "|y - y_hat|"}};
+    CC_CHECK(s.count.has_value(), CELLCOUNT_ERR_DATASET, "exemplar evaluate: '" + s.image + "' has no count or points");
+    return {p.count, *s.count};
+  });
+  auto r = run_evaluation(
+      ds, idx, 1,
+      [&](const EvalItem& it) {
+        used_boxes.push_back(boxes_of(it));
+        PredictInput in;
+        in.image = it.image;
+        in.exemplars = check_exemplars(used_boxes.back().data(), used_boxes.back().size(), it.image.size(1),
+                                       it.image.size(2), true);
+        return method.run(in, opt, mode, ms);
+      },
+      {counts.get()}, req["per_image"].get<bool>(), progress);
+  r.update({{"model", model_dir}, {"method", "exemplar"}, {"dataset", data_dir}, {"split", split},
+            {"mask", req["mask"]}, {"device", device_name(opt.device)},
+            {"error", multi ? "|y - y_interest| + y_elsewhere (two-kind images)" : "|y - y_hat|"}});
   if (mode == MaskMode::kKMeans) r["k"] = ms.k;
-  if (req["per_image"].get<bool>()) r["per_image"] = per_image;
   return r;
 }
 
 nlohmann::json synthesize(const nlohmann::json& req0, const Progress& progress) {
-  nlohmann::json req = synth_defaults();
-  check_request_fields(req0, req);
-  req.update(req0);
+  const nlohmann::json req = resolve_options("exemplar synthesize", synth_options(), req0);
   CC_CHECK(req["kind"] == "multikind", CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar synthesize: kind must be \"multikind\"");
-  const std::string out = req["out"], recipe_path = req["recipe"];
-  CC_CHECK(!out.empty() && !recipe_path.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+  const std::string final_out = req["out"], recipe_path = req["recipe"];
+  CC_CHECK(!final_out.empty() && !recipe_path.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar synthesize: \"recipe\" and \"out\" are required (see datasets/recipes/)");
-  const bool overwrite = req["overwrite"];
-  CC_CHECK(overwrite || !fs::exists(out) || fs::is_empty(out), CELLCOUNT_ERR_IO,
-           "exemplar synthesize: '" + out + "' exists and is not empty; pass \"overwrite\": true");
   const Recipe r = load_recipe(recipe_path);
+  // Written whole or not at all (a cancel leaves nothing); overwrite replaces only a folder this tool wrote.
+  StagedDir staged(final_out, req["overwrite"], "synthesis.json", "exemplar synthesize");
+  const std::string out = staged.path();
+  const bool overwrite = false;  // (a fresh temp folder)
   const auto splits = req["splits"].get<std::vector<std::string>>();
   const int64_t n_override = req["n"];
   fs::create_directories(fs::path(out) / "images");
@@ -965,7 +960,13 @@ nlohmann::json synthesize(const nlohmann::json& req0, const Progress& progress) 
     counts[split] = images.size();
   }
   std::ofstream(fs::path(out) / "recipe.json") << r.json.dump(2) << "\n";
-  return {{"out", out}, {"kind", "multikind"}, {"images", counts}, {"seed", r.seed}};
+  for (auto* f : {&pts, &bx, &cnt, &spl, &halves}) f->close();
+  CC_CHECK(pts.good() && bx.good() && cnt.good() && spl.good() && halves.good(), CELLCOUNT_ERR_IO,
+           "exemplar synthesize: error writing the CSV files in '" + out + "'");
+  nlohmann::json record = req;
+  record.erase("overwrite");
+  staged.commit(nlohmann::json{{"request", record}, {"library_version", CELLCOUNT_VERSION_STRING}}.dump(2));
+  return {{"out", final_out}, {"kind", "multikind"}, {"images", counts}, {"seed", r.seed}};
 }
 
 MethodSpec make_exemplar_spec() {
@@ -978,16 +979,19 @@ MethodSpec make_exemplar_spec() {
   s.train = train;
   s.evaluate = evaluate;
   s.synthesize = synthesize;
-  s.request_defaults = [](const std::string& kind) -> nlohmann::json {
-    if (kind == "train") return train_defaults();
-    if (kind == "evaluate") return eval_defaults();
-    if (kind == "synthesize") return synth_defaults();
-    return nullptr;
+  s.options = [](const std::string& kind) {
+    if (kind == "train") return train_options();
+    if (kind == "evaluate") return eval_options();
+    if (kind == "synthesize") return synth_options();
+    return Options{};
   };
   return s;
 }
 
-CELLCOUNT_REGISTER_METHOD(make_exemplar_spec);
-
 }  // namespace
 }  // namespace cellcount::exemplar
+
+// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
+namespace cellcount {
+MethodSpec method_spec_exemplar() { return exemplar::make_exemplar_spec(); }
+}  // namespace cellcount

@@ -13,6 +13,7 @@
 #include "core/peaks.h"
 #include "core/tiling.h"
 #include "core/train.h"
+#include "core/train_run.h"
 #include "io/image_file.h"
 
 namespace cellcount {
@@ -77,23 +78,27 @@ class SelftestMethod : public Method {
   torch::Device device_ = torch::kCPU;
 };
 
-nlohmann::json train_defaults() {
-  nlohmann::json j = TrainConfig{}.to_json();
-  j.update({{"method", "selftest"}, {"dataset", ""}, {"split_file", ""}, {"out", ""}, {"overwrite", false},
-            {"width", 8}, {"sigma", 2.0}, {"epochs", 30}, {"lr", 1e-2}, {"batch_size", 2},
-            {"restart_epochs", 30}, {"threads", 0}, {"device", "cpu"}});
-  return j;
+// Every train field, declared once (core/options.h): the common ones of the train-run driver plus these.
+Options train_options() {
+  Options o = common_train_options("selftest");
+  add_options(o, {
+                     Opt::path("dataset").help("dataset folder with points.csv"),
+                     Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own, else all images train)"),
+                     Opt::integer("width", 8).range(1, 256).help("channels of the two hidden convolutions"),
+                     Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the target density maps (pixels)"),
+                     Opt::integer("epochs", 30).range(1, 100000).help("training epochs"),
+                 });
+  set_default(o, "lr", 1e-2);
+  set_default(o, "batch_size", 2);
+  set_default(o, "restart_epochs", 30.0);
+  set_default(o, "device", "cpu");
+  return o;
 }
 
-nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
-  nlohmann::json req = train_defaults();
-  check_request_fields(req0, req);
-  req.update(req0);
-  const std::string out = req["out"];
-  CC_CHECK(!out.empty() && !req["dataset"].get<std::string>().empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "train: \"dataset\" and \"out\" are required");
-  CC_CHECK(req["overwrite"].get<bool>() || !std::filesystem::exists(out), CELLCOUNT_ERR_IO,
-           "train: '" + out + "' exists; pass \"overwrite\": true");
+nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
+  TrainRun run("selftest", train_options(), request, {"model.ckpt"}, {"epochs"});
+  const auto& req = run.request();
+  CC_CHECK(!req["dataset"].get<std::string>().empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "selftest train: \"dataset\" is required");
   const auto device = resolve_device(req["device"]);
   auto ds = load_dataset(req["dataset"], req["split_file"]);
   auto idx = ds.indices(ds.split_source.empty() ? "all" : "train");
@@ -112,9 +117,11 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     xs.push_back(x);
     ys.push_back(torch::from_blob(d.data(), {1, x.size(1), x.size(2)}, torch::kFloat32).clone());
   }
-  SelftestNet net(req["width"].get<int64_t>());
+  auto net = seeded(run.seed(), [&] { return SelftestNet(req["width"].get<int64_t>()); });
   net->to(device);
-  Trainer trainer(TrainConfig::from_json(req), *net);
+  TrainConfig tc = TrainConfig::from_json(req);
+  tc.checkpoint = run.checkpoint("model.ckpt");
+  Trainer trainer(tc, *net);
   auto report = trainer.fit(
       xs.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
@@ -134,36 +141,30 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   // Peak threshold tuned on the validation split (the training split when there is none).
   auto tune_idx = ds.indices("val");
   if (tune_idx.empty()) tune_idx = idx;
-  std::vector<std::vector<float>> maps;
-  std::vector<int64_t> hs, ws;
+  std::vector<torch::Tensor> maps;
   std::vector<std::vector<Point>> truth;
   {
     torch::NoGradGuard ng;
     for (size_t i : tune_idx) {
       auto x = spec.prepare(image_to_tensor(io::read_image(ds.image_path(i))));
-      auto d = net->forward(x.unsqueeze(0))[0][0].contiguous();
-      maps.emplace_back(d.data_ptr<float>(), d.data_ptr<float>() + d.numel());
-      hs.push_back(d.size(0));
-      ws.push_back(d.size(1));
+      maps.push_back(net->forward(x.unsqueeze(0))[0][0]);
       truth.push_back(ds.samples[i].points);
     }
   }
   const float min_distance = 3.0f;
-  const float threshold = tune_peak_threshold(maps, hs, ws, truth, min_distance, 4.0,
-                                              {0.001f, 0.002f, 0.003f, 0.005f, 0.007f, 0.01f, 0.015f, 0.02f, 0.03f});
-  nlohmann::json meta{{"method", "selftest"},
-                      {"architecture", {{"width", req["width"]}}},
+  const float threshold = tune_peak_threshold_on(maps, truth, min_distance, 4.0,
+                                                 {0.001f, 0.002f, 0.003f, 0.005f, 0.007f, 0.01f, 0.015f, 0.02f, 0.03f});
+  nlohmann::json meta{{"architecture", {{"width", req["width"]}}},
                       {"input", spec.to_json()},
                       {"tiling", {{"tile_size", 256}, {"overlap", 16}}},
                       {"thresholds", {{"peak_threshold", threshold}, {"peak_min_distance", min_distance}, {"tuned_on", tune_idx.size()}}},
                       {"classes", {"cell"}},
                       {"sigma", sigma},
                       {"eval_radius", 4.0},
-                      {"provenance", {{"request", req}, {"dataset_split", ds.split_source}, {"train_images", xs.size()}}},
+                      {"provenance", {{"dataset_split", ds.split_source}, {"train_images", xs.size()}}},
                       {"training", report}};
-  meta["provenance"]["request"].erase("overwrite");
-  save_model(out, meta, *net, req["overwrite"]);
-  return {{"out", out}, {"epochs_run", report["epochs_run"]}, {"seconds", report["seconds"]},
+  run.save(meta, *net, device_name(device));
+  return {{"out", run.out()}, {"epochs_run", report["epochs_run"]}, {"seconds", report["seconds"]},
           {"final_loss", report["history"].empty() ? 0.0 : report["history"].back()["loss"].get<double>()}};
 }
 
@@ -175,14 +176,14 @@ MethodSpec make_selftest_spec() {
   s.fixture = true;
   s.load = [](const ModelFiles& f) { return std::make_unique<SelftestMethod>(f); };
   s.train = train;
-  s.request_defaults = [](const std::string& kind) -> nlohmann::json {
-    if (kind == "train") return train_defaults();
-    return nullptr;
-  };
+  s.options = [](const std::string& kind) { return kind == "train" ? train_options() : Options{}; };
   return s;
 }
 
-CELLCOUNT_REGISTER_METHOD(make_selftest_spec);
-
 }  // namespace
+}  // namespace cellcount
+
+// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
+namespace cellcount {
+MethodSpec method_spec_selftest() { return make_selftest_spec(); }
 }  // namespace cellcount

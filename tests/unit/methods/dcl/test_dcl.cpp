@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -209,7 +210,13 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
   const auto out = root_ / "refused";
   for (const char* field : {"\"color_jitter\": 1.5", "\"color_jitter\": -0.1", "\"precise_bn_batches\": -1",
                             "\"swa_from\": 1.0", "\"scale_jitter\": 1.0", "\"scale_jitter\": -0.2",
-                            "\"mosaic\": 1.5", "\"mosaic\": -0.1"}) {
+                            "\"mosaic\": 1.5", "\"mosaic\": -0.1",
+                            // Probed from outside (issue 20): each was accepted and trained, validate_every 0 killed
+                            // the host with SIGFPE, seed -1 came back as 18446744073709551615.
+                            "\"counter_epochs\": -1", "\"counter_epochs\": 1.5", "\"counter_epochs\": 0",
+                            "\"localizer_epochs\": -5", "\"validate_every\": 0", "\"validate_every\": -1",
+                            "\"sigma\": 0", "\"sigma\": -1", "\"rgb_rule\": \"purple\"", "\"seed\": -1",
+                            "\"preset\": \"vgg2\"", "\"crop\": 1048576"}) {
     const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
                             out.string() + "\", " + field + "}";
     EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT) << field;
@@ -218,6 +225,26 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
     EXPECT_NE(std::string(cellcount_last_error()).find(name), std::string::npos) << cellcount_last_error();
   }
   EXPECT_FALSE(fs::exists(out));
+}
+
+// The dataset itself named as checkpoint_dir: a successful run leaves every file of it in place (before, the
+// run ended with remove_all on checkpoint_dir and deleted the dataset).
+TEST_F(DclModel, DatasetNamedAsCheckpointDirSurvivesASuccessfulRun) {
+  const auto data = root_ / "data-copy";
+  fs::copy(root_ / "data", data, fs::copy_options::recursive);
+  std::vector<std::string> before, after;
+  for (const auto& e : fs::recursive_directory_iterator(data)) before.push_back(e.path().string());
+  const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + data.string() + "\", \"out\": \"" +
+                          (root_ / "ckpt-in-data").string() + "\", \"checkpoint_dir\": \"" + data.string() +
+                          "\", \"counter_epochs\": 1, \"localizer_epochs\": 1, \"crop\": 64, \"batch_size\": 4, "
+                          "\"device\": \"cpu\", \"precise_bn_batches\": 1, \"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
+  char* rep = nullptr;
+  ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
+  cellcount_string_free(rep);
+  for (const auto& e : fs::recursive_directory_iterator(data)) after.push_back(e.path().string());
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  EXPECT_EQ(before, after);
 }
 
 // A training that starts from a model (init_from) begins from its weights: with no counter epochs the new
@@ -253,7 +280,7 @@ TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
 TEST_F(DclModel, CancelledTrainingResumesOnlyUnderItsOwnRequest) {
   char* rep = nullptr;
   const auto out = root_ / "resumed";
-  const fs::path key = out.string() + ".ckpt/request.json";
+  const fs::path key = out.string() + ".ckpt/cellcount-run.json";
   const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
                           out.string() +
                           "\", \"counter_epochs\": 3, \"localizer_epochs\": 0, \"crop\": 64, \"batch_size\": 4, "
@@ -272,10 +299,10 @@ TEST_F(DclModel, CancelledTrainingResumesOnlyUnderItsOwnRequest) {
     edit(j);
     std::ofstream(key) << j.dump(2);
   };
-  edit_key([](nlohmann::json& j) { j["init_from"] = "another-model"; });
+  edit_key([](nlohmann::json& j) { j["request"]["init_from"] = "another-model"; });
   EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(cellcount_last_error()).find("init_from"), std::string::npos) << cellcount_last_error();
-  edit_key([](nlohmann::json& j) { j.erase("init_from"); });
+  edit_key([](nlohmann::json& j) { j["request"].erase("init_from"); });
   ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
   cellcount_string_free(rep);
   const auto meta = read_model(out.string()).meta;

@@ -411,3 +411,38 @@ TEST_F(ExemplarModel, SaveLoadPredictIsIdentical) {
   }
   EXPECT_DOUBLE_EQ(counts[0], counts[1]);
 }
+
+// The train-run driver for exemplar: a cancelled training resumes only under its own request (before, a stale
+// checkpoint of another request was silently resumed), and a user's folder named as checkpoint_dir keeps its
+// files after a successful run (before, it was deleted).
+TEST_F(ExemplarModel, ResumeOnlyUnderItsOwnRequestAndUserCheckpointFolderSurvives) {
+  const auto out = root_ / "resumed", user = root_ / "user-folder";
+  fs::create_directories(user);
+  std::ofstream(user / "keep.txt") << "mine";
+  auto request = [&](const std::string& extra) {
+    return R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() + R"(", "benchmark": ")" +
+           (root_ / "bench").string() + R"(", "out": ")" + out.string() + R"(", "checkpoint_dir": ")" + user.string() +
+           R"(", "counter_epochs": 3, "seg_epochs": 1, "validate_every": 1, "crop": 64, "batch_size": 4,
+           "device": "cpu", "k_max": 3, "mask_threshold_grid": [0.5], "mask_dilate_grid": [0],
+           "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32})" +
+           extra + "}";
+  };
+  auto cancel_in_epoch_2 = [](float, const char* stage, void*) -> int32_t {
+    return std::string(stage).rfind("epoch 2/", 0) == 0 ? 1 : 0;
+  };
+  char* rep = nullptr;
+  ASSERT_EQ(cellcount_train(request("").c_str(), cancel_in_epoch_2, nullptr, &rep), CELLCOUNT_CANCELLED);
+  ASSERT_TRUE(fs::exists(user / "counter.ckpt"));
+  EXPECT_EQ(cellcount_train(request(R"(, "box_jitter": 0.3)").c_str(), nullptr, nullptr, &rep),
+            CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("box_jitter"), std::string::npos) << cellcount_last_error();
+  ASSERT_EQ(cellcount_train(request("").c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
+  cellcount_string_free(rep);
+  EXPECT_EQ(read_model(out.string()).meta["training"]["counter"]["epochs_run"], 2) << "resumed after epoch 1 of 3";
+  ASSERT_TRUE(fs::exists(user / "keep.txt"));
+  std::ifstream f(user / "keep.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(f), {}), "mine");
+  size_t n = 0;
+  for (auto it = fs::directory_iterator(user); it != fs::directory_iterator(); ++it) ++n;
+  EXPECT_EQ(n, 1u) << "only the user's file remains";
+}
