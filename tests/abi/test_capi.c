@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
   EXPECT_STATUS(cellcount_model_load(model, NULL), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_STATUS(cellcount_library_info(NULL), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_STATUS(cellcount_set_num_threads(-1), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_STATUS(cellcount_set_num_threads(2000), CELLCOUNT_ERR_INVALID_ARGUMENT); /* max 256 (issue 20: hung) */
   EXPECT_STATUS(cellcount_set_num_threads(2), CELLCOUNT_OK);
 
   /* Library info. */
@@ -398,6 +399,19 @@ int main(int argc, char** argv) {
   p.tile_size = 64;
   p.tile_overlap = 40;
   EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  /* Issue 20: an overlap that does not fit the model's tile (256) when tile_size is 0; a CUDA index
+   * too long for an int (was ERR_INTERNAL "stoi"); fp16 on the CPU (ERR_UNSUPPORTED, as the header says). */
+  p = cellcount_predict_default_params();
+  p.device = "cpu";
+  p.tile_overlap = 200;
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  p = cellcount_predict_default_params();
+  p.device = "cuda:99999999999999999999";
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_DEVICE);
+  p = cellcount_predict_default_params();
+  p.device = "cpu";
+  p.precision = "fp16";
+  EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_UNSUPPORTED);
 
   /* Tiling: a small tile gives the same count as one tile (seam-free stitching). */
   {

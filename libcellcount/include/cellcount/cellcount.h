@@ -95,7 +95,7 @@ CELLCOUNT_API void cellcount_log_set(cellcount_log_fn fn, void * user, int32_t m
 typedef int32_t (*cellcount_progress_fn)(float fraction, const char * stage, void * user);
 
 /* Number of CPU threads LibTorch uses (0 = one per core). Process-wide.
- * Returns CELLCOUNT_ERR_INVALID_ARGUMENT for n < 0. */
+ * Returns CELLCOUNT_ERR_INVALID_ARGUMENT for n < 0 or n > 256. */
 CELLCOUNT_API cellcount_status cellcount_set_num_threads(int32_t n);
 
 /* Frees a string returned through a `char ** out_json` argument. NULL ok. */
@@ -182,9 +182,12 @@ CELLCOUNT_API cellcount_predict_params cellcount_predict_default_params(void);
  *  region     BORROWED, optional (NULL = whole image): uint8, 1 channel, same size; non-zero = count here.
  *  params     BORROWED, NULL = defaults.
  *  *out       OWNED BY LIBRARY (cellcount_result_free).
+ * Limits (ERR_INVALID_ARGUMENT): sides <= 2^20 and width*height <= 2^28 pixels; float pixels |v| <= 1e9;
+ * at most 64 exemplar boxes; at most 65536 tiles. A count that would not be finite is refused, never OK.
  * Statuses: OK, CANCELLED, ERR_INVALID_ARGUMENT (NULL, empty or NaN image, wrong dtype/channels/size,
  * bad boxes or params; options_json not a JSON object, an unknown option or a value of the wrong type or
- * out of range, the message naming the option), ERR_DEVICE, ERR_OUT_OF_MEMORY, ERR_INTERNAL. */
+ * out of range, the message naming the option), ERR_UNSUPPORTED (fp16 on CPU), ERR_DEVICE, ERR_OUT_OF_MEMORY,
+ * ERR_INTERNAL. */
 CELLCOUNT_API cellcount_status cellcount_predict(cellcount_model * m, const cellcount_image_view * img,
                                                  const cellcount_box * exemplars, size_t n_exemplars,
                                                  const cellcount_image_view * region,

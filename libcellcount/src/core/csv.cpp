@@ -6,6 +6,8 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/files.h"
+#include "core/limits.h"
 
 namespace cellcount {
 namespace {
@@ -81,6 +83,7 @@ class CsvReader {
 };
 
 std::string read_file(const std::string& path) {
+  check_regular_file(path, kMaxCsvFileBytes, CELLCOUNT_ERR_IO, "CSV file");  // a FIFO blocked fopen forever
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail(CELLCOUNT_ERR_IO, "cannot open CSV file '" + path + "': " + std::strerror(errno));
   std::string data;

@@ -9,6 +9,7 @@
 
 #include "core/csv.h"
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace fs = std::filesystem;
 
@@ -27,6 +28,29 @@ double parse_number(const std::string& s, const std::string& file, size_t line, 
   CC_CHECK(used > 0 && used == s.size() && std::isfinite(v), CELLCOUNT_ERR_DATASET,
            file + ":" + std::to_string(line) + ": column '" + col + "' expected a finite number, got '" + s + "'");
   return v;
+}
+
+// An image name as the rows give it, refused unless it stays inside the dataset folder.
+const std::string& check_image_name(const std::string& name, const std::string& file, size_t line) {
+  const fs::path p(name);
+  const fs::path norm = p.lexically_normal();
+  const bool inside = !name.empty() && !p.is_absolute() && !p.has_root_name() && !p.has_root_directory() &&
+                      !norm.empty() && *norm.begin() != ".." && norm != ".";
+  CC_CHECK(inside, CELLCOUNT_ERR_DATASET,
+           file + ":" + std::to_string(line) + ": image '" + echo(name) +
+               "' must be a path relative to the dataset folder that stays inside it");
+  return name;
+}
+
+// A class id of points.csv / proportions.csv: digits only, 0..kMaxClassId.
+int32_t parse_class_id(const std::string& v, const std::string& file, size_t line) {
+  CC_CHECK(v.size() <= 9, CELLCOUNT_ERR_DATASET,
+           file + ":" + std::to_string(line) + ": class id '" + echo(v) + "' is larger than " +
+               std::to_string(kMaxClassId));
+  const long id = std::stol(v);
+  CC_CHECK(id >= 0 && id <= kMaxClassId, CELLCOUNT_ERR_DATASET,
+           file + ":" + std::to_string(line) + ": class id " + v + " is larger than " + std::to_string(kMaxClassId));
+  return int32_t(id);
 }
 
 int need_column(const CsvTable& t, const std::string& file, const char* name) {
@@ -86,8 +110,8 @@ Dataset load_dataset(const std::string& dir, const std::string& split_file) {
       Point p;
       p.x = float(parse_number(r[cx], f, t.line_of_row(i), "x"));
       p.y = float(parse_number(r[cy], f, t.line_of_row(i), "y"));
-      if (cc >= 0) p.cls = numeric_classes ? std::stoi(r[cc]) : class_id(r[cc]);
-      auto& s = sample(r[ci]);
+      if (cc >= 0) p.cls = numeric_classes ? parse_class_id(r[cc], f, t.line_of_row(i)) : class_id(r[cc]);
+      auto& s = sample(check_image_name(r[ci], f, t.line_of_row(i)));
       s.has_points = true;
       s.points.push_back(p);
     }
@@ -100,7 +124,7 @@ Dataset load_dataset(const std::string& dir, const std::string& split_file) {
     for (size_t i = 0; i < t.rows.size(); ++i) {
       double c = parse_number(t.rows[i][cn], f, t.line_of_row(i), "count");
       CC_CHECK(c >= 0, CELLCOUNT_ERR_DATASET, f + ":" + std::to_string(t.line_of_row(i)) + ": negative count");
-      sample(t.rows[i][ci]).count = c;
+      sample(check_image_name(t.rows[i][ci], f, t.line_of_row(i))).count = c;
     }
   }
   if (fs::exists(root / "boxes.csv")) {
@@ -116,7 +140,7 @@ Dataset load_dataset(const std::string& dir, const std::string& split_file) {
             float(parse_number(t.rows[i][c[2]], f, line, "x1")), float(parse_number(t.rows[i][c[3]], f, line, "y1"))};
       CC_CHECK(b.x1 > b.x0 && b.y1 > b.y0, CELLCOUNT_ERR_DATASET,
                f + ":" + std::to_string(line) + ": box must have x1 > x0 and y1 > y0");
-      sample(t.rows[i][ci]).boxes.push_back(b);
+      sample(check_image_name(t.rows[i][ci], f, line)).boxes.push_back(b);
     }
   }
   if (fs::exists(root / "proportions.csv")) {
@@ -127,11 +151,11 @@ Dataset load_dataset(const std::string& dir, const std::string& split_file) {
     for (size_t i = 0; i < t.rows.size(); ++i) {
       const auto& v = t.rows[i][cc];
       const bool num = !v.empty() && std::all_of(v.begin(), v.end(), ::isdigit);
-      const int32_t k = num ? std::stoi(v) : class_id(v);
+      const int32_t k = num ? parse_class_id(v, f, t.line_of_row(i)) : class_id(v);
       const double fr = parse_number(t.rows[i][cf], f, t.line_of_row(i), "fraction");
       CC_CHECK(fr >= 0 && fr <= 1, CELLCOUNT_ERR_DATASET,
                f + ":" + std::to_string(t.line_of_row(i)) + ": fraction must be in [0,1]");
-      sample(t.rows[i][ci]).proportions[k] = fr;
+      sample(check_image_name(t.rows[i][ci], f, t.line_of_row(i))).proportions[k] = fr;
     }
   }
   CC_CHECK(any, CELLCOUNT_ERR_IO,
@@ -179,6 +203,16 @@ Dataset load_dataset(const std::string& dir, const std::string& split_file) {
     ds.split_source = sf;
   }
   return ds;
+}
+
+void check_points_inside(const Sample& s, int64_t height, int64_t width, const std::string& dataset_dir) {
+  for (const auto& q : s.points)
+    CC_CHECK(q.x >= -kPointTolerance && q.x <= float(width) - 1 + kPointTolerance && q.y >= -kPointTolerance &&
+                 q.y <= float(height) - 1 + kPointTolerance,
+             CELLCOUNT_ERR_DATASET,
+             (fs::path(dataset_dir) / "points.csv").string() + ": point (" + std::to_string(q.x) + ", " +
+                 std::to_string(q.y) + ") of image '" + s.image + "' lies outside its " + std::to_string(width) +
+                 " x " + std::to_string(height) + " pixels (tolerance " + std::to_string(kPointTolerance) + ")");
 }
 
 uint64_t uniform_index(uint64_t r, uint64_t n) {

@@ -39,7 +39,17 @@ struct Dataset {
 // CSV (e.g. one kept in the repo for a dataset in ../shared). Errors: CELLCOUNT_ERR_IO (no folder, no CSV),
 // CELLCOUNT_ERR_DATASET (bad row: file, line and what was wrong; an image named in a split file that no
 // annotation mentions; a point or box with non-numeric or non-finite coordinates).
+// Every `image` must name a file inside `dir`: a relative path that does not climb out of it (no absolute
+// path, no ".." past the folder; checked on the names, links are followed as they are). Class ids are
+// integers 0..kMaxClassId. Both are CELLCOUNT_ERR_DATASET naming the file and line.
 Dataset load_dataset(const std::string& dir, const std::string& split_file = "");
+
+// Tolerance of point annotations: a point may lie up to this far outside the image's pixel centres
+// (annotation tools place points on pixel edges and corners: -0.5 and width - 0.5).
+constexpr float kPointTolerance = 1.0f;
+// Refuses (CELLCOUNT_ERR_DATASET naming the image and the point) a point of `s` outside its height x width
+// image by more than kPointTolerance: x in [-1, width], y in [-1, height]. Called once the image is read.
+void check_points_inside(const Sample& s, int64_t height, int64_t width, const std::string& dataset_dir);
 
 // Deterministic random split by fractions (train, test, val), e.g. the DCL paper's 10:9:1.
 // Writes sample.split. Shuffles with std::mt19937_64(seed) and a Fisher-Yates we own (portable).

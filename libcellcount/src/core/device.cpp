@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace cellcount {
 
@@ -16,8 +17,10 @@ torch::Device resolve_device(const std::string& spec) {
   if (s.rfind("cuda", 0) == 0) {
     int index = 0;
     if (s.size() > 4) {
-      CC_CHECK(s[4] == ':' && s.size() > 5 && s.find_first_not_of("0123456789", 5) == std::string::npos,
-               CELLCOUNT_ERR_DEVICE, "device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + s + "\"");
+      // At most 4 digits: std::stoi threw a raw "stoi" (ERR_INTERNAL) on "cuda:99999999999999999999".
+      CC_CHECK(s[4] == ':' && s.size() > 5 && s.size() <= 9 && s.find_first_not_of("0123456789", 5) == std::string::npos,
+               CELLCOUNT_ERR_DEVICE,
+               "device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\" (N < 10000), got \"" + echo(s) + "\"");
       index = std::stoi(s.substr(5));
     }
     CC_CHECK(torch::cuda::is_available(), CELLCOUNT_ERR_DEVICE,
@@ -27,7 +30,7 @@ torch::Device resolve_device(const std::string& spec) {
              "device \"" + s + "\": only " + std::to_string(n) + " CUDA device(s) visible");
     return torch::Device(torch::kCUDA, index);
   }
-  fail(CELLCOUNT_ERR_DEVICE, "device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + s + "\"");
+  fail(CELLCOUNT_ERR_DEVICE, "device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + echo(s) + "\"");
 }
 
 std::string device_name(const torch::Device& d) {
@@ -41,7 +44,7 @@ torch::ScalarType resolve_precision(const std::string& spec, const torch::Device
     CC_CHECK(device.is_cuda(), CELLCOUNT_ERR_UNSUPPORTED, "precision fp16 needs a CUDA device; use bf16 on CPU");
     return torch::kFloat16;
   }
-  fail(CELLCOUNT_ERR_INVALID_ARGUMENT, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"" + spec + "\"");
+  fail(CELLCOUNT_ERR_INVALID_ARGUMENT, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"" + echo(spec) + "\"");
 }
 
 std::string precision_name(torch::ScalarType t) {
@@ -94,7 +97,9 @@ void default_threads_once() {
 
 void set_threads(int n) {
   std::call_once(g_threads_once, [] {});  // an explicit choice wins over the default
-  CC_CHECK(n >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "threads must be >= 0, got " + std::to_string(n));
+  // Bounded: 2000 threads made the next parallel call take minutes (thread creation and oversubscription).
+  CC_CHECK(n >= 0 && n <= kMaxThreads, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "threads must be in 0.." + std::to_string(kMaxThreads) + " (0 = one per core), got " + std::to_string(n));
   if (n == 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
 }

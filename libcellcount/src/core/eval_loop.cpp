@@ -156,6 +156,7 @@ nlohmann::json run_evaluation(const Dataset& ds, const std::vector<size_t>& idx,
     } catch (const Error& e) {
       fail(CELLCOUNT_ERR_DATASET, std::string("evaluate: ") + e.what());
     }
+    check_points_inside(s, im.height, im.width, ds.root);
     const auto full = image_to_tensor(im);
     // The paper's protocol for some sets: each image cut into grid x grid patches, each patch one test item.
     for (int64_t gy = 0; gy < grid; ++gy)

@@ -4,12 +4,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "core/csv.h"
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/eval_loop.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/staged_dir.h"
@@ -28,6 +30,9 @@ std::vector<Box> check_exemplars(const Box* boxes, size_t n, int64_t height, int
   }
   CC_CHECK(n >= 1 && boxes != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "this model counts like exemplars: draw at least one box around a cell of the kind to count");
+  CC_CHECK(n <= kMaxExemplars, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "got " + std::to_string(n) + " exemplar boxes; the limit is " + std::to_string(kMaxExemplars) +
+               " (a few boxes around typical cells are enough)");
   std::vector<Box> out;
   for (size_t i = 0; i < n; ++i) {
     Box b = boxes[i];
@@ -59,8 +64,20 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
                  std::to_string(region.size(0)));
     in.region = region.to(torch::kBool);
   }
+  PredictOptions opt = options;
+  const auto info = method.info();
+  std::tie(opt.tile_size, opt.tile_overlap) =
+      resolve_tiling(options.tile_size, options.tile_overlap, info.contains("tiling") ? info["tiling"] : nlohmann::json());
   torch::NoGradGuard no_grad;
-  return method.predict(in, options);
+  Prediction p = method.predict(in, opt);
+  // Choice: a count that is not finite is refused, never returned with OK (one pixel of 3.4e38 gave NaN).
+  bool finite = std::isfinite(p.count);
+  for (double c : p.class_counts) finite = finite && std::isfinite(c);
+  for (const auto& q : p.points) finite = finite && std::isfinite(q.x) && std::isfinite(q.y);
+  CC_CHECK(finite, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "predict: the model's output is not finite for this image (count " + std::to_string(p.count) +
+               "); its pixel values are too extreme for this model");
+  return p;
 }
 
 Options evaluate_options() {

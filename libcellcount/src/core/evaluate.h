@@ -11,10 +11,12 @@ namespace cellcount {
 // Checks exemplar boxes against an image of height x width: non-finite, empty or inverted boxes and
 // boxes wholly outside are CELLCOUNT_ERR_INVALID_ARGUMENT (naming the box); boxes partly outside are
 // clipped with a warning in the log. `needs` = the method needs at least one box; else boxes must be none.
+// At most kMaxExemplars boxes (core/limits.h).
 std::vector<Box> check_exemplars(const Box* boxes, size_t n, int64_t height, int64_t width, bool needs);
 
 // Predicts one image (raw [C,H,W]) with a loaded method: the one path shared by the C ABI, evaluation and
-// benchmarks. Fills options from the model when left at their defaults.
+// benchmarks. Fills options from the model when left at their defaults; tile and overlap by resolve_tiling.
+// A prediction whose count or points are not finite is CELLCOUNT_ERR_INVALID_ARGUMENT, never OK.
 Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Tensor& image,
                          const std::vector<Box>& exemplars, const torch::Tensor& region, const PredictOptions& options);
 

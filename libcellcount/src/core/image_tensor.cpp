@@ -1,9 +1,11 @@
 #include "core/image_tensor.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace cellcount {
 
@@ -29,8 +31,11 @@ torch::Tensor view_to_tensor(const cellcount_image_view& v, const char* what) {
   CC_CHECK(es > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
            w + ": expected dtype CELLCOUNT_DTYPE_U8 (1), U16 (2) or F32 (3), got " + std::to_string(v.dtype));
   CC_CHECK(v.reserved == 0, CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": reserved field must be 0");
-  CC_CHECK(v.width <= (int64_t(1) << 20) && v.height <= (int64_t(1) << 20), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           w + ": image side larger than 1048576 pixels");
+  CC_CHECK(v.width <= kMaxImageSide && v.height <= kMaxImageSide, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": image side larger than " + std::to_string(kMaxImageSide) + " pixels");
+  CC_CHECK(v.width * v.height <= kMaxImagePixels, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": " + std::to_string(v.width) + " x " + std::to_string(v.height) + " is more than the " +
+               std::to_string(kMaxImagePixels) + " pixels (16384 x 16384) one image may have; count it in parts");
   const int64_t packed = v.width * v.channels * es;
   const int64_t stride = v.row_stride_bytes == 0 ? packed : v.row_stride_bytes;
   CC_CHECK(stride >= packed, CELLCOUNT_ERR_INVALID_ARGUMENT,
@@ -40,7 +45,7 @@ torch::Tensor view_to_tensor(const cellcount_image_view& v, const char* what) {
   float* dst = out.data_ptr<float>();
   const int64_t n_row = v.width * v.channels;
   const auto* base = static_cast<const uint8_t*>(v.data);
-  bool finite = true;
+  bool finite = true, bounded = true;
   for (int64_t y = 0; y < v.height; ++y) {
     const uint8_t* row = base + y * stride;
     float* d = dst + y * n_row;
@@ -55,9 +60,16 @@ torch::Tensor view_to_tensor(const cellcount_image_view& v, const char* what) {
     } else {
       std::memcpy(d, row, n_row * 4);
       for (int64_t i = 0; i < n_row; ++i) finite = finite && std::isfinite(d[i]);
+      for (int64_t i = 0; i < n_row; ++i) bounded = bounded && std::fabs(d[i]) <= float(kMaxAbsPixel);
     }
   }
   CC_CHECK(finite, CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": contains NaN or infinite pixels");
+  // Choice: refused, not clipped: a single pixel of 3.4e38 made the count NaN (with OK) on every model.
+  if (!bounded) {
+    char limit[32];
+    std::snprintf(limit, sizeof limit, "%g", kMaxAbsPixel);
+    fail(CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": contains pixels beyond +-" + limit + " (the limit for float images; rescale it)");
+  }
   return out.permute({2, 0, 1}).contiguous();
 }
 

@@ -1,5 +1,8 @@
 #include "core/method.h"
 
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <map>
 #include <mutex>
 
@@ -84,22 +87,71 @@ torch::Tensor InputSpec::prepare(const torch::Tensor& raw) const {
   return normalize(x, normalization);
 }
 
+std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files) {
+  const std::string json_path = (std::filesystem::path(files.dir) / "model.json").string();
+  // Every method predicts through run_tiled with the model's tiling (resolve_tiling): without the section
+  // a model loaded and failed at its first predict with a raw JSON message.
+  CC_CHECK(files.meta.contains("tiling"), CELLCOUNT_ERR_MODEL_FORMAT,
+           "'" + json_path + "' has no \"tiling\" section ({\"tile_size\", \"overlap\"})");
+  std::lock_guard<std::mutex> lock(torch_rng_mutex());
+  try {
+    return spec.load(files);
+  } catch (const nlohmann::json::exception& e) {
+    fail(CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path + "': a " + spec.id +
+                                         " model.json field is missing or has the wrong type: " + e.what());
+  } catch (const c10::Error& e) {
+    const std::string m = e.what_without_backtrace();
+    if (m.find("out of memory") != std::string::npos || m.find("can't allocate") != std::string::npos) throw;
+    fail(CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path + "' describes a " + spec.id +
+                                         " network that cannot be built: " + m.substr(0, m.find('\n')));
+  }
+}
+
+torch::Tensor mask_density(const torch::Tensor& density, const torch::Tensor& region) {
+  return region.defined() ? density * region.to(density.device(), density.scalar_type()) : density;
+}
+
+std::vector<Point> points_in_region(const std::vector<Point>& points, const torch::Tensor& region) {
+  if (!region.defined()) return points;
+  const auto r = region.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t H = r.size(0), W = r.size(1);
+  const bool* m = r.data_ptr<bool>();
+  std::vector<Point> out;
+  for (const auto& q : points) {
+    const int64_t ix = std::clamp<int64_t>(std::llround(q.x), 0, W - 1), iy = std::clamp<int64_t>(std::llround(q.y), 0, H - 1);
+    if (m[iy * W + ix]) out.push_back(q);
+  }
+  return out;
+}
+
+std::pair<int64_t, int64_t> resolve_tiling(int64_t tile_size, int64_t tile_overlap, const nlohmann::json& model_tiling) {
+  const bool has = model_tiling.is_object();  // checked by read_model: tile >= 32, overlap < tile/2
+  const int64_t model_tile = has ? model_tiling.at("tile_size").get<int64_t>() : 0;
+  const int64_t model_overlap = has ? model_tiling.at("overlap").get<int64_t>() : -1;
+  const int64_t tile = tile_size > 0 ? tile_size : model_tile;
+  int64_t overlap = tile_overlap;
+  if (overlap < 0 && has) overlap = tile >= model_tile ? model_overlap : model_overlap * tile / model_tile;
+  if (overlap < 0 && tile > 0) overlap = tile / 8;  // a tile asked of a model without a tiling section
+  if (tile > 0)
+    CC_CHECK(overlap >= 0 && 2 * overlap < tile, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "predict: tile_overlap " + std::to_string(overlap) + " must be < tile_size/2 with tile_size " +
+                 std::to_string(tile) + (tile_size > 0 ? "" : " (the model's default)"));
+  return {tile, tile > 0 ? overlap : tile_overlap};
+}
+
 Prediction density_prediction(torch::Tensor density, const torch::Tensor& region, float peak_threshold,
                               float peak_min_distance, bool want_density) {
-  density = density.to(torch::kCPU, torch::kFloat32).contiguous();
-  if (region.defined()) density = density * region.to(torch::kFloat32);
+  density = mask_density(density.to(torch::kCPU, torch::kFloat32), region).contiguous();
   Prediction p;
   p.count = density.sum().item<double>();
   p.class_counts = {p.count};
-  p.points = find_peaks(density.data_ptr<float>(), density.size(0), density.size(1), peak_threshold,
-                        peak_min_distance);
+  // Peaks are found on the masked map, then kept by the same rule as every method's: with threshold 0 the
+  // zeros outside the region are local maxima too.
+  p.points = points_in_region(find_peaks(density.data_ptr<float>(), density.size(0), density.size(1), peak_threshold,
+                                         peak_min_distance),
+                              region);
   if (want_density) p.density = density;
   return p;
-}
-
-std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files) {
-  std::lock_guard<std::mutex> lock(torch_rng_mutex());
-  return spec.load(files);
 }
 
 Options method_options(const MethodSpec& spec, const std::string& kind) {

@@ -90,11 +90,6 @@ struct MethodSpec {
   std::function<Options(const std::string& kind)> options;
 };
 
-// Builds a loaded model's method (spec.load) under the lock of LibTorch's global generator (torch_rng_mutex in
-// core/train_run.h): a network's constructor draws initial weights from it, which must not disturb a training
-// in another thread that builds its network from its seed.
-std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files);
-
 // The defaults of a request kind: from the declared options when the method has them, else request_defaults;
 // null when the method has no such request.
 nlohmann::json method_request_defaults(const MethodSpec& spec, const std::string& kind);
@@ -120,8 +115,32 @@ std::vector<const MethodSpec*> all_methods();
 using MethodFactory = MethodSpec (*)();
 std::vector<MethodFactory> builtin_method_factories();
 
+// Builds a loaded model's method (spec.load) under the lock of LibTorch's global generator (torch_rng_mutex in
+// core/train_run.h): a network's constructor draws initial weights from it, which must not disturb a training
+// in another thread that builds its network from its seed. What a malformed model.json makes spec.load throw
+// (a missing section, a field of the wrong type, a network LibTorch cannot build) is turned into
+// CELLCOUNT_ERR_MODEL_FORMAT naming the file (and the key, where the JSON library names it). A model to
+// predict with needs a "tiling" section (checked by read_model when present).
+std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files);
+
+// The one definition of "counted in a region" ([H,W] bool, true = count here; undefined = the whole image),
+// for every method: the density is zero outside it, and a point counts when the pixel nearest to it
+// (rounded, clamped to the image) is inside it.
+torch::Tensor mask_density(const torch::Tensor& density, const torch::Tensor& region);
+std::vector<Point> points_in_region(const std::vector<Point>& points, const torch::Tensor& region);
+
+// Tile size and overlap of a prediction from the caller's options and the model's "tiling" section
+// (model_tiling: {tile_size, overlap} or null when the model has none). Choice: the caller's tile with no
+// overlap takes the model's overlap, shrunk in proportion when the tile is smaller than the model's
+// (overlap * tile / model tile), so that overlap < tile/2 and the step between tiles (tile - overlap) stays
+// above tile/2 (the model's default overlap 32 on a tile of 33 stepped one pixel: millions of tiles).
+// A caller's overlap must be < tile/2 of the tile used (the model's when tile_size is 0).
+// Returns {tile, overlap}; {0, -1} left as given when the model has no tiling section and the caller set
+// neither. Errors: CELLCOUNT_ERR_INVALID_ARGUMENT naming both values.
+std::pair<int64_t, int64_t> resolve_tiling(int64_t tile_size, int64_t tile_overlap, const nlohmann::json& model_tiling);
+
 // Post-processing shared by methods whose output is a full-resolution density map: zero it outside the
-// region, count = its sum, points = find_peaks(threshold, min_distance) inside the region.
+// region, count = its sum, points = find_peaks(threshold, min_distance) inside the region (as above).
 Prediction density_prediction(torch::Tensor density, const torch::Tensor& region, float peak_threshold,
                               float peak_min_distance, bool want_density);
 

@@ -8,6 +8,8 @@
 
 #include "cellcount/cellcount.h"
 #include "core/error.h"
+#include "core/files.h"
+#include "core/limits.h"
 #include "core/sha256.h"
 
 namespace fs = std::filesystem;
@@ -16,34 +18,63 @@ namespace cellcount {
 
 std::string ModelFiles::weights_path() const { return (fs::path(dir) / "weights.pt").string(); }
 
+namespace {
+// True when v is an integer in lo..hi (compared before any conversion); *out = its value.
+bool int_in_range(const nlohmann::json& v, int64_t lo, int64_t hi, int64_t* out) {
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > uint64_t(hi)) return false;
+    *out = int64_t(v.get<uint64_t>());
+  } else if (v.is_number_integer()) {
+    *out = v.get<int64_t>();
+  } else {
+    return false;
+  }
+  return *out >= lo && *out <= hi;
+}
+}  // namespace
+
 ModelFiles read_model(const std::string& dir) {
   CC_CHECK(fs::is_directory(dir), CELLCOUNT_ERR_IO, "model folder '" + dir + "' does not exist");
   const fs::path json_path = fs::path(dir) / "model.json";
+  const std::string jp = json_path.string();
   CC_CHECK(fs::exists(json_path), CELLCOUNT_ERR_IO, "model folder '" + dir + "' has no model.json");
-  std::ifstream f(json_path);
-  CC_CHECK(f.good(), CELLCOUNT_ERR_IO, "cannot read '" + json_path.string() + "'");
   ModelFiles m;
   m.dir = dir;
-  try {
-    m.meta = nlohmann::json::parse(f);
-  } catch (const std::exception& e) {
-    fail(CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' is not valid JSON: " + e.what());
-  }
+  m.meta = read_json_file(jp, CELLCOUNT_ERR_MODEL_FORMAT);
   CC_CHECK(m.meta.is_object() && m.meta.contains("method") && m.meta["method"].is_string(),
-           CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' has no \"method\" string");
-  CC_CHECK(m.meta.contains("format_version") && m.meta["format_version"].is_number_integer(),
-           CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' has no integer \"format_version\"");
-  const int v = m.meta["format_version"].get<int>();
-  CC_CHECK(v >= 1 && v <= kModelFormatVersion, CELLCOUNT_ERR_MODEL_FORMAT,
-           "'" + json_path.string() + "' has format_version " + std::to_string(v) + "; this library reads 1.." +
+           CELLCOUNT_ERR_MODEL_FORMAT, "'" + jp + "' has no \"method\" string");
+  const auto& fv = m.meta.contains("format_version") ? m.meta["format_version"] : nlohmann::json();
+  CC_CHECK(fv.is_number_integer(), CELLCOUNT_ERR_MODEL_FORMAT, "'" + jp + "' has no integer \"format_version\"");
+  // Range-checked before any conversion: converted to int first, 4294967297 was read as 1 and loaded.
+  int64_t version = 0;
+  CC_CHECK(int_in_range(fv, 1, kModelFormatVersion, &version), CELLCOUNT_ERR_MODEL_FORMAT,
+           "'" + jp + "' has format_version " + fv.dump() + "; this library reads 1.." +
                std::to_string(kModelFormatVersion) + " (upgrade cellcount)");
+  check_tiling_meta(m.meta, jp);
   CC_CHECK(fs::exists(m.weights_path()), CELLCOUNT_ERR_IO, "model folder '" + dir + "' has no weights.pt");
-  const std::string want = m.meta.value("weights_sha256", "");
-  CC_CHECK(!want.empty(), CELLCOUNT_ERR_MODEL_FORMAT, "'" + json_path.string() + "' has no \"weights_sha256\"");
+  check_regular_file(m.weights_path(), kMaxWeightsBytes, CELLCOUNT_ERR_IO, "weights file");
+  const auto& sha = m.meta.contains("weights_sha256") ? m.meta["weights_sha256"] : nlohmann::json();
+  const std::string want = sha.is_string() ? sha.get<std::string>() : "";
+  CC_CHECK(!want.empty(), CELLCOUNT_ERR_MODEL_FORMAT, "'" + jp + "' has no \"weights_sha256\" string");
   const std::string got = sha256_file(m.weights_path());
   CC_CHECK(got == want, CELLCOUNT_ERR_MODEL_FORMAT,
-           "weights.pt in '" + dir + "' is corrupt or was replaced: sha256 " + got + ", model.json expects " + want);
+           "weights.pt in '" + dir + "' is corrupt or was replaced: sha256 " + got + ", model.json expects " + echo(want));
   return m;
+}
+
+void check_tiling_meta(const nlohmann::json& meta, const std::string& json_path) {
+  if (!meta.contains("tiling")) return;
+  const auto& t = meta["tiling"];
+  auto field = [&](const char* k, int64_t lo, int64_t hi) {
+    const nlohmann::json v = t.is_object() && t.contains(k) ? t[k] : nlohmann::json();
+    int64_t x = 0;
+    CC_CHECK(int_in_range(v, lo, hi, &x), CELLCOUNT_ERR_MODEL_FORMAT,
+             "'" + json_path + "': tiling." + k + " must be an integer in " + std::to_string(lo) + ".." +
+                 std::to_string(hi) + ", got " + echo(v.dump()));
+    return x;
+  };
+  const int64_t tile = field("tile_size", kMinTileSize, kMaxImageSide);
+  field("overlap", 0, (tile - 1) / 2);  // overlap < tile/2, as for a caller's overlap
 }
 
 ModelFiles read_model_of_method(const std::string& dir, const std::string& method) {
@@ -90,6 +121,17 @@ void save_module(torch::nn::Module& module, const std::string& path) {
 }
 
 void load_module(torch::nn::Module& module, const std::string& path) {
+  check_regular_file(path, kMaxWeightsBytes, CELLCOUNT_ERR_IO, "weights file");
+  // LibTorch's load replaces each tensor with the archive's (Tensor::set_), whatever its shape or type: a
+  // truncated tensor or another architecture loaded and changed the answers or failed only at predict.
+  // Every parameter and buffer must come back exactly as the module built it.
+  struct Want {
+    std::vector<int64_t> shape;
+    torch::ScalarType type;
+  };
+  std::vector<std::pair<std::string, Want>> want;
+  for (const auto& p : module.named_parameters(true)) want.push_back({p.key(), {p.value().sizes().vec(), p.value().scalar_type()}});
+  for (const auto& b : module.named_buffers(true)) want.push_back({b.key(), {b.value().sizes().vec(), b.value().scalar_type()}});
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
@@ -97,6 +139,22 @@ void load_module(torch::nn::Module& module, const std::string& path) {
   } catch (const c10::Error& e) {
     fail(CELLCOUNT_ERR_MODEL_FORMAT,
          "'" + path + "' does not fit the network described by model.json: " + e.what_without_backtrace());
+  }
+  auto got = module.named_parameters(true);
+  auto got_buffers = module.named_buffers(true);
+  auto shape_str = [](const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+  };
+  for (const auto& [name, w] : want) {
+    const torch::Tensor* t = got.find(name);
+    if (!t) t = got_buffers.find(name);
+    CC_CHECK(t != nullptr, CELLCOUNT_ERR_MODEL_FORMAT, "'" + path + "' has no tensor '" + name + "'");
+    CC_CHECK(t->sizes().vec() == w.shape && t->scalar_type() == w.type, CELLCOUNT_ERR_MODEL_FORMAT,
+             "'" + path + "': tensor '" + name + "' is " + shape_str(t->sizes().vec()) + " " +
+                 std::string(c10::toString(t->scalar_type())) + ", the network described by model.json needs " +
+                 shape_str(w.shape) + " " + c10::toString(w.type));
   }
 }
 

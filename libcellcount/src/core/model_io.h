@@ -19,9 +19,20 @@ struct ModelFiles {
 // Errors: CELLCOUNT_ERR_IO (folder, model.json or weights.pt missing/unreadable),
 // CELLCOUNT_ERR_MODEL_FORMAT (bad JSON, missing "method", format_version newer than this library,
 // checksum mismatch).
+// model.json and weights.pt must be regular files (a FIFO or a link to /dev/zero is refused before it is
+// opened) within kMaxJsonFileBytes / kMaxWeightsBytes (core/limits.h); model.json at most kMaxJsonDepth deep;
+// a "tiling" section, when present, as check_tiling_meta wants it.
 ModelFiles read_model(const std::string& dir);
 
-// Loads the weights into a module built from meta; CELLCOUNT_ERR_MODEL_FORMAT when names/shapes differ.
+// The smallest tile a caller or a model.json may ask for.
+constexpr int64_t kMinTileSize = 32;
+
+// model.json's "tiling" {tile_size, overlap}: integers, kMinTileSize <= tile_size <= kMaxImageSide and
+// 0 <= overlap < tile_size/2. Errors: CELLCOUNT_ERR_MODEL_FORMAT naming the file and the field.
+void check_tiling_meta(const nlohmann::json& meta, const std::string& json_path);
+
+// Loads the weights into a module built from meta; CELLCOUNT_ERR_MODEL_FORMAT naming the tensor when one of
+// the module's parameters or buffers is missing or has another shape or type (load_module checks the same).
 void load_weights(torch::nn::Module& module, const ModelFiles& files);
 
 // Writes dir/model.json and dir/weights.pt atomically (to a sibling temp folder, then rename).

@@ -16,7 +16,8 @@ struct TileRect {
 };
 
 // Tiles of side <= tile covering height x width with at least `overlap` pixels shared by neighbours.
-// tile >= 1, 0 <= overlap < tile. An image no larger than a tile gives one tile.
+// tile >= 1, 0 <= overlap < tile. An image no larger than a tile gives one tile. At most kMaxTiles tiles
+// (core/limits.h), else CELLCOUNT_ERR_INVALID_ARGUMENT before any is planned.
 std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, int64_t overlap);
 
 // Runs fn on every tile of image [C,H,W] and stitches the [K,h,w] outputs (same spatial size as

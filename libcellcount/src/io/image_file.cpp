@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "io/backends.h"
 
 #if !defined(CELLCOUNT_WITH_OPENCV)
@@ -86,6 +89,44 @@ void check_image(const std::string& path, const Image& image) {
   CC_CHECK(image.data.size() == expected, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "cannot write '" + path + "': data holds " + std::to_string(image.data.size()) + " values, expected " +
                std::to_string(expected) + " (width*height*channels)");
+}
+
+// Width and height from the header of a PNG, JPEG or BMP file, read before any decoder allocates the
+// pixels ({0, 0} when the header cannot be read: the decoder then reports the damage). TIFF sizes come
+// from ITK's header read (image_file_itk.cpp).
+std::pair<int64_t, int64_t> header_size(const std::string& path, Format f) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[32] = {};
+  auto be = [](const unsigned char* p, int n) {
+    int64_t v = 0;
+    for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
+    return v;
+  };
+  if (f == Format::kPng) {  // signature, IHDR length and type, then width and height (big-endian)
+    if (!in.read(reinterpret_cast<char*>(b), 24) || std::memcmp(b + 12, "IHDR", 4) != 0) return {0, 0};
+    return {be(b + 16, 4), be(b + 20, 4)};
+  }
+  if (f == Format::kBmp) {  // BITMAPINFOHEADER: int32 width at 18, height at 22 (negative = top-down)
+    if (!in.read(reinterpret_cast<char*>(b), 26) || b[0] != 'B' || b[1] != 'M') return {0, 0};
+    auto le32 = [&](int o) { return int64_t(int32_t(uint32_t(b[o]) | uint32_t(b[o + 1]) << 8 | uint32_t(b[o + 2]) << 16 | uint32_t(b[o + 3]) << 24)); };
+    return {std::llabs(le32(18)), std::llabs(le32(22))};
+  }
+  if (f == Format::kJpeg) {  // markers up to the first start-of-frame: height then width (big-endian)
+    if (!in.read(reinterpret_cast<char*>(b), 2) || b[0] != 0xFF || b[1] != 0xD8) return {0, 0};
+    for (int guard = 0; guard < 1000 && in.read(reinterpret_cast<char*>(b), 4); ++guard) {
+      if (b[0] != 0xFF) return {0, 0};
+      const int marker = b[1];
+      const int64_t len = be(b + 2, 2);
+      const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+      if (sof) {
+        if (!in.read(reinterpret_cast<char*>(b), 5)) return {0, 0};
+        return {be(b + 3, 2), be(b + 1, 2)};
+      }
+      if (len < 2) return {0, 0};
+      in.seekg(len - 2, std::ios::cur);
+    }
+  }
+  return {0, 0};
 }
 
 // ---- overlay rendering (no back end needed) ----
@@ -194,6 +235,13 @@ std::vector<std::string> backends() {
 
 bool is_image_file(const std::string& path) { return format_of(path) != Format::kUnknown; }
 
+void check_image_size(const std::string& path, int64_t width, int64_t height) {
+  CC_CHECK(width <= kMaxImageSide && height <= kMaxImageSide && width * height <= kMaxImagePixels, CELLCOUNT_ERR_IO,
+           "cannot read '" + path + "': " + std::to_string(width) + " x " + std::to_string(height) +
+               " pixels is more than one image may have (" + std::to_string(kMaxImagePixels) +
+               " pixels, 16384 x 16384; sides up to " + std::to_string(kMaxImageSide) + ")");
+}
+
 std::vector<Image> read_image_stack(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -207,6 +255,8 @@ std::vector<Image> read_image_stack(const std::string& path) {
   const Format f = format_of(path);
   CC_CHECK(f != Format::kUnknown, CELLCOUNT_ERR_UNSUPPORTED,
            "cannot read '" + path + "': unknown image extension (expected one of " + kExtensions + ")");
+  const auto [hw, hh] = header_size(path, f);
+  check_image_size(path, hw, hh);
   std::vector<Image> planes;
   switch (choose(f, path)) {
     case Backend::kOpenCV:

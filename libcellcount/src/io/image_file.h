@@ -2,6 +2,7 @@
 // when a back end is not built, the formats it serves fail with CELLCOUNT_ERR_UNSUPPORTED.
 // No LibTorch here.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,14 @@ bool is_image_file(const std::string& path);
 // Reads every 2-D plane of a file (a PNG gives one; a multi-page or 3-D TIFF gives one per slice).
 // Channels are interleaved in RGB order (never BGR); alpha is dropped. Values stay in the file's range
 // (uint8 0..255, uint16 0..65535, float as stored) and Image::source_dtype says which.
-// Errors: CELLCOUNT_ERR_IO (missing, unreadable, undecodable, with the path), CELLCOUNT_ERR_UNSUPPORTED.
+// Images larger than kMaxImagePixels (2^28, core/limits.h) per plane are refused from the file's header,
+// before the pixels are decoded (PNG, JPEG, BMP by our header read; TIFF by ITK's).
+// Errors: CELLCOUNT_ERR_IO (missing, not a regular file, unreadable, undecodable, too large, with the path),
+// CELLCOUNT_ERR_UNSUPPORTED.
 std::vector<Image> read_image_stack(const std::string& path);
+
+// CELLCOUNT_ERR_IO naming the file when width x height is more than one image may have.
+void check_image_size(const std::string& path, int64_t width, int64_t height);
 
 // The first plane of read_image_stack.
 Image read_image(const std::string& path);

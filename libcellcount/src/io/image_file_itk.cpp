@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "io/backends.h"
+#include "io/image_file.h"
 
 namespace cellcount::io::detail {
 namespace {
@@ -188,6 +189,43 @@ std::string bmp_structure_problem(const std::string& path) {
   return std::string();
 }
 
+// A classic TIFF whose chain of image directories leaves the file: what a stack cut short looks like.
+// libtiff stops counting pages at the first directory it cannot read, so ITK read such a stack as its
+// first slice without a word. "" when the chain is whole (or the file is a BigTIFF, not walked here).
+std::string tiff_chain_problem(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  unsigned char h[8] = {};
+  if (!f.read(reinterpret_cast<char*>(h), 8)) return "shorter than a TIFF header";
+  const bool le = h[0] == 'I';
+  auto u16 = [&](const unsigned char* p) { return le ? uint32_t(p[0] | p[1] << 8) : uint32_t(p[0] << 8 | p[1]); };
+  auto u32 = [&](const unsigned char* p) {
+    return le ? uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24
+              : uint32_t(p[3]) | uint32_t(p[2]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[0]) << 24;
+  };
+  if (u16(h + 2) != 42) return std::string();  // BigTIFF
+  f.seekg(0, std::ios::end);
+  const uint64_t size = static_cast<uint64_t>(f.tellg());
+  uint64_t at = u32(h + 4);
+  for (int page = 1; at != 0; ++page) {
+    if (page > 1000000) return "more than 1000000 image directories (a loop?)";
+    unsigned char c[2];
+    f.seekg(static_cast<std::streamoff>(at));
+    if (at + 2 > size || !f.read(reinterpret_cast<char*>(c), 2))
+      return "truncated: the directory of page " + std::to_string(page) + " lies past the end of the " +
+             std::to_string(size) + "-byte file";
+    const uint64_t next_field = at + 2 + 12 * uint64_t(u16(c));
+    unsigned char n[4];
+    f.seekg(static_cast<std::streamoff>(next_field));
+    if (next_field + 4 > size || !f.read(reinterpret_cast<char*>(n), 4))
+      return "truncated: the directory of page " + std::to_string(page) + " ends past the end of the " +
+             std::to_string(size) + "-byte file";
+    const uint64_t next = u32(n);
+    if (next != 0 && next <= at) return "image directories loop back (damaged file)";
+    at = next;
+  }
+  return std::string();
+}
+
 enum class FileKind { kTiff, kPng, kJpeg, kBmp, kUnknown };
 
 FileKind sniff(const std::string& path) {
@@ -245,6 +283,11 @@ std::vector<Image> itk_read(const std::string& path) {
       const std::string problem = png_structure_problem(path);
       CC_CHECK(problem.empty(), CELLCOUNT_ERR_IO, "cannot decode image '" + path + "': damaged PNG (" + problem + ")");
     }
+    if (kind == FileKind::kTiff) {
+      // Choice: an error, not a warning: reading what is left would silently drop slices of a stack.
+      const std::string problem = tiff_chain_problem(path);
+      CC_CHECK(problem.empty(), CELLCOUNT_ERR_IO, "cannot read TIFF '" + path + "': " + problem);
+    }
     if (kind == FileKind::kBmp) {
       const std::string problem = bmp_structure_problem(path);
       CC_CHECK(problem.empty(), CELLCOUNT_ERR_IO, "cannot decode image '" + path + "': damaged BMP (" + problem + ")");
@@ -268,6 +311,7 @@ std::vector<Image> itk_read(const std::string& path) {
     const int64_t h = static_cast<int64_t>(io->GetDimensions(1));
     const int64_t d = dims == 3 ? static_cast<int64_t>(io->GetDimensions(2)) : 1;
     CC_CHECK(w > 0 && h > 0 && d > 0, CELLCOUNT_ERR_IO, "cannot decode image '" + path + "': empty image");
+    check_image_size(path, w, h);  // before the buffer for the pixels is allocated
 
     // Read the whole file in one go.
     itk::ImageIORegion region(dims);

@@ -515,3 +515,36 @@ TEST(ImageFile, RealVggCellImage) {
 
 }  // namespace
 }  // namespace cellcount::io
+
+// Issue 20: limits and damaged stacks.
+namespace cellcount::io {
+namespace {
+
+TEST(ImageFile, PngLargerThanThePixelLimitIsRefusedFromItsHeader) {
+  REQUIRE_ANY_BACKEND();
+  // The header of a 20000 x 20000 grey PNG (a whole such file of zeros is 389 KB and decoded to 8 GB).
+  const std::string path = temp_path("huge.png");
+  const unsigned char header[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                                  0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(header), sizeof header);
+  std::string msg;
+  EXPECT_EQ(status_of([&] { read_image(path); }, &msg), CELLCOUNT_ERR_IO);
+  EXPECT_NE(msg.find("20000 x 20000"), std::string::npos) << msg;
+}
+
+TEST(ImageFile, TruncatedTiffStackIsAnErrorNotOneSlice) {
+  REQUIRE_ANY_BACKEND();
+  const std::string path = temp_path("stack.tif");
+  const int w = 16, h = 16;
+  std::vector<std::vector<double>> pages(3, std::vector<double>(w * h, 7.0));
+  write_tiff_pages(path, w, h, 8, pages);
+  ASSERT_EQ(read_image_stack(path).size(), 3u);
+  // Cut inside the second page's pixels: the first page's directory points past the end.
+  fs::resize_file(path, fs::file_size(path) * 5 / 10);
+  std::string msg;
+  EXPECT_EQ(status_of([&] { read_image_stack(path); }, &msg), CELLCOUNT_ERR_IO);
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace cellcount::io

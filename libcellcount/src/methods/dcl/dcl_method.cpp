@@ -112,13 +112,9 @@ class DclMethod : public Method {
     }
     const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
     Prediction p;
-    for (auto q : peaks) {
-      q = scale_point(q, sx, sy);
-      const int64_t ix = std::clamp<int64_t>(std::llround(q.x), 0, W - 1), iy = std::clamp<int64_t>(std::llround(q.y), 0, H - 1);
-      if (in.region.defined() && !in.region[iy][ix].item<bool>()) continue;
-      p.points.push_back(q);
-    }
-    if (in.region.defined()) density = density * in.region.to(torch::kFloat32);
+    for (const auto& q : peaks) p.points.push_back(scale_point(q, sx, sy));
+    p.points = points_in_region(p.points, in.region);  // the core's region rule, as every method's
+    density = mask_density(density, in.region);
     p.count = in.region.defined() ? density.sum().item<double>() : count_scaled;
     p.class_counts = {p.count};
     if (o.want_density) p.density = density.contiguous();

@@ -6,6 +6,7 @@
 
 #include "core/dataset.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/image_tensor.h"
 #include "core/synth.h"
 #include "io/image_file.h"
@@ -33,12 +34,10 @@ uint64_t split_id(const std::string& s) { return s == "train" ? 1 : s == "val" ?
 }  // namespace
 
 Recipe load_recipe(const std::string& path) {
-  std::ifstream f(path);
-  CC_CHECK(f.good(), CELLCOUNT_ERR_IO, "exemplar: cannot read recipe '" + path + "'");
   Recipe r;
   r.path = path;
-  r.json = nlohmann::json::parse(f, nullptr, false);
-  CC_CHECK(!r.json.is_discarded() && r.json.is_object(), CELLCOUNT_ERR_DATASET, "exemplar: recipe '" + path + "' is not a JSON object");
+  r.json = read_json_file(path, CELLCOUNT_ERR_DATASET);  // regular file, bounded size and depth
+  CC_CHECK(r.json.is_object(), CELLCOUNT_ERR_DATASET, "exemplar: recipe '" + path + "' is not a JSON object");
   try {
     r.size = r.json.value("size", r.size);
     r.seed = r.json.value("seed", r.seed);

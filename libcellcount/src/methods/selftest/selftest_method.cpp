@@ -42,6 +42,9 @@ class SelftestMethod : public Method {
  public:
   explicit SelftestMethod(const ModelFiles& f) : meta_(f.meta), net_(meta_.at("architecture").value("width", 8)) {
     spec_ = InputSpec::from_json(meta_.at("input"));
+    // Read by predict: checked here, so that a model without them is refused at load.
+    CC_CHECK(meta_.contains("thresholds") && meta_["thresholds"].is_object(), CELLCOUNT_ERR_MODEL_FORMAT,
+             "'" + f.dir + "/model.json' has no \"thresholds\" object");
     load_weights(*net_, f);
     net_->eval();
   }
