@@ -387,7 +387,7 @@ def test_option_metadata_round_trips(method, kind):
 
 def test_exemplar_declares_its_predict_options():
     (mt,) = cellcount.request_options("exemplar", "predict")
-    assert (mt["name"], mt["type"], mt["min"], mt["max"]) == ("mask_threshold", "number", 0.0, 1.0)
+    assert (mt["name"], mt["type"], mt["min"], mt["max"]) == ("mask_threshold", "number", -1.0, 1.0)
     assert mt["doc"] and cellcount.request_defaults("exemplar", "predict") == {"mask_threshold": mt["default"]}
     assert cellcount.request_options("selftest", "predict") == []
     with pytest.raises(CellCountError) as e:

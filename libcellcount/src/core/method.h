@@ -74,6 +74,9 @@ class Method {
 using RequestFn = std::function<nlohmann::json(const nlohmann::json& request, const Progress& progress)>;
 
 struct MethodSpec {
+  MethodSpec() = default;
+  MethodSpec(std::string id_, std::string display_name_, std::string description_)
+      : id(std::move(id_)), display_name(std::move(display_name_)), description(std::move(description_)) {}
   std::string id;               // "dcl", "exemplar", "llp", "twinvae"
   std::string display_name;     // "Count cells (density)"
   std::string description;

@@ -45,8 +45,9 @@ Options common_train_options(const std::string& method) {
   };
 }
 
-Options density_train_options() {
-  return {
+Options density_train_options(const std::string& method) {
+  Options o = common_train_options(method);
+  return add_options(o, {
       Opt::choice("precision", "bf16", {"fp32", "bf16", "fp16"})
           .help("training steps under autocast (bf16 convs, fp32 weights); \"fp32\" to disable")
           .folded(),
@@ -55,7 +56,7 @@ Options density_train_options() {
       Opt::integer("crop", 128).range(32, 4096).help("random square training crops (a multiple of 16)"),
       Opt::number("eval_radius", 5.0).range(0.1, 1000.0).help("point-matching radius (pixels) for F1"),
       Opt::number("peak_min_distance", 3.0).range(0.0, 1000.0).help("smallest distance between two cell points (pixels)"),
-  };
+  });
 }
 
 std::mutex& torch_rng_mutex() {

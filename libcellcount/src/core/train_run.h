@@ -32,9 +32,10 @@ namespace cellcount {
 // set_default.
 Options common_train_options(const std::string& method);
 
-// Fields shared by the methods that learn density maps and detect points (dcl, exemplar; the method sets its own
-// defaults with set_default): precision, init_from, validate_every, crop, eval_radius, peak_min_distance.
-Options density_train_options();
+// common_train_options plus the fields shared by the methods that learn density maps and detect points (dcl,
+// exemplar; each sets its own defaults with set_default): precision, init_from, validate_every, crop,
+// eval_radius, peak_min_distance.
+Options density_train_options(const std::string& method);
 
 // The lock every use of LibTorch's global random generator takes (network construction in training and in
 // model loading: a module's constructor draws its initial weights from it).

@@ -183,13 +183,12 @@ nlohmann::json preset(const std::string& name) {
   return nlohmann::json::object();
 }
 
-// Every train field, declared once (core/options.h): the train-run driver's common fields plus these.
+// Every train field, declared once (core/options.h): the driver's density-method fields plus these. Of those,
+// init_from is a dcl model of the same architecture (and channels) whose counter and localizer start both stages,
+// e.g. a shipped model fine-tuned on one's own images ("" = from scratch; provenance records it), and crop is the
+// random square crop of both stages, also the inference tile.
 Options train_options() {
-  // init_from: a dcl model of the same architecture (and channels) whose counter and localizer start both
-  // stages, e.g. a shipped model fine-tuned on one's own images; "" = from scratch. Provenance records it.
-  // crop: the random square crops of both stages, also the inference tile.
-  Options o = common_train_options("dcl");
-  add_options(o, density_train_options());
+  Options o = density_train_options("dcl");
   add_options(o, {
       Opt::path("dataset").help("dataset folder (images + points.csv)"),
       Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
@@ -546,21 +545,18 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
           {"peak_threshold", thr}, {"test", metrics}};
 }
 
-MethodSpec make_dcl_spec() {
-  MethodSpec s;
-  s.id = "dcl";
-  s.display_name = "Count cells (density)";
-  s.description = "Decoupled counter (VGG-19 + global message passing) and UNet localizer (Zheng et al., MICCAI 2024)";
+}  // namespace
+}  // namespace cellcount::dcl
+
+// The method's factory, called by the registration list that CMake generates from method.cmake.
+namespace cellcount {
+MethodSpec method_spec_dcl() {
+  using namespace dcl;
+  MethodSpec s("dcl", "Count cells (density)",
+               "Decoupled counter (VGG-19 + global message passing) and UNet localizer (Zheng et al., MICCAI 2024)");
   s.load = [](const ModelFiles& f) { return std::make_unique<DclMethod>(f); };
   s.train = train;
   s.options = [](const std::string& kind) { return kind == "train" ? train_options() : Options{}; };
   return s;
 }
-
-}  // namespace
-}  // namespace cellcount::dcl
-
-// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
-namespace cellcount {
-MethodSpec method_spec_dcl() { return dcl::make_dcl_spec(); }
 }  // namespace cellcount

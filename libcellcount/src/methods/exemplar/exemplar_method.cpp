@@ -355,8 +355,7 @@ std::vector<BenchItem> tiles_as_items(const std::vector<TrainTile>& tiles, int64
 Options train_options() {
   // init_from: an exemplar model whose counter starts stage 1 (recorded in provenance); crop: random square crops
   // of the single-kind tiles for the counter.
-  Options o = common_train_options("exemplar");
-  add_options(o, density_train_options());
+  Options o = density_train_options("exemplar");
   add_options(o, {
       Opt::path("recipe").help("datasets/recipes/*.json: the kinds, tiles and benchmark recipe"),
       Opt::path("benchmark").help("the benchmark folder `cellcount synth --method exemplar` wrote"),
@@ -979,11 +978,15 @@ Options predict_options() {
                     "the model's tuned value by default)")};
 }
 
-MethodSpec make_exemplar_spec() {
-  MethodSpec s;
-  s.id = "exemplar";
-  s.display_name = "Count like exemplars";
-  s.description = "Seg-then-count: exemplar-based segmentation from pseudo-labelled masks, then a class-agnostic counter (Xu et al., 2023)";
+}  // namespace
+}  // namespace cellcount::exemplar
+
+// The method's factory, called by the registration list that CMake generates from method.cmake.
+namespace cellcount {
+MethodSpec method_spec_exemplar() {
+  using namespace exemplar;
+  MethodSpec s("exemplar", "Count like exemplars",
+               "Seg-then-count: exemplar-based segmentation from pseudo-labelled masks, then a class-agnostic counter (Xu et al., 2023)");
   s.needs_exemplars = true;
   s.load = [](const ModelFiles& f) { return std::make_unique<ExemplarMethod>(f); };
   s.train = train;
@@ -998,11 +1001,4 @@ MethodSpec make_exemplar_spec() {
   };
   return s;
 }
-
-}  // namespace
-}  // namespace cellcount::exemplar
-
-// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
-namespace cellcount {
-MethodSpec method_spec_exemplar() { return exemplar::make_exemplar_spec(); }
 }  // namespace cellcount

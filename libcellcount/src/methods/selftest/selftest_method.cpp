@@ -168,22 +168,18 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
           {"final_loss", report["history"].empty() ? 0.0 : report["history"].back()["loss"].get<double>()}};
 }
 
-MethodSpec make_selftest_spec() {
-  MethodSpec s;
-  s.id = "selftest";
-  s.display_name = "Self-test density network (fixture)";
-  s.description = "Tiny density counter used by the ABI, binding and plugin tests; not a counting method.";
+}  // namespace
+}  // namespace cellcount
+
+// The method's factory, called by the registration list that CMake generates from method.cmake.
+namespace cellcount {
+MethodSpec method_spec_selftest() {
+  MethodSpec s("selftest", "Self-test density network (fixture)",
+               "Tiny density counter used by the ABI, binding and plugin tests; not a counting method.");
   s.fixture = true;
   s.load = [](const ModelFiles& f) { return std::make_unique<SelftestMethod>(f); };
   s.train = train;
   s.options = [](const std::string& kind) { return kind == "train" ? train_options() : Options{}; };
   return s;
 }
-
-}  // namespace
-}  // namespace cellcount
-
-// The method's factory: the registration list generated from method.cmake (libcellcount/CMakeLists.txt) calls it.
-namespace cellcount {
-MethodSpec method_spec_selftest() { return make_selftest_spec(); }
 }  // namespace cellcount
