@@ -137,6 +137,15 @@ void TrainRun::open_checkpoints() {
   fs::rename(tmp, marker);
 }
 
+void TrainRun::split_if_unsplit(Dataset& ds) const {
+  if (!ds.split_source.empty()) return;
+  // Choice: no test part (a user's own images are evaluated apart); val picks checkpoints and thresholds.
+  assign_split(ds, 0.8, 0.0, 0.2, seed_);
+  ds.split_source = "auto: 80 % train, 20 % val by seed " + std::to_string(seed_) + " (the dataset has no split)";
+  log_warn(method_ + " train: '" + ds.root + "' has no split; " + ds.split_source.substr(6) +
+           " — give \"split_file\" to choose it");
+}
+
 std::string TrainRun::checkpoint(const std::string& file) const {
   for (const auto& f : files_)
     if (f == file) return (fs::path(ckpt_dir_) / file).string();

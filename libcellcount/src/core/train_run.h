@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 #include <vector>
 
+#include "core/dataset.h"
 #include "core/options.h"
 #include "core/types.h"
 
@@ -73,6 +74,9 @@ class TrainRun {
   const std::string& checkpoint_dir() const { return ckpt_dir_; }
   uint64_t seed() const { return seed_; }
   bool resuming() const { return resuming_; }
+  // A dataset without a split gets one by the run's seed (80 % train, 20 % val; a warning says so, and the
+  // provenance's split names it), so that a training never needs a split file; a dataset with one is left as is.
+  void split_if_unsplit(Dataset& ds) const;
   // Path of a declared checkpoint file (std::logic_error for an undeclared name: a programming error).
   std::string checkpoint(const std::string& file) const;
 

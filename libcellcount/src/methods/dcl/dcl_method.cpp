@@ -338,8 +338,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
            "dcl train: grid >= 1, resize >= 0 and crop a multiple of 16 (>= 32) expected");
 
   auto ds = load_dataset(data_dir, req["split_file"]);
-  CC_CHECK(!ds.split_source.empty(), CELLCOUNT_ERR_DATASET,
-           "dcl train: '" + data_dir + "' has no split; give \"split_file\" (see datasets/splits/)");
+  run.split_if_unsplit(ds);
   double scale = 1.0;
   auto train_items = load_items(ds, ds.indices("train"), spec, grid, resize, sigma, &scale, progress.sub(0, 0.02));
   auto val_items = load_items(ds, ds.indices("val"), spec, grid, resize, sigma, &scale, progress.sub(0.02, 0.03));

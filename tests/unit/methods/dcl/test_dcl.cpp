@@ -247,6 +247,28 @@ TEST_F(DclModel, DatasetNamedAsCheckpointDirSurvivesASuccessfulRun) {
   EXPECT_EQ(before, after);
 }
 
+// A dataset without a split trains (issue 21: napari's training widget could not train dcl, "has no split; give
+// split_file"): the library splits it by the request's seed and says so in the provenance.
+TEST_F(DclModel, DatasetWithoutSplitIsSplitBySeed) {
+  const auto data = root_ / "data-unsplit";
+  fs::copy(root_ / "data", data, fs::copy_options::recursive);
+  fs::remove(data / "split.csv");
+  const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + data.string() + "\", \"out\": \"" +
+                          (root_ / "unsplit-model").string() +
+                          "\", \"counter_epochs\": 1, \"localizer_epochs\": 1, \"crop\": 64, \"batch_size\": 4, "
+                          "\"device\": \"cpu\", \"seed\": 5, \"precise_bn_batches\": 1, "
+                          "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
+  char* rep = nullptr;
+  ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
+  cellcount_string_free(rep);
+  const auto meta = read_model((root_ / "unsplit-model").string()).meta;
+  const std::string split = meta["provenance"]["split"];
+  EXPECT_NE(split.find("auto"), std::string::npos) << split;
+  EXPECT_NE(split.find("seed 5"), std::string::npos) << split;
+  EXPECT_EQ(meta["provenance"]["train_patches"].get<int>() + meta["provenance"]["val_patches"].get<int>(), 12);
+  EXPECT_FALSE(fs::exists(data / "split.csv")) << "the user's dataset is not written to";
+}
+
 // A training that starts from a model (init_from) begins from its weights: with no counter epochs the new
 // model's counter is that model's, and provenance names it. Another architecture is refused, nothing written.
 TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
