@@ -83,8 +83,8 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
 Options evaluate_options() {
   return {
       Opt::string("method", "").help("the model's method (read from model.json when empty)").folded(),
-      Opt::path("model").help("model folder"),
-      Opt::path("dataset").help("dataset folder (images + points.csv / counts.csv)"),
+      Opt::path("model").help("model folder").needed(),
+      Opt::path("dataset").help("dataset folder (images + points.csv / counts.csv)").needed(),
       Opt::choice("split", "test", {"train", "val", "test", "all"}).help("which split to evaluate"),
       Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
       Opt::number("radius", 0.0).range(0.0, 1000.0).help("point-matching radius in pixels (0 = the model's eval_radius)"),
@@ -146,7 +146,7 @@ Options synthesize_options() {
   return {
       Opt::string("method", "").help("a method with its own synthesizer (\"\" = the core's cell renderer)").folded(),
       Opt::choice("kind", "cells", {"cells"}).help("what to render"),
-      Opt::path("out").help("new dataset folder (written whole or not at all)"),
+      Opt::path("out").help("new dataset folder (written whole or not at all)").needed(),
       Opt::integer("n", 20).range(1, 100000).help("number of images"),
       Opt::integer("width", 256).range(8, 16384).help("image width"),
       Opt::integer("height", 256).range(8, 16384).help("image height"),

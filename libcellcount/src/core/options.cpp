@@ -46,7 +46,7 @@ nlohmann::json option_metadata(const Options& options) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& o : options) {
     nlohmann::json j{{"name", o.name}, {"type", o.type}, {"default", o.default_value}, {"doc", o.doc},
-                     {"advanced", o.advanced}, {"nullable", o.nullable}};
+                     {"advanced", o.advanced}, {"nullable", o.nullable}, {"required", o.required}};
     if (!o.min.is_null()) j["min"] = o.min;
     if (!o.max.is_null()) j["max"] = o.max;
     if (!o.choices.empty()) j["choices"] = o.choices;
@@ -182,6 +182,16 @@ nlohmann::json resolve_options(const std::string& context, const Options& option
       out[k].update(v);
     else
       out[k] = v;
+  }
+  std::vector<std::string> missing;
+  for (const auto& o : options)
+    if (o.required && (out[o.name].is_null() || (out[o.name].is_string() && out[o.name].get<std::string>().empty())))
+      missing.push_back("\"" + o.name + "\"");
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size(); ++i)
+      list += (i == 0 ? "" : i + 1 == missing.size() ? " and " : ", ") + missing[i];
+    fail(CELLCOUNT_ERR_INVALID_ARGUMENT, context + ": " + list + (missing.size() > 1 ? " are" : " is") + " required");
   }
   return out;
 }

@@ -23,6 +23,7 @@ struct OptionSpec {
   std::string doc;                               // one line, shown as the field's help
   bool advanced = false;                         // folded away in front-end forms
   bool nullable = false;                         // null = "not given" (the model's or the method's value)
+  bool required = false;                         // a request must give it (non-empty)
 
   // Terse, chainable declarations: Opt::integer("epochs", 100).range(1, 100000).help("...").
   OptionSpec& range(nlohmann::json lo, nlohmann::json hi) {
@@ -40,6 +41,10 @@ struct OptionSpec {
   }
   OptionSpec& folded() {
     advanced = true;
+    return *this;
+  }
+  OptionSpec& needed() {
+    required = true;
     return *this;
   }
   OptionSpec& or_null() {
@@ -66,7 +71,7 @@ OptionSpec any(std::string name, nlohmann::json def);
 
 // {name: default} of every option, in declaration order.
 nlohmann::json option_defaults(const Options& options);
-// [{name, type, default, min, max, choices, doc, advanced, nullable}] (absent keys: not applicable).
+// [{name, type, default, min, max, choices, doc, advanced, nullable, required}] (absent keys: not applicable).
 nlohmann::json option_metadata(const Options& options);
 // The option named `name`, or nullptr.
 const OptionSpec* find_option(const Options& options, const std::string& name);
@@ -79,7 +84,7 @@ Options& add_options(Options& options, const Options& more);
 // Checks `request` against the declared options and returns the defaults updated by it. Refused with
 // CELLCOUNT_ERR_INVALID_ARGUMENT, naming `context` and the field: a request that is not an object, an
 // unknown field (the known ones listed), a value of the wrong type (1.5 for an int, a string for a number),
-// a number outside its range, a string outside its choices. "object" options are merged over their default
+// a number outside its range, a string outside its choices, required fields left empty (all of them named). "object" options are merged over their default
 // (a partial architecture keeps the other fields).
 nlohmann::json resolve_options(const std::string& context, const Options& options, const nlohmann::json& request);
 

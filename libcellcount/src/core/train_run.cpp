@@ -21,7 +21,7 @@ constexpr const char* kMarker = "cellcount-run.json";
 Options common_train_options(const std::string& method) {
   return {
       Opt::choice("method", method, {method}).help("the method this request trains"),
-      Opt::path("out").help("new model folder (never overwritten unless overwrite is true)"),
+      Opt::path("out").help("new model folder (never overwritten unless overwrite is true)").needed(),
       Opt::boolean("overwrite", false).help("replace out when it is an existing model folder (other folders are refused)"),
       Opt::string("device", "auto").help("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""),
       Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)"),

@@ -117,7 +117,13 @@ TEST(TrainRun, BadRequestsAreRefusedBeforeAnyWork) {
     ASSERT_EQ(cellcount_request_defaults(m, "train", &d), CELLCOUNT_OK) << m;
     auto defaults = nlohmann::json::parse(d);
     cellcount_string_free(d);
-    EXPECT_NO_THROW(resolve_options(m, method_options(find_method(m), "train"), defaults)) << m;
+    const Options o = method_options(find_method(m), "train");
+    std::string msg;
+    EXPECT_EQ(status_of([&] { resolve_options(m, o, defaults); }, &msg), CELLCOUNT_ERR_INVALID_ARGUMENT) << m;
+    EXPECT_NE(msg.find("\"out\""), std::string::npos) << "the required fields are named: " << msg;
+    for (const auto& x : o)
+      if (x.required) defaults[x.name] = "given";
+    EXPECT_NO_THROW(resolve_options(m, o, defaults)) << m << ": the defaults pass the method's own check";
   }
 }
 

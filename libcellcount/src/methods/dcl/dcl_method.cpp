@@ -190,7 +190,7 @@ nlohmann::json preset(const std::string& name) {
 Options train_options() {
   Options o = density_train_options("dcl");
   add_options(o, {
-      Opt::path("dataset").help("dataset folder (images + points.csv)"),
+      Opt::path("dataset").help("dataset folder (images + points.csv)").needed(),
       Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
       Opt::choice("preset", "", {"", "vgg", "mbm", "adi"}).help("per-dataset preprocessing of METHODS.md (request fields win)"),
       Opt::choice("rgb_rule", "grey", {"grey", "red", "green", "blue", "rgb"})
@@ -306,7 +306,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                {"counter_epochs", "localizer_epochs", "validate_every"});
   nlohmann::json& req = run.request();
   const std::string out = run.out(), data_dir = req["dataset"];
-  CC_CHECK(!data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: \"dataset\" is required");
   CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
            CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: counter_epochs 0 needs init_from (it would ship an untrained counter)");
   const auto device = resolve_device(req["device"]);

@@ -357,8 +357,8 @@ Options train_options() {
   // of the single-kind tiles for the counter.
   Options o = density_train_options("exemplar");
   add_options(o, {
-      Opt::path("recipe").help("datasets/recipes/*.json: the kinds, tiles and benchmark recipe"),
-      Opt::path("benchmark").help("the benchmark folder `cellcount synth --method exemplar` wrote"),
+      Opt::path("recipe").help("datasets/recipes/*.json: the kinds, tiles and benchmark recipe").needed(),
+      Opt::path("benchmark").help("the benchmark folder `cellcount synth --method exemplar` wrote").needed(),
       Opt::integer("counter_epochs", 60).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
       Opt::integer("seg_epochs", 20).range(0, 100000).help("epochs of the segmenter stage (paper: 20)"),
       Opt::integer("exemplars", 3).range(1, 64).help("exemplar boxes per training image"),
@@ -425,8 +425,8 @@ Options eval_options() {
 Options synth_options() {
   return {Opt::choice("method", "exemplar", {"exemplar"}).folded(),
           Opt::choice("kind", "multikind", {"multikind"}).help("two-kind benchmark images from a recipe"),
-          Opt::path("recipe").help("datasets/recipes/*.json"),
-          Opt::path("out").help("new dataset folder (written whole or not at all)"),
+          Opt::path("recipe").help("datasets/recipes/*.json").needed(),
+          Opt::path("out").help("new dataset folder (written whole or not at all)").needed(),
           Opt::boolean("overwrite", false).help("replace out when it is a dataset this tool wrote"),
           Opt::string_list("splits", {"train", "val", "test"}).help("splits to write"),
           Opt::integer("n", 0).range(0, 100000).help("images per split (0 = the recipe's)"),
@@ -561,8 +561,6 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                {"counter_epochs", "seg_epochs", "validate_every"});
   nlohmann::json& req = run.request();
   const std::string out = run.out(), recipe_path = req["recipe"], bench_dir = req["benchmark"];
-  CC_CHECK(!recipe_path.empty() && !bench_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "exemplar train: \"recipe\" and \"benchmark\" are required (see datasets/recipes/)");
   CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
            CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar train: counter_epochs 0 needs init_from (it would ship an untrained counter)");

@@ -82,7 +82,7 @@ class SelftestMethod : public Method {
 Options train_options() {
   Options o = common_train_options("selftest");
   add_options(o, {
-                     Opt::path("dataset").help("dataset folder with points.csv"),
+                     Opt::path("dataset").help("dataset folder with points.csv").needed(),
                      Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own, else all images train)"),
                      Opt::integer("width", 8).range(1, 256).help("channels of the two hidden convolutions"),
                      Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the target density maps (pixels)"),
@@ -98,7 +98,6 @@ Options train_options() {
 nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   TrainRun run("selftest", train_options(), request, {"model.ckpt"}, {"epochs"});
   const auto& req = run.request();
-  CC_CHECK(!req["dataset"].get<std::string>().empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "selftest train: \"dataset\" is required");
   const auto device = resolve_device(req["device"]);
   auto ds = load_dataset(req["dataset"], req["split_file"]);
   auto idx = ds.indices(ds.split_source.empty() ? "all" : "train");
