@@ -1,7 +1,9 @@
 """One counting widget, generic over the library's methods: what a method needs (exemplars or not), its
 name and description come from cellcount_library_info, and a model's classes, marker size and device
 from cellcount_model_info. The same class serves every method; the napari.yaml entries only bind a method
-id. Prediction defaults come from cellcount_predict_default_params (through cellcount.predict_defaults)."""
+id. Prediction defaults come from cellcount_predict_default_params (through cellcount.predict_defaults); the method's own prediction
+options (e.g. exemplar's mask_threshold) are a form built from cellcount_request_options(method, "predict"),
+sent only when changed."""
 from __future__ import annotations
 
 import math
@@ -19,6 +21,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGro
 import cellcount
 
 from . import _models
+from ._form import OptionsForm
 from ._jobs import JobWidget, Report
 from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec, labels_region,
                       plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
@@ -80,6 +83,7 @@ class Plan:
     regions: dict | None
     region_name: str
     params: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # the method's own prediction options that differ from default
 
 
 class CountWidget(JobWidget):
@@ -167,6 +171,14 @@ class CountWidget(JobWidget):
         self.density_check.setChecked(bool(defaults["want_density"]))
         of.addRow("", self.density_check)
         lay.addWidget(opts)
+
+        # the method's own prediction options, as the library declares them (none: no group)
+        self.method_options = OptionsForm(cellcount.request_options(method, "predict"), send="touched")
+        if self.method_options.fields:
+            box = QGroupBox(f"{self.method_info['display_name']} options")
+            QVBoxLayout(box).addWidget(self.method_options)
+            box.setToolTip("Until you change one, each option takes the model's own (tuned) value")
+            lay.addWidget(box)
 
         self.run_button = QPushButton(self.idle_text)
         self.run_button.clicked.connect(self.run)
@@ -269,7 +281,8 @@ class CountWidget(JobWidget):
             "peak_min_distance": _float_or_none(self.distance_edit.text(), "min. distance"),
             "want_density": self.density_check.isChecked(),
         }
-        return Plan(Path(model), spec, planes, boxes, self.needs_exemplars, regions, region_name, params)
+        return Plan(Path(model), spec, planes, boxes, self.needs_exemplars, regions, region_name, params,
+                    self.method_options.changed())
 
     def _work(self, plan: Plan, report: Report) -> dict:
         """On the worker thread: load the model (cached) and count plane by plane."""
@@ -289,7 +302,7 @@ class CountWidget(JobWidget):
                 r = model.predict(plan.image.plane(idx),
                                   exemplars=(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else None,
                                   region=plan.regions[idx] if plan.regions is not None else None,
-                                  progress=progress, **plan.params)
+                                  progress=progress, options=plan.options or None, **plan.params)
             except cellcount.CellCountError as e:
                 if where and not isinstance(e, cellcount.Cancelled):
                     raise type(e)(e.status, f"{where}{e.message}") from e
