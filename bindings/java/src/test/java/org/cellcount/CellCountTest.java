@@ -458,7 +458,7 @@ public class CellCountTest {
     Map<String, Object> mt = ex.get(0);
     assertEquals("mask_threshold", mt.get("name"));
     assertEquals("number", mt.get("type"));
-    assertEquals(0.0, ((Number) mt.get("min")).doubleValue(), 0);
+    assertEquals(-1.0, ((Number) mt.get("min")).doubleValue(), 0);
     assertEquals(1.0, ((Number) mt.get("max")).doubleValue(), 0);
     assertFalse(((String) mt.get("doc")).isEmpty());
     checkedOptions("", "predict");
