@@ -309,6 +309,13 @@ def test_method_prediction_options_come_from_the_library(make_napari_viewer, fix
                 assert (f.editor.minimum(), f.editor.maximum()) == (o["min"], o["max"])
         # untouched options are not sent: the model's tuned values apply
         assert w.method_options.changed() == {}
+    # the generic params too (the device is a list of the library's devices)
+    generic = cellcount.request_options("", "predict")
+    assert list(w.options.fields) == [o["name"] for o in generic if o["name"] != "device"]
+    for o in generic:
+        if o["name"] != "device":
+            assert w.options.fields[o["name"]].value() == o["default"], o
+    assert w.options.changed() == {}
 
 
 @needs_exemplar_model()
