@@ -292,3 +292,50 @@ def test_exemplar_method_bad_input(make_napari_viewer, run_widget, repo, notes):
     assert_alive(viewer)
     w.exemplar_combo.setCurrentText("exemplars")
     assert isinstance(run_widget(w), dict)  # fixed input: the same widget counts
+
+
+def test_method_prediction_options_come_from_the_library(make_napari_viewer, fixture_model):
+    """Issue 19: a method's own prediction options (exemplar's mask_threshold) are a form made from
+    cellcount_request_options(method, "predict"); a method without any shows none."""
+    viewer = make_napari_viewer()
+    for method in [m["id"] for m in cellcount.methods(include_fixtures=True)]:
+        w = CountWidget(viewer, method)
+        meta = cellcount.request_options(method, "predict")
+        assert list(w.method_options.fields) == [o["name"] for o in meta]
+        for o in meta:
+            f = w.method_options.fields[o["name"]]
+            assert f.value() == o["default"] and o["doc"] in f.widget.toolTip()
+            if o["type"] == "number":
+                assert (f.editor.minimum(), f.editor.maximum()) == (o["min"], o["max"])
+        # untouched options are not sent: the model's tuned values apply
+        assert w.method_options.changed() == {}
+    # the generic params too (the device is a list of the library's devices)
+    generic = cellcount.request_options("", "predict")
+    assert list(w.options.fields) == [o["name"] for o in generic if o["name"] != "device"]
+    for o in generic:
+        if o["name"] != "device":
+            assert w.options.fields[o["name"]].value() == o["default"], o
+    assert w.options.changed() == {}
+
+
+@needs_exemplar_model()
+def test_exemplar_mask_threshold_reaches_the_prediction(make_napari_viewer, run_widget, repo, notes):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellcount", "exemplar_cells")
+    w = dock(viewer, CountWidget(viewer, "exemplar"))
+    w.set_model(EXEMPLAR_MODEL)
+    w.image_combo.setCurrentText("two kinds")
+    w.exemplar_combo.setCurrentText("exemplars")
+    meta = {o["name"]: o for o in cellcount.request_options("exemplar", "predict")}
+    f = w.method_options.fields["mask_threshold"]
+    f.set(meta["mask_threshold"]["max"] + 1)  # clamped to the declared range
+    assert f.value() == meta["mask_threshold"]["max"]
+    f.set(meta["mask_threshold"]["min"])      # -1: every pixel counts
+    assert w.plan().options == {"mask_threshold": meta["mask_threshold"]["min"]}
+    out = run_widget(w)
+    assert isinstance(out, dict), out
+    boxes = exemplar_boxes_csv(repo)
+    with cellcount.Model(EXEMPLAR_MODEL) as m:
+        want = m.predict(viewer.layers["two kinds"].data, exemplars=boxes,
+                         options={"mask_threshold": meta["mask_threshold"]["min"]})
+    assert table_for(viewer).rows[-1]["count"] == want.count

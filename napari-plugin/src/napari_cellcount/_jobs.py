@@ -199,7 +199,13 @@ class JobWidget(QWidget):
             self.job.cancel()
 
     def _failed(self, exc: BaseException) -> None:
-        self.status.setText("cancelled" if isinstance(exc, cellcount.Cancelled) else "failed (see notification)")
+        # the library's own message stays in the widget (a notification fades): what to fix, e.g. a field
+        if isinstance(exc, cellcount.Cancelled):
+            self.status.setText("cancelled")
+        elif isinstance(exc, cellcount.CellCountError):
+            self.status.setText(f"failed: {exc.message} [{exc.status_name}]")
+        else:
+            self.status.setText(f"failed: {exc}")
         self.last_outcome = exc
 
     def _ended(self) -> None:

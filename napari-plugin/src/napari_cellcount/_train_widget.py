@@ -1,12 +1,12 @@
 """Training from the current layers: an image layer (each plane of a stack is one training image) with
 ground truth from a Points layer, a Shapes layer of boxes, or typed counts, written as a dataset folder
 (images + points.csv / boxes.csv / counts.csv) and handed to cellcount_train. The form is generated from
-cellcount_request_defaults(method, "train"): every field and default is the library's; only the fields
-the user changed are sent."""
+cellcount_request_options(method, "train") (see _form.py): every field, type, range, default and help text
+is the library's; only the fields the user changed are sent. The widget writes no split: a dataset without
+one is split by the library (by the request's seed), and a failure shows the library's own message."""
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,11 +16,12 @@ import numpy as np
 from napari.layers import Image, Points, Shapes
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+                            QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 import cellcount
 
 from . import _models
+from ._form import Field, OptionsForm
 from ._jobs import JobWidget, Report
 from ._layers import ImageSpec, InputError, image_spec, shapes_to_boxes
 from ._widget import NONE_ITEM, fill_layer_combo, find_layer, library_methods, open_count_widgets
@@ -37,7 +38,8 @@ class TrainWidget(JobWidget):
 
     def __init__(self, napari_viewer: Any, include_fixtures: bool = False, parent: QWidget | None = None):
         super().__init__(napari_viewer, "Train", parent)
-        self.fields: dict[str, tuple[Any, QWidget]] = {}  # name -> (library default, editor)
+        self.form: OptionsForm | None = None
+        self.fields: dict[str, Field] = {}  # name -> the field's metadata and editor (the form's)
         methods, lib_error = library_methods()
         self.methods = [m for m in methods if m.get("can_train") and (include_fixtures or not m.get("fixture"))]
 
@@ -78,8 +80,8 @@ class TrainWidget(JobWidget):
         form.addRow("", self.overwrite_check)
         lay.addLayout(form)
 
-        self.fields_box = QGroupBox("Training settings (library defaults)")
-        self.fields_form = QFormLayout(self.fields_box)
+        self.fields_box = QGroupBox("Training settings (library defaults; hover a name for its help)")
+        self.fields_layout = QVBoxLayout(self.fields_box)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.fields_box)
@@ -114,60 +116,23 @@ class TrainWidget(JobWidget):
         self.method_combo.setCurrentIndex(i)
 
     def _build_fields(self) -> None:
-        while self.fields_form.rowCount():
-            self.fields_form.removeRow(0)
-        self.fields = {}
+        if self.form is not None:
+            self.fields_layout.removeWidget(self.form)
+            self.form.deleteLater()
+        self.form, self.fields = None, {}
         if not self.method:
             return
-        defaults = cellcount.request_defaults(self.method, "train")
-        for name, value in defaults.items():
-            if name in OWN_FIELDS:
-                continue
-            if isinstance(value, bool):
-                w = QCheckBox()
-                w.setChecked(value)
-            elif isinstance(value, int):
-                w = QSpinBox()
-                w.setRange(-(2 ** 31) + 1, 2 ** 31 - 1)
-                w.setValue(value)
-            elif isinstance(value, str):
-                w = QLineEdit(value)
-            else:  # float, list, object: typed as JSON
-                w = QLineEdit(json.dumps(value))
-            self.fields[name] = (value, w)
-            self.fields_form.addRow(name, w)
+        self.form = OptionsForm(cellcount.request_options(self.method, "train"), skip=OWN_FIELDS)
+        self.fields_layout.addWidget(self.form)
+        self.fields = self.form.fields
 
     def set_field(self, name: str, value: Any) -> None:
-        """Sets a training field as the user would (tests, scripts)."""
-        _, w = self.fields[name]
-        if isinstance(w, QCheckBox):
-            w.setChecked(bool(value))
-        elif isinstance(w, QSpinBox):
-            w.setValue(int(value))
-        elif isinstance(self.fields[name][0], str):
-            w.setText(str(value))
-        else:
-            w.setText(json.dumps(value))
+        """Sets a training field as the user would (tests, scripts); a spin box clamps to its range."""
+        self.fields[name].set(value)
 
     def changed_fields(self) -> dict:
         """The fields whose value differs from the library's default (the rest are left to the library)."""
-        out = {}
-        for name, (default, w) in self.fields.items():
-            if isinstance(w, QCheckBox):
-                v: Any = w.isChecked()
-            elif isinstance(w, QSpinBox):
-                v = w.value()
-            elif isinstance(default, str):
-                v = w.text()
-            else:
-                try:
-                    v = json.loads(w.text())
-                except ValueError:
-                    raise InputError(f"setting '{name}': '{w.text()}' is not a valid value "
-                                     f"(the default is {json.dumps(default)})") from None
-            if v != default:
-                out[name] = v
-        return out
+        return self.form.changed() if self.form is not None else {}
 
     def _browse_out(self) -> None:
         d = QFileDialog.getSaveFileName(self, "New model folder", "my-model", "Model folder (*)")[0]
@@ -237,7 +202,7 @@ class TrainWidget(JobWidget):
         request = {"method": self.method, "out": str(Path(out).resolve()), **self.changed_fields()}
         if self.overwrite_check.isChecked():
             request["overwrite"] = True
-        if "command" in cellcount.request_defaults(self.method, "train"):
+        if "command" in (o["name"] for o in cellcount.request_options(self.method, "train")):
             request["command"] = f"napari-cellcount training widget on layer '{image.name}'"
         return request, dataset
 

@@ -1,10 +1,11 @@
 """One counting widget, generic over the library's methods: what a method needs (exemplars or not), its
 name and description come from cellcount_library_info, and a model's classes, marker size and device
 from cellcount_model_info. The same class serves every method; the napari.yaml entries only bind a method
-id. Prediction defaults come from cellcount_predict_default_params (through cellcount.predict_defaults)."""
+id. The prediction options are forms built from the library's field metadata: the generic params from
+cellcount_request_options("", "predict") (sent when changed from the default), the method's own options
+(e.g. exemplar's mask_threshold) from cellcount_request_options(method, "predict") (sent once touched)."""
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,13 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                            QVBoxLayout, QWidget)
 
 import cellcount
 
 from . import _models
+from ._form import OptionsForm
 from ._jobs import JobWidget, Report
 from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec, labels_region,
                       plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
@@ -27,7 +29,6 @@ from ._table import table_for
 NONE_ITEM = "(none)"
 WHOLE_IMAGE = "(whole image)"
 CURRENT_PLANE, EVERY_PLANE = "current plane", "every plane"
-PRECISIONS = ["fp32", "bf16", "fp16"]  # the values cellcount.h documents for cellcount_predict_params.precision
 MAX_RESULT_IMAGE_BYTES = 1 << 30       # density/mask layers of bigger stacks are not made
 
 
@@ -80,6 +81,7 @@ class Plan:
     regions: dict | None
     region_name: str
     params: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # the method's own prediction options that differ from default
 
 
 class CountWidget(JobWidget):
@@ -138,35 +140,37 @@ class CountWidget(JobWidget):
         form.addRow("Planes", self.planes_combo)
         lay.addLayout(form)
 
-        defaults = cellcount.predict_defaults()
+        # the generic prediction params, as the library declares them (cellcount_request_options("", "predict"):
+        # precision's choices, tile ranges, thresholds where empty = the model's tuned value); the device is a
+        # list of the devices this library sees instead of free text
         opts = QGroupBox("Options")
-        of = QFormLayout(opts)
+        ol = QVBoxLayout(opts)
+        of = QFormLayout()
+        ol.addLayout(of)
         self.device_combo = QComboBox()
         devices = ["auto", "cpu"] + [f"cuda:{i}" for i in
                                      range(int(cellcount.library_info()["devices"].get("cuda_devices", 0)))]
         self.device_combo.addItems(devices)
-        self.device_combo.setCurrentText(defaults["device"])
-        of.addRow("Device", self.device_combo)
-        self.precision_combo = QComboBox()
-        self.precision_combo.addItems(PRECISIONS)
-        self.precision_combo.setCurrentText(defaults["precision"])
-        of.addRow("Precision", self.precision_combo)
-        self.tile_spin = QSpinBox()
-        self.tile_spin.setRange(0, 16384)
-        self.tile_spin.setSpecialValueText("model's")
-        self.tile_spin.setValue(int(defaults["tile_size"]))
-        of.addRow("Tile size", self.tile_spin)
-        self.threshold_edit = QLineEdit("" if _isnan(defaults["peak_threshold"]) else str(defaults["peak_threshold"]))
-        self.threshold_edit.setPlaceholderText("model's tuned value")
-        of.addRow("Peak threshold", self.threshold_edit)
-        self.distance_edit = QLineEdit("" if _isnan(defaults["peak_min_distance"]) else
-                                       str(defaults["peak_min_distance"]))
-        self.distance_edit.setPlaceholderText("model's tuned value")
-        of.addRow("Min. distance (px)", self.distance_edit)
-        self.density_check = QCheckBox("density map layer")
-        self.density_check.setChecked(bool(defaults["want_density"]))
-        of.addRow("", self.density_check)
+        self.device_combo.setCurrentText(cellcount.predict_defaults()["device"])
+        of.addRow("device", self.device_combo)
+        self.options = OptionsForm(cellcount.request_options("", "predict"), skip=("device",))
+        ol.addWidget(self.options)
+        f = self.options.fields
+        # the editors by their old names (tests, scripts)
+        self.precision_combo = f["precision"].editor
+        self.tile_spin = f["tile_size"].editor
+        self.threshold_edit = f["peak_threshold"].editor
+        self.distance_edit = f["peak_min_distance"].editor
+        self.density_check = f["want_density"].editor
         lay.addWidget(opts)
+
+        # the method's own prediction options, as the library declares them (none: no group)
+        self.method_options = OptionsForm(cellcount.request_options(method, "predict"), send="touched")
+        if self.method_options.fields:
+            box = QGroupBox(f"{self.method_info['display_name']} options")
+            QVBoxLayout(box).addWidget(self.method_options)
+            box.setToolTip("Until you change one, each option takes the model's own (tuned) value")
+            lay.addWidget(box)
 
         self.run_button = QPushButton(self.idle_text)
         self.run_button.clicked.connect(self.run)
@@ -261,15 +265,10 @@ class CountWidget(JobWidget):
         if region is not None:
             region_name = region.name
             regions = (labels_region if isinstance(region, Labels) else shapes_region)(region, image, planes)
-        params = {
-            "device": self.device_combo.currentText(),
-            "precision": self.precision_combo.currentText(),
-            "tile_size": self.tile_spin.value() or None,
-            "peak_threshold": _float_or_none(self.threshold_edit.text(), "peak threshold"),
-            "peak_min_distance": _float_or_none(self.distance_edit.text(), "min. distance"),
-            "want_density": self.density_check.isChecked(),
-        }
-        return Plan(Path(model), spec, planes, boxes, self.needs_exemplars, regions, region_name, params)
+        # fields left at the library's default are not sent (None and absent = the library's default)
+        params = {"device": self.device_combo.currentText(), **self.options.changed()}
+        return Plan(Path(model), spec, planes, boxes, self.needs_exemplars, regions, region_name, params,
+                    self.method_options.changed())
 
     def _work(self, plan: Plan, report: Report) -> dict:
         """On the worker thread: load the model (cached) and count plane by plane."""
@@ -289,7 +288,7 @@ class CountWidget(JobWidget):
                 r = model.predict(plan.image.plane(idx),
                                   exemplars=(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else None,
                                   region=plan.regions[idx] if plan.regions is not None else None,
-                                  progress=progress, **plan.params)
+                                  progress=progress, options=plan.options or None, **plan.params)
             except cellcount.CellCountError as e:
                 if where and not isinstance(e, cellcount.Cancelled):
                     raise type(e)(e.status, f"{where}{e.message}") from e
@@ -398,20 +397,6 @@ def _is_result(layer: Any) -> bool:
 
 def _not_result(layer: Any) -> bool:
     return not _is_result(layer)
-
-
-def _isnan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
-def _float_or_none(text: str, what: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{what}: '{text}' is not a number (leave it empty for the model's value)") from None
 
 
 # -------------------------------------------------------------------- npe2 widgets (napari.yaml)

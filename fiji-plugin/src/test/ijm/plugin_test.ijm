@@ -262,10 +262,16 @@ newImage("two", "8-bit black", 64, 64, 1);
 msg = call(probe + ".runExpectingError", "Detect and classify cells", "slices=current");
 check((indexOf(msg, "llp") >= 0), "a method without models (or not in the library): '" + msg + "'");
 close();
-msg = call(probe + ".runExpectingError", "Train model", "method=selftest epochs=2");
+// (with out= given: the library names the first missing field, and checks out before dataset)
+msg = call(probe + ".runExpectingError", "Train model", "method=selftest out=[" + work + "/never-written] epochs=2");
 check((indexOf(msg, "dataset") >= 0), "training without a dataset: '" + msg + "'");
 msg = call(probe + ".runExpectingError", "Train model", "method=selftest dataset=[" + fixture + "/data] epochs=2.5");
 check((indexOf(msg, "epochs") >= 0), "training with a fractional epoch count: '" + msg + "'");
+// the dialog is made from the library's field metadata: its declared range is checked on OK, naming it
+msg = call(probe + ".runExpectingError", "Train model", "method=selftest dataset=[" + fixture + "/data] epochs=0");
+check((indexOf(msg, "epochs: 0 is out of range (1 to ") >= 0), "training with epochs out of the declared range: '" + msg + "'");
+msg = call(probe + ".runExpectingError", "Train model", "method=selftest dataset=[" + fixture + "/data] optimizer=sgd");
+check((indexOf(msg, "optimizer: expected one of") >= 0), "an advanced choice outside the declared ones: '" + msg + "'");
 open(samples + vggNames[0]);
 run("Count cells", "model=dcl-vgg slices=current region=[whole image]");
 checkRow(Table.size(T) - 1, parseFloat(vggCounts[0]), parseInt(vggPoints[0]), "after the errors");
@@ -274,8 +280,9 @@ close();
 lap("section 7");
 // ---- 8. train (fields the library defaults), then evaluate against the CLI's evaluation
 trained = work + "/trained";
-// restart_epochs before epochs: ImageJ alone would read "epochs" out of "restart_epochs=7".
-run("Train model", "method=selftest dataset=[" + fixture + "/data] out=[" + trained + "] restart_epochs=7 epochs=3 seed=1");
+// restart_epochs before epochs: ImageJ alone would read "epochs" out of "restart_epochs=7". "advanced" opens
+// the second dialog (advanced fields such as restart_epochs), as a recorded macro does.
+run("Train model", "method=selftest dataset=[" + fixture + "/data] out=[" + trained + "] advanced restart_epochs=7 epochs=3 seed=1");
 check((File.exists(trained + "/model.json")), "Train model wrote " + trained + "/model.json");
 modelJson = File.openAsString(trained + "/model.json");
 defaults = exec(cli, "defaults", "--method", "selftest", "--kind", "train");
@@ -416,6 +423,9 @@ if (exModel == "") {
     run("Select None");
     msg = call(probe + ".runExpectingError", "Count like exemplars", "folder=[" + exModel + "] slices=current exemplars=[selection rectangles]");
     check((indexOf(msg, "exemplar") >= 0), "no exemplar box: '" + msg + "'");
+    // the method's own prediction options are fields made from the library's metadata, range checked
+    msg = call(probe + ".runExpectingError", "Count like exemplars", "folder=[" + exModel + "] slices=current exemplars=[ROI Manager rectangles] mask_threshold=2");
+    check((indexOf(msg, "mask_threshold: 2 is out of range") >= 0), "mask_threshold out of its declared range: '" + msg + "'");
     close();
   }
   check((composites >= 1), "at least one composite-selection case ran");

@@ -3,6 +3,7 @@ package org.cellcount.fiji;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.ImageStack;
+import ij.Macro;
 import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.gui.Overlay;
@@ -17,6 +18,7 @@ import java.awt.Color;
 import java.io.File;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -66,6 +68,8 @@ public class CountCells implements PlugIn {
     boolean overlay;
     boolean roiManager;
     PredictParams params;
+    /** The method's own prediction options given in the dialog (the rest take the model's values). */
+    Map<String, Object> methodOptions = new LinkedHashMap<>();
   }
 
   @Override
@@ -126,7 +130,10 @@ public class CountCells implements PlugIn {
     gd.addNumericField("Overlap of tiles (-1 = the model's)", p.tileOverlap, 0);
     gd.addStringField("Threshold of peaks", Support.formatOptional(p.peakThreshold), 8);
     gd.addStringField("Minimum distance of peaks (pixels)", Support.formatOptional(p.peakMinDistance), 8);
-    if (exemplarFields) gd.addStringField("Mask threshold", "", 8);  // empty = the model's (an option of the method)
+    // The method's own prediction options, as the library declares them (cellcount_request_options(m,
+    // "predict")); "Count with any model" offers those of every method. Empty = the model's tuned value.
+    List<Map<String, Object>> methodOptions = predictOptions(method, lib);
+    for (Map<String, Object> mo : methodOptions) gd.addStringField(RequestDialog.label(mo), "", 8);
     gd.showDialog();
     if (gd.wasCanceled()) return null;
 
@@ -147,10 +154,13 @@ public class CountCells implements PlugIn {
     if (gd.invalidNumber()) throw new IllegalArgumentException("Tile size and overlap must be whole numbers");
     p.peakThreshold = Support.parseOptional(gd.getNextString(), "Threshold of peaks");
     p.peakMinDistance = Support.parseOptional(gd.getNextString(), "Minimum distance of peaks");
-    if (exemplarFields) {
-      float mask = Support.parseOptional(gd.getNextString(), "Mask threshold");
-      // A method's own setting travels as its prediction options; the library checks the range.
-      if (!Float.isNaN(mask)) p.options(java.util.Collections.singletonMap("mask_threshold", Double.parseDouble(Float.toString(mask))));
+    // By exact key in a macro (ImageJ alone would find a key inside a longer one, see RequestDialog).
+    Map<String, String> exact = Macro.getOptions() == null ? null : RequestDialog.parseOptions(Macro.getOptions());
+    for (Map<String, Object> mo : methodOptions) {
+      String name = String.valueOf(mo.get("name"));
+      String text = gd.getNextString();
+      if (exact != null) text = exact.getOrDefault(name, "");
+      if (!text.trim().isEmpty()) o.methodOptions.put(name, RequestDialog.value(mo, text));
     }
     p.wantDensity = o.density;
     o.params = p;
@@ -168,6 +178,17 @@ public class CountCells implements PlugIn {
     return o;
   }
 
+  /** The prediction options of the method, or of every method of the library (first declaration of a name
+   * wins) for "Count with any model". */
+  static List<Map<String, Object>> predictOptions(String method, Map<String, Object> lib) throws CellCountException {
+    if (!method.isEmpty()) return CellCount.requestOptions(method, "predict");
+    Map<String, Map<String, Object>> byName = new LinkedHashMap<>();
+    for (Map<?, ?> m : Support.methods(lib))
+      for (Map<String, Object> mo : CellCount.requestOptions(String.valueOf(m.get("id")), "predict"))
+        byName.putIfAbsent(String.valueOf(mo.get("name")), mo);
+    return new ArrayList<>(byName.values());
+  }
+
   /** Precisions the header documents, the library's default first. */
   private static String[] precisions(String libraryDefault) {
     List<String> p = new ArrayList<>();
@@ -183,6 +204,16 @@ public class CountCells implements PlugIn {
       throw new IllegalArgumentException("'" + o.modelDir + "' holds a " + model.method() + " model ("
           + model.displayName() + "), not a " + method + " model. Use the command of that method, or "
           + "Plugins > Cell Counting > Count with any model.");
+    if (!o.methodOptions.isEmpty()) {
+      // only options the model's method declares (with "Count with any model" the dialog lists every method's)
+      List<String> declared = new ArrayList<>();
+      for (Map<String, Object> mo : CellCount.requestOptions(model.method(), "predict")) declared.add(String.valueOf(mo.get("name")));
+      for (String k : o.methodOptions.keySet())
+        if (!declared.contains(k))
+          throw new IllegalArgumentException(k + " is not a prediction option of " + model.method() + " models (they take: "
+              + (declared.isEmpty() ? "none" : String.join(", ", declared)) + ")");
+      o.params.options(o.methodOptions);
+    }
     boolean needs = model.needsExemplars();
     boolean pack = Inputs.packChannels(imp, model.inputChannels());
     List<Inputs.Position> positions = Inputs.positions(imp, o.all, pack);

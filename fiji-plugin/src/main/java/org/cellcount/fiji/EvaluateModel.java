@@ -17,7 +17,7 @@ import org.cellcount.Json;
 
 /**
  * Plugins &gt; Cell Counting &gt; Evaluate model: a model (shipped or a folder) on a dataset folder with the
- * library's evaluate request (cellcount_request_defaults of the model's method). Metrics go to the
+ * library's evaluate request (made from cellcount_request_options of the model's method). Metrics go to the
  * "Cell counting evaluation" table, per-image rows to "Cell counting evaluation per image".
  */
 public class EvaluateModel implements PlugIn {
@@ -58,8 +58,8 @@ public class EvaluateModel implements PlugIn {
     CellCountModel model = ModelCache.get(dir);
     String method = model.method();
 
-    Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, "evaluate"));
-    RequestDialog fields = new RequestDialog(defaults, new HashSet<>(Arrays.asList("method", "model")));
+    List<Map<String, Object>> options = CellCount.requestOptions(method, "evaluate");
+    RequestDialog fields = new RequestDialog(options, new HashSet<>(Arrays.asList("method", "model")));
     GenericDialog gd2 = new GenericDialog(Support.TITLE + ": Evaluate " + name);
     gd2.addMessage("Evaluate request for a " + method + " model (library defaults)");
     fields.addFields(gd2);
@@ -68,7 +68,9 @@ public class EvaluateModel implements PlugIn {
     Map<String, Object> request = new LinkedHashMap<>();
     request.put("method", method);
     request.put("model", dir.getPath());
-    request.putAll(fields.readChanged(gd2));
+    Map<String, Object> changed = fields.readAll(gd2, Support.TITLE + ": Evaluate " + name);
+    if (changed == null) return;
+    request.putAll(changed);
 
     final String what = "Evaluating " + name;
     String report = Support.cancellable(

@@ -15,7 +15,8 @@ import org.cellcount.Json;
 
 /**
  * Plugins &gt; Cell Counting &gt; Train model: picks a method the library can train, then shows that method's
- * train request (cellcount_request_defaults) as a dialog and runs cellcount_train with the fields changed.
+ * train request as a dialog made from the library's field metadata (cellcount_request_options: types,
+ * ranges, help; advanced fields in a second dialog) and runs cellcount_train with the fields changed.
  * Progress in ImageJ's bar; Esc cancels (the library keeps its checkpoints).
  */
 public class TrainModel implements PlugIn {
@@ -51,18 +52,19 @@ public class TrainModel implements PlugIn {
     String method = gd.getNextChoice();
     lastMethod = method;
 
-    Map<String, Object> defaults = Json.parseObject(CellCount.requestDefaults(method, "train"));
-    RequestDialog fields = new RequestDialog(defaults, new HashSet<>(Arrays.asList("method", "command")));
+    List<Map<String, Object>> options = CellCount.requestOptions(method, "train");
+    RequestDialog fields = new RequestDialog(options, new HashSet<>(Arrays.asList("method", "command")));
     GenericDialog gd2 = new GenericDialog(Support.TITLE + ": Train " + method);
-    gd2.addMessage("Train request (library defaults; Esc cancels a running training)");
+    gd2.addMessage("Train request (library defaults; Help lists what each field does; Esc cancels a running training)");
     fields.addFields(gd2);
     gd2.showDialog();
     if (gd2.wasCanceled()) return;
-    Map<String, Object> changed = fields.readChanged(gd2);
+    Map<String, Object> changed = fields.readAll(gd2, Support.TITLE + ": Train " + method);
+    if (changed == null) return;
     Map<String, Object> request = new LinkedHashMap<>();
     request.put("method", method);
     request.putAll(changed);
-    if (defaults.containsKey("command")) {
+    if (options.stream().anyMatch(o -> "command".equals(o.get("name")))) {
       Map<String, Object> opts = new LinkedHashMap<>();
       opts.put("method", method);
       opts.putAll(changed);

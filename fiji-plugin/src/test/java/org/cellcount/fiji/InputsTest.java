@@ -126,12 +126,15 @@ public class InputsTest {
   }
 
   @Test
-  public void requestFieldsParseByTheDefaultsType() {
-    assertEquals(3L, RequestDialog.parse("epochs", 30L, "3"));
-    assertEquals(0.5, (Double) RequestDialog.parse("lr", 0.01, "0.5"), 0);
-    assertEquals(List.of(1L, 2L), RequestDialog.parse("count_levels", List.of(1L), "[1,2]"));
+  public void requestFieldsParseByTheirDeclaredType() {
+    Map<String, Object> epochs = Map.of("name", "epochs", "type", "int", "default", 30L, "min", 1L, "max", 100L);
+    Map<String, Object> lr = Map.of("name", "lr", "type", "number", "default", 0.01, "min", 1e-12, "max", 10.0);
+    Map<String, Object> levels = Map.of("name", "count_levels", "type", "int_list", "default", List.of(1L), "min", 1L);
+    assertEquals(3L, RequestDialog.value(epochs, "3"));
+    assertEquals(0.5, (Double) RequestDialog.value(lr, "0.5"), 0);
+    assertEquals(List.of(1L, 2L), RequestDialog.value(levels, "[1,2]"));
     try {
-      RequestDialog.parse("epochs", 30L, "3.5");
+      RequestDialog.value(epochs, "3.5");
       fail();
     } catch (IllegalArgumentException e) {
       assertTrue(e.getMessage(), e.getMessage().startsWith("epochs: expected a whole number"));
