@@ -1,9 +1,13 @@
-// DCL training crops: each augmentation beyond the paper's flips and rotations, what it does and why.
+// DCL training patches (load_items) and crops: each augmentation beyond the paper's flips and rotations,
+// what it does and why.
 #include "methods/dcl/dcl_crops.h"
 
 #include <cmath>
 
 #include "core/dataset.h"
+#include "core/density_map.h"
+#include "core/error.h"
+#include "io/image_file.h"
 
 namespace F = torch::nn::functional;
 
@@ -132,6 +136,36 @@ std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& it
   auto x = torch::stack(xs).to(device);
   if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   return {x, torch::stack(ds).to(device)};
+}
+
+std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, const InputSpec& spec, int64_t grid,
+                             int64_t resize, double sigma, double* scale_out, const Progress& progress) {
+  std::vector<Item> items;
+  for (size_t k = 0; k < idx.size(); ++k) {
+    progress.report(float(k) / idx.size(), "loading images");
+    const auto& s = ds.samples[idx[k]];
+    CC_CHECK(s.has_points, CELLCOUNT_ERR_DATASET, "dcl train: image '" + s.image + "' has no points (points.csv)");
+    auto full = spec.prepare(image_to_tensor(io::read_image(ds.image_path(idx[k]))));
+    const int64_t H = full.size(1), W = full.size(2);
+    for (int64_t gy = 0; gy < grid; ++gy)
+      for (int64_t gx = 0; gx < grid; ++gx) {
+        const int64_t y0 = H * gy / grid, y1 = H * (gy + 1) / grid, x0 = W * gx / grid, x1 = W * (gx + 1) / grid;
+        const double scale = resize > 0 ? double(resize) / double(std::max(y1 - y0, x1 - x0)) : 1.0;
+        *scale_out = scale;
+        Item it;
+        it.image = resize_image(full.slice(1, y0, y1).slice(2, x0, x1), scale).contiguous();
+        const int64_t h = it.image.size(1), w = it.image.size(2);
+        const double sx = double(w) / double(x1 - x0), sy = double(h) / double(y1 - y0);
+        for (const auto& q : s.points)
+          if (q.x >= x0 - 0.5f && q.x < x1 - 0.5f && q.y >= y0 - 0.5f && q.y < y1 - 0.5f)
+            it.points.push_back(scale_point(Point{q.x - x0, q.y - y0, q.cls, 1.0f}, sx, sy));
+        auto d = gaussian_density(it.points, h, w, sigma);
+        it.density = torch::from_blob(d.data(), {1, h, w}, torch::kFloat32).clone();
+        it.count = double(it.points.size());
+        items.push_back(std::move(it));
+      }
+  }
+  return items;
 }
 
 }  // namespace cellcount::dcl

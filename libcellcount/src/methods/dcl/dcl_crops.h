@@ -9,6 +9,8 @@
 
 #include <torch/torch.h>
 
+#include "core/dataset.h"
+#include "core/method.h"
 #include "core/types.h"
 
 namespace cellcount::dcl {
@@ -40,5 +42,9 @@ std::pair<torch::Tensor, torch::Tensor> sample_crop(const std::vector<Item>& ite
 std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& items, const std::vector<size_t>& batch,
                                                      int64_t crop, const Augment& aug, std::mt19937_64& rng,
                                                      const torch::Device& device, torch::ScalarType precision);
+
+// Loads a split, cut into patches and resized as the preprocessing asks.
+std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, const InputSpec& spec, int64_t grid,
+                             int64_t resize, double sigma, double* scale_out, const Progress& progress);
 
 }  // namespace cellcount::dcl

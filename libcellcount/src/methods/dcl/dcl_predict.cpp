@@ -1,0 +1,146 @@
+// dcl inference: the tiled pass of both networks and DclMethod (scale, tile, stitch, rescale, peaks).
+#include "methods/dcl/dcl_predict.h"
+
+#include <cmath>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/peaks.h"
+#include "core/tiling.h"
+#include "methods/dcl/dcl_crops.h"
+
+namespace F = torch::nn::functional;
+
+namespace cellcount::dcl {
+
+torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w) {
+  const double area = double(h * w) / double(coarse.size(2) * coarse.size(3));
+  return F::interpolate(coarse, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest)) /
+         area;
+}
+
+namespace {
+
+// Runs both networks on one tile [1,C,h,w] and returns [1,2,h,w]: the fine map (density per pixel) and
+// the spread coarse map.
+torch::Tensor run_tile(DclNet& net, const DclConfig& cfg, const torch::Tensor& tile) {
+  auto coarse = net->counter->forward(tile);
+  auto fine = net->localizer->forward(tile, coarse) / cfg.target_scale;
+  return torch::cat({fine, spread_coarse(coarse, tile.size(2), tile.size(3))}, 1).to(torch::kFloat32);
+}
+
+}  // namespace
+
+torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
+                         const torch::Device& device, torch::ScalarType precision, const Progress& progress) {
+  return run_tiled(
+      x, tile, overlap, 16,
+      [&](const torch::Tensor& t) {
+        auto input = t.to(device, precision);
+        if (precision != torch::kFloat32) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+        return run_tile(net, cfg, input).to(torch::kCPU);
+      },
+      progress);
+}
+
+torch::Tensor rescaled_fine(const torch::Tensor& maps) {
+  const double count = maps[1].sum().item<double>(), fine_sum = maps[0].sum().item<double>();
+  auto fine = fine_sum > 1e-12 ? maps[0] * (count / fine_sum) : torch::full_like(maps[0], count / maps[0].numel());
+  return fine.contiguous();
+}
+
+namespace {
+
+struct Thresholds {
+  float peak_threshold = 0.01f, peak_min_distance = 3.0f;
+};
+
+class DclMethod : public Method {
+ public:
+  explicit DclMethod(const ModelFiles& f)
+      : meta_(f.meta), cfg_(DclConfig::from_json(f.meta.at("architecture"))), net_(cfg_) {
+    spec_ = InputSpec::from_json(meta_.at("input"));
+    scale_ = meta_["input"].value("scale", 1.0);
+    CC_CHECK(scale_ > 0.05 && scale_ < 20, CELLCOUNT_ERR_MODEL_FORMAT, "dcl: input.scale out of range");
+    load_weights(*net_, f);
+    net_->eval();
+    th_.peak_threshold = meta_["thresholds"].value("peak_threshold", th_.peak_threshold);
+    th_.peak_min_distance = meta_["thresholds"].value("peak_min_distance", th_.peak_min_distance);
+  }
+
+  nlohmann::json info() const override {
+    nlohmann::json j = meta_;
+    j["device"] = device_name(device_);
+    return j;
+  }
+
+  Prediction predict(const PredictInput& in, const PredictOptions& o) override {
+    auto& net = net_for(o.device, o.precision);
+    const int64_t H = in.image.size(1), W = in.image.size(2);
+    auto x = resize_image(spec_.prepare(in.image), scale_);
+    const int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 512);
+    const int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 64);
+    auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, o.progress);
+    const double count_scaled = maps[1].sum().item<double>();
+    auto fine = rescaled_fine(maps);
+    const float thr = std::isnan(o.peak_threshold) ? th_.peak_threshold : o.peak_threshold;
+    const float md = std::isnan(o.peak_min_distance) ? th_.peak_min_distance : o.peak_min_distance;
+    auto peaks = find_peaks(fine.data_ptr<float>(), fine.size(0), fine.size(1), thr, md);
+    // Back to the caller's pixel grid.
+    torch::Tensor density = fine;
+    if (scale_ != 1.0) {
+      density = F::interpolate(fine.unsqueeze(0).unsqueeze(0), F::InterpolateFuncOptions()
+                                                                  .size(std::vector<int64_t>{H, W})
+                                                                  .mode(torch::kBilinear)
+                                                                  .align_corners(false))[0][0];
+      const double s = density.sum().item<double>();
+      if (s > 1e-12) density = density * (count_scaled / s);
+    }
+    const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
+    Prediction p;
+    for (const auto& q : peaks) p.points.push_back(scale_point(q, sx, sy));
+    p.points = points_in_region(p.points, in.region);  // the core's region rule, as every method's
+    density = mask_density(density, in.region);
+    p.count = in.region.defined() ? density.sum().item<double>() : count_scaled;
+    p.class_counts = {p.count};
+    if (o.want_density) p.density = density.contiguous();
+    return p;
+  }
+
+ private:
+  // The network on a device and precision; fp32 weights are kept, other copies are made from them.
+  DclNet& net_for(const torch::Device& device, torch::ScalarType precision) {
+    if (precision == torch::kFloat32) {
+      if (device != device_) {
+        net_->to(device);
+        device_ = device;
+      }
+      return net_;
+    }
+    if (!low_.is_empty() && low_device_ == device && low_type_ == precision) return low_;
+    low_ = DclNet(cfg_);
+    copy_state(*low_, *net_);
+    low_->to(device, precision);
+    low_->eval();
+    low_device_ = device;
+    low_type_ = precision;
+    return low_;
+  }
+
+  nlohmann::json meta_;
+  DclConfig cfg_;
+  DclNet net_;
+  InputSpec spec_;
+  double scale_ = 1.0;
+  Thresholds th_;
+  torch::Device device_ = torch::kCPU;
+  DclNet low_{nullptr};
+  torch::Device low_device_ = torch::kCPU;
+  torch::ScalarType low_type_ = torch::kFloat32;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_method(const ModelFiles& f) { return std::make_unique<DclMethod>(f); }
+
+}  // namespace cellcount::dcl

