@@ -1,0 +1,198 @@
+// exemplar evaluate and synthesize: their options and requests.
+#include "methods/exemplar/exemplar_eval.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/dataset.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/eval_loop.h"
+#include "core/evaluate.h"
+#include "core/image_tensor.h"
+#include "core/method.h"
+#include "core/staged_dir.h"
+#include "io/image_file.h"
+#include "methods/exemplar/exemplar_data.h"
+#include "methods/exemplar/exemplar_predict.h"
+#include "methods/exemplar/kinds.h"
+
+namespace fs = std::filesystem;
+
+namespace cellcount::exemplar {
+
+Options eval_options() {
+  Options o = {
+      Opt::choice("method", "exemplar", {"exemplar"}).folded(),
+      Opt::choice("mask", "seg", {"seg", "none", "kmeans", "similarity"})
+          .help("\"seg\" (seg-then-count), \"none\", \"kmeans\" (fixed k), \"similarity\""),
+      Opt::integer("k", 3).range(1, 64).help("K of the kmeans mask").folded(),
+      Opt::integer("exemplars", 3).range(1, 64).help("boxes drawn from the points when the dataset has no boxes.csv"),
+      Opt::number("box_size", 0.0).range(0.0, 4096.0).help("side of those boxes (pixels); 0 = the dataset needs boxes.csv"),
+      Opt::integer("seed", 0).range(0, INT64_MAX).help("seed of the drawn boxes and of K-means").folded(),
+      Opt::boolean("mask_output", true).or_null().help("multiply the density by the mask (null = the model's)").folded(),
+      Opt::integer("mask_dilate", 0).or_null().range(0, 8).help("mask dilation (null = the model's)").folded(),
+      Opt::number("mask_threshold", 0.6).or_null().range(-1.0, 1.0)
+          .help("mask threshold on the cosine mask (null = the model's; -1 keeps everything)")
+          .folded(),
+  };
+  for (const char* k : {"mask_output", "mask_dilate", "mask_threshold"})
+    for (auto& x : o)
+      if (x.name == k) x.default_value = nullptr;
+  Options all = evaluate_options();
+  for (const char* k : {"radius", "grid"})  // measured by the benchmark's error, not by points
+    all.erase(std::remove_if(all.begin(), all.end(), [&](const OptionSpec& x) { return x.name == k; }), all.end());
+  set_default(all, "per_image", false);
+  return add_options(all, o);
+}
+
+Options synth_options() {
+  return {Opt::choice("method", "exemplar", {"exemplar"}).folded(),
+          Opt::choice("kind", "multikind", {"multikind"}).help("two-kind benchmark images from a recipe"),
+          Opt::path("recipe").help("datasets/recipes/*.json").needed(),
+          Opt::path("out").help("new dataset folder (written whole or not at all)").needed(),
+          Opt::boolean("overwrite", false).help("replace out when it is a dataset this tool wrote"),
+          Opt::string_list("splits", {"train", "val", "test"}).help("splits to write"),
+          Opt::integer("n", 0).range(0, 100000).help("images per split (0 = the recipe's)"),
+          Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded()};
+}
+
+nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
+  const nlohmann::json req = resolve_options("exemplar evaluate", eval_options(), req0);
+  const std::string model_dir = req["model"], data_dir = req["dataset"];
+  CC_CHECK(!model_dir.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar evaluate: \"model\" and \"dataset\" are required");
+  const auto files = read_model(model_dir);
+  CC_CHECK(files.meta.value("method", "") == "exemplar", CELLCOUNT_ERR_WRONG_METHOD, "exemplar evaluate: not an exemplar model");
+  auto loaded = load_method(find_method("exemplar"), files);  // (under the generator lock, as every load)
+  auto& method = static_cast<ExemplarMethod&>(*loaded);
+  const MaskMode mode = parse_mode(req["mask"]);
+  MaskSettings ms;
+  const auto& th = files.meta.at("thresholds");
+  ms.mask_threshold = th.value("mask_threshold", ms.mask_threshold);
+  ms.delta = th.value("delta", ms.delta);
+  ms.similarity_threshold = th.value("similarity_threshold", ms.similarity_threshold);
+  ms.mask_output = req["mask_output"].is_boolean() ? req["mask_output"].get<bool>() : th.value("mask_output", true);
+  ms.dilate = req["mask_dilate"].is_number_integer() ? req["mask_dilate"].get<int64_t>() : th.value("mask_dilate", int64_t(0));
+  if (req["mask_threshold"].is_number()) ms.mask_threshold = req["mask_threshold"].get<double>();
+  CC_CHECK(ms.dilate >= 0 && ms.dilate <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar evaluate: mask_dilate must be in 0..8");
+  ms.k = req["k"];
+  CC_CHECK(ms.k >= 1 && ms.k <= 64, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar evaluate: k must be in 1..64");
+  ms.seed = req["seed"];
+  const auto ds = load_dataset(data_dir, req["split_file"].get<std::string>());
+  const std::string split = req["split"];
+  auto idx = ds.indices(split);
+  CC_CHECK(!idx.empty(), CELLCOUNT_ERR_DATASET, "exemplar evaluate: split \"" + split + "\" of '" + data_dir + "' is empty");
+  const int64_t limit = req["limit"];
+  if (limit > 0 && size_t(limit) < idx.size()) idx.resize(size_t(limit));
+  PredictOptions opt;
+  opt.device = resolve_device(req["device"]);
+  opt.precision = resolve_precision(req["precision"], opt.device);
+  opt.want_density = true;
+  const double box_size = req["box_size"];
+  const int64_t n_ex = req["exemplars"];
+  bool multi = false;
+  // The core's loop; the two-kind images are measured by the benchmark's error instead of |count - truth|.
+  std::vector<std::vector<Box>> used_boxes;
+  auto boxes_of = [&](const EvalItem& it) {
+    const auto& s = *it.sample;
+    if (!s.boxes.empty()) return s.boxes;
+    CC_CHECK(box_size > 0 && s.has_points, CELLCOUNT_ERR_DATASET,
+             "exemplar evaluate: '" + s.image + "' has no exemplar boxes (boxes.csv); give \"box_size\" to draw them from the points");
+    return boxes_from_points(s.points, size_t(n_ex), float(box_size), it.image.size(2), it.image.size(1),
+                             ms.seed * 1000003ULL + it.position);
+  };
+  auto counts = count_metric([&](const EvalItem& it, const Prediction& p, nlohmann::json& row) -> std::pair<double, double> {
+    const auto& s = *it.sample;
+    if (ds.class_names.size() >= 2 && s.has_points) {
+      multi = true;
+      const auto interest = interest_of(s, used_boxes.back(), ds.class_names.size(), it.image.size(2));
+      double yi, ye;
+      const double e = benchmark_error(p.density, interest, yi, ye);
+      const double y = double(interest.points.size());
+      row.update({{"truth", y}, {"interest", yi}, {"elsewhere", ye}, {"error", e}});
+      return {y + e, y};  // |pred - truth| is the paper's error
+    }
+    CC_CHECK(s.count.has_value(), CELLCOUNT_ERR_DATASET, "exemplar evaluate: '" + s.image + "' has no count or points");
+    return {p.count, *s.count};
+  });
+  auto r = run_evaluation(
+      ds, idx, 1,
+      [&](const EvalItem& it) {
+        used_boxes.push_back(boxes_of(it));
+        PredictInput in;
+        in.image = it.image;
+        in.exemplars = check_exemplars(used_boxes.back().data(), used_boxes.back().size(), it.image.size(1),
+                                       it.image.size(2), true);
+        return method.run(in, opt, mode, ms);
+      },
+      {counts.get()}, req["per_image"].get<bool>(), progress);
+  r.update({{"model", model_dir}, {"method", "exemplar"}, {"dataset", data_dir}, {"split", split},
+            {"mask", req["mask"]}, {"device", device_name(opt.device)},
+            {"error", multi ? "|y - y_interest| + y_elsewhere (two-kind images)" : "|y - y_hat|"}});
+  if (mode == MaskMode::kKMeans) r["k"] = ms.k;
+  return r;
+}
+
+nlohmann::json synthesize(const nlohmann::json& req0, const Progress& progress) {
+  const nlohmann::json req = resolve_options("exemplar synthesize", synth_options(), req0);
+  CC_CHECK(req["kind"] == "multikind", CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar synthesize: kind must be \"multikind\"");
+  const std::string final_out = req["out"], recipe_path = req["recipe"];
+  CC_CHECK(!final_out.empty() && !recipe_path.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar synthesize: \"recipe\" and \"out\" are required (see datasets/recipes/)");
+  const Recipe r = load_recipe(recipe_path);
+  // Written whole or not at all (a cancel leaves nothing); overwrite replaces only a folder this tool wrote.
+  StagedDir staged(final_out, req["overwrite"], "synthesis.json", "exemplar synthesize");
+  const std::string out = staged.path();
+  const bool overwrite = false;  // (a fresh temp folder)
+  const auto splits = req["splits"].get<std::vector<std::string>>();
+  const int64_t n_override = req["n"];
+  fs::create_directories(fs::path(out) / "images");
+  std::ofstream pts(fs::path(out) / "points.csv"), bx(fs::path(out) / "boxes.csv"), cnt(fs::path(out) / "counts.csv"),
+      spl(fs::path(out) / "split.csv"), halves(fs::path(out) / "halves.csv");
+  pts << "image,x,y,class\n";
+  bx << "image,x0,y0,x1,y1\n";
+  cnt << "image,count\n";
+  spl << "image,split\n";
+  halves << "image,interest_side,interest_kind,other_kind\n";
+  nlohmann::json counts = nlohmann::json::object();
+  for (size_t si = 0; si < splits.size(); ++si) {
+    const auto& split = splits[si];
+    const int64_t n = n_override > 0 ? n_override : (r.images.count(split) ? r.images.at(split) : 0);
+    if (n <= 0) continue;
+    const auto prog = progress.sub(float(si) / splits.size(), float(si + 1) / splits.size());
+    std::vector<std::vector<Tile>> tiles;
+    for (size_t k = 0; k < r.kinds.size(); ++k) tiles.push_back(kind_tiles(r, k, split, prog.sub(0, 0.5)));
+    auto images = compose_benchmark(r, tiles, split, n);
+    for (size_t i = 0; i < images.size(); ++i) {
+      prog.report(0.5f + 0.5f * float(i) / images.size(), "writing " + split);
+      const auto& im = images[i];
+      char name[96];
+      std::snprintf(name, sizeof name, "images/%s_%04zu.png", split.c_str(), i);
+      io::write_image((fs::path(out) / name).string(), tensor_to_image(im.image.round()), 8, overwrite);
+      int64_t y = 0;
+      for (const auto& p : im.points) {
+        pts << name << "," << p.x << "," << p.y << "," << r.kinds[p.cls].name << "\n";
+        y += p.cls == im.interest_kind && ((p.x < r.size / 2.0f) == im.interest_left);
+      }
+      for (const auto& b : im.exemplars) bx << name << "," << b.x0 << "," << b.y0 << "," << b.x1 << "," << b.y1 << "\n";
+      cnt << name << "," << y << "\n";
+      spl << name << "," << split << "\n";
+      halves << name << "," << (im.interest_left ? "left" : "right") << "," << r.kinds[im.interest_kind].name << ","
+             << r.kinds[im.other_kind].name << "\n";
+    }
+    counts[split] = images.size();
+  }
+  std::ofstream(fs::path(out) / "recipe.json") << r.json.dump(2) << "\n";
+  for (auto* f : {&pts, &bx, &cnt, &spl, &halves}) f->close();
+  CC_CHECK(pts.good() && bx.good() && cnt.good() && spl.good() && halves.good(), CELLCOUNT_ERR_IO,
+           "exemplar synthesize: error writing the CSV files in '" + out + "'");
+  nlohmann::json record = req;
+  record.erase("overwrite");
+  staged.commit(nlohmann::json{{"request", record}, {"library_version", CELLCOUNT_VERSION_STRING}}.dump(2));
+  return {{"out", final_out}, {"kind", "multikind"}, {"images", counts}, {"seed", r.seed}};
+}
+
+}  // namespace cellcount::exemplar

@@ -1,0 +1,129 @@
+// exemplar inference: the inference class ExemplarMethod (its run() also serves evaluate's mask ablations),
+// the masking modes and settings, and the per-tile pass of the networks that training reuses.
+#pragma once
+#include <array>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/method.h"
+#include "core/tiling.h"
+#include "methods/exemplar/exemplar_net.h"
+
+namespace cellcount::exemplar {
+
+constexpr int64_t kStride = 16;
+
+enum class MaskMode { kNone, kSeg, kKMeans, kSimilarity };
+
+MaskMode parse_mode(const std::string& s);
+
+std::vector<std::array<float, 4>> as_arrays(const std::vector<Box>& boxes);
+
+torch::Tensor nearest_up(const torch::Tensor& m, int64_t h, int64_t w);
+
+// Settings of the masking step, from model.json "thresholds" (overridable per call).
+struct MaskSettings {
+  double mask_threshold = 0.6;        // paper: the segmentation mask is binarised at 0.6
+  double delta = 0.0;                 // eq. 4's "small constant" for S outside the mask (choice: 0)
+  double similarity_threshold = 0.6;  // ablation: cos(F_ij, b) >= this
+  bool mask_output = true;            // choice: also zero the density outside the mask (false = the paper's
+                                      // eq. 4 alone; measured both ways in the README)
+  int64_t dilate = 0;                 // grow the binary mask by this many map cells (16 px) before use; 0 = the paper
+  int64_t k = 3;                      // fixed K for the K-means ablation at inference
+  uint64_t seed = 0;
+};
+
+// Patch embeddings for K-means (paper: an ImageNet ResNet-50; here, with no downloadable weights, the base
+// counter's own backbone, globally pooled and L2-normalised): one patch per similarity-map pixel, of the
+// mean exemplar size, plus the mean exemplar embedding. Image x: [C,h,w] with h, w multiples of 16.
+std::pair<torch::Tensor, torch::Tensor> patch_embeddings(Counter& counter, const torch::Tensor& x,
+                                                         const std::vector<std::array<float, 4>>& boxes, int64_t size);
+
+// The networks' pass over one normalised tile [1,C,h,w]: [1,2,h,w] = density (per pixel) and the binary
+// mask (nearest-upsampled). b: counter exemplar vectors [E,dim]; v: segmenter exemplar vectors [E,seg_dim].
+torch::Tensor run_tile(ExemplarNet& net, const torch::Tensor& t, const torch::Tensor& b, const torch::Tensor& v,
+                       MaskMode mode, const MaskSettings& ms, const std::vector<std::array<float, 4>>& boxes);
+
+// Exemplar vectors of both networks from the boxes of a normalised image [C,H,W].
+std::pair<torch::Tensor, torch::Tensor> exemplar_vectors(ExemplarNet& net, const torch::Tensor& x,
+                                                         const std::vector<std::array<float, 4>>& boxes);
+
+InputSpec exemplar_input_spec();
+
+// Grey images are repeated to RGB (the networks see 3 channels); other channel counts are refused.
+torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw);
+
+class ExemplarMethod : public Method {
+ public:
+  explicit ExemplarMethod(const ModelFiles& f)
+      : meta_(f.meta), net_(ExemplarConfig::from_json(f.meta.at("architecture"))) {
+    spec_ = InputSpec::from_json(meta_.at("input"));
+    load_weights(*net_, f);
+    net_->eval();
+    const auto& t = meta_.at("thresholds");
+    ms_.mask_threshold = t.value("mask_threshold", ms_.mask_threshold);
+    ms_.delta = t.value("delta", ms_.delta);
+    ms_.similarity_threshold = t.value("similarity_threshold", ms_.similarity_threshold);
+    ms_.mask_output = t.value("mask_output", ms_.mask_output);
+    ms_.dilate = t.value("mask_dilate", ms_.dilate);
+    peak_threshold_ = t.value("peak_threshold", peak_threshold_);
+    peak_min_distance_ = t.value("peak_min_distance", peak_min_distance_);
+  }
+
+  nlohmann::json info() const override {
+    nlohmann::json j = meta_;
+    j["device"] = device_name(device_);
+    return j;
+  }
+
+  Prediction predict(const PredictInput& in, const PredictOptions& o) override { return run(in, o, MaskMode::kSeg, ms_); }
+
+  // One prediction with a mask mode (the ablations share this path). `ms` may override the model's settings.
+  Prediction run(const PredictInput& in, const PredictOptions& o, MaskMode mode, MaskSettings ms) {
+    CC_CHECK(!in.exemplars.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "exemplar: draw at least one box around a cell of the kind to count");
+    // Resolved by the core (caller, then model.json, then the declared default); absent when an evaluation
+    // passes its own settings in `ms`.
+    if (o.method_options.contains("mask_threshold") && o.method_options["mask_threshold"].is_number())
+      ms.mask_threshold = o.method_options["mask_threshold"].get<double>();
+    if (o.device != device_) {
+      net_->to(o.device);
+      device_ = o.device;
+    }
+    torch::NoGradGuard ng;
+    auto x = prepare_image(spec_, in.image).to(o.device);
+    const int64_t H = x.size(1), W = x.size(2);
+    const auto boxes = as_arrays(in.exemplars);
+    AutocastGuard amp(o.device, o.precision);
+    auto [b, v] = exemplar_vectors(net_, x, boxes);
+    int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 512);
+    int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 64);
+    // K-means clusters the whole image's patches: one tile.
+    if (mode == MaskMode::kKMeans) tile = std::max(H, W), overlap = 0;
+    auto maps = run_tiled(
+        x, tile, overlap, kStride,
+        [&](const torch::Tensor& t) { return run_tile(net_, t, b, v, mode, ms, boxes).to(torch::kCPU); }, o.progress);
+    const float thr = std::isnan(o.peak_threshold) ? peak_threshold_ : o.peak_threshold;
+    const float md = std::isnan(o.peak_min_distance) ? peak_min_distance_ : o.peak_min_distance;
+    auto p = density_prediction(maps[0].contiguous(), in.region, thr, md, o.want_density);
+    if (o.want_density) p.mask = maps[1].contiguous();
+    (void)H;
+    (void)W;
+    return p;
+  }
+
+ private:
+  nlohmann::json meta_;
+  ExemplarNet net_;
+  InputSpec spec_;
+  MaskSettings ms_;
+  float peak_threshold_ = 0.01f, peak_min_distance_ = 3.0f;
+  torch::Device device_ = torch::kCPU;
+};
+
+}  // namespace cellcount::exemplar
