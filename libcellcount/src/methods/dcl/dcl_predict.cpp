@@ -78,8 +78,8 @@ class DclMethod : public Method {
     auto& net = net_for(o.device, o.precision);
     const int64_t H = in.image.size(1), W = in.image.size(2);
     auto x = resize_image(spec_.prepare(in.image), scale_);
-    const int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 512);
-    const int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 64);
+    // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
+    const auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
     auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, o.progress);
     const double count_scaled = maps[1].sum().item<double>();
     auto fine = rescaled_fine(maps);

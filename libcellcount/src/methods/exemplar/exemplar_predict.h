@@ -101,8 +101,8 @@ class ExemplarMethod : public Method {
     const auto boxes = as_arrays(in.exemplars);
     AutocastGuard amp(o.device, o.precision);
     auto [b, v] = exemplar_vectors(net_, x, boxes);
-    int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 512);
-    int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 64);
+    // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
+    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
     // K-means clusters the whole image's patches: one tile.
     if (mode == MaskMode::kKMeans) tile = std::max(H, W), overlap = 0;
     auto maps = run_tiled(

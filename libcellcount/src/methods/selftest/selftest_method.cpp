@@ -59,8 +59,8 @@ class SelftestMethod : public Method {
       device_ = o.device;
     }
     const auto x = spec_.prepare(in.image);
-    const int64_t tile = o.tile_size > 0 ? o.tile_size : meta_["tiling"].value("tile_size", 256);
-    const int64_t overlap = o.tile_overlap >= 0 ? o.tile_overlap : meta_["tiling"].value("overlap", 16);
+    // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
+    const auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
     auto density = run_tiled(
         x, tile, overlap, spec_.align,
         [&](const torch::Tensor& t) { return net_->forward(t.to(o.device)).to(torch::kCPU); }, o.progress)[0];
