@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/image_tensor.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/method.h"
 #include "core/metrics.h"
@@ -360,6 +361,11 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     std::vector<Box> boxes;
     CC_CHECK(n_exemplars == 0 || exemplars != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "predict: n_exemplars is " + std::to_string(n_exemplars) + " but exemplars is NULL");
+    // The limit before the copy: n_exemplars = SIZE_MAX read past the caller's array and grew the vector
+    // without end (found by the fuzz target predict).
+    CC_CHECK(n_exemplars <= kMaxExemplars, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "predict: got " + std::to_string(n_exemplars) + " exemplar boxes; the limit is " +
+                 std::to_string(kMaxExemplars));
     for (size_t i = 0; i < n_exemplars; ++i)
       boxes.push_back(Box{exemplars[i].x0, exemplars[i].y0, exemplars[i].x1, exemplars[i].y1});
 
