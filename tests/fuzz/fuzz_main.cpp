@@ -276,7 +276,8 @@ void make_view(View& out, int64_t w, int64_t h, int64_t c, int32_t dtype, int st
         }
       }
   } else {
-    out.buf.assign(64, 0x7f);
+    // Room for one row: with height 1 any stride is valid (only row 0 is read).
+    out.buf.assign(std::max<size_t>(64, sized ? size_t(row) + 16 : 0), 0x7f);
   }
   out.v.data = out.buf.data();
   out.v.width = w;
