@@ -278,6 +278,10 @@ const char* cellcount_model_info(cellcount_model* m) {
   if (!m) return nullptr;
   cellcount_status s = guard([&] {
     nlohmann::json j = m->method->info();
+    // "input" as the method reads it (every method takes InputSpec::from_json of model.json's "input"): a
+    // model.json without "channels" loaded with the default, but the info echoed the file and had no
+    // input.channels for a front end to read (found by the fuzz target model).
+    if (j.contains("input") && j["input"].is_object()) j["input"] = InputSpec::from_json(j["input"]).to_json();
     j["method"] = m->spec->id;
     j["display_name"] = m->spec->display_name;
     j["needs_exemplars"] = m->spec->needs_exemplars;
