@@ -14,4 +14,23 @@ for part in python java; do
     bash "scripts/test-$part.sh" || status=1
   fi
 done
+# Fuzzing and sanitizers (README "Fuzzing and sanitizers"): each fuzz target for 60 s, then the ASan+UBSan build
+# and its tests; the ThreadSanitizer job with CELLCOUNT_CI_TSAN=1. Each prints its wall time.
+if [ "${CELLCOUNT_CI_FUZZ:-1}" = 1 ]; then
+  echo "== fuzz (60 s per target)"
+  t0=$(date +%s)
+  CELLCOUNT_BUILD_DIR=$BUILD_DIR bash scripts/fuzz.sh all "${CELLCOUNT_FUZZ_SECONDS:-60}" || status=1
+  echo "== fuzz took $(( $(date +%s) - t0 )) s"
+fi
+for kind in asan tsan; do
+  default=1
+  [ "$kind" = tsan ] && default=0
+  var=CELLCOUNT_CI_${kind^^}
+  if [ "${!var:-$default}" = 1 ]; then
+    echo "== $kind"
+    t0=$(date +%s)
+    bash scripts/sanitize.sh "$kind" || status=1
+    echo "== $kind took $(( $(date +%s) - t0 )) s"
+  fi
+done
 exit $status

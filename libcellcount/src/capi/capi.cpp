@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/image_tensor.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/method.h"
 #include "core/metrics.h"
@@ -277,6 +278,10 @@ const char* cellcount_model_info(cellcount_model* m) {
   if (!m) return nullptr;
   cellcount_status s = guard([&] {
     nlohmann::json j = m->method->info();
+    // "input" as the method reads it (every method takes InputSpec::from_json of model.json's "input"): a
+    // model.json without "channels" loaded with the default, but the info echoed the file and had no
+    // input.channels for a front end to read (found by the fuzz target model).
+    if (j.contains("input") && j["input"].is_object()) j["input"] = InputSpec::from_json(j["input"]).to_json();
     j["method"] = m->spec->id;
     j["display_name"] = m->spec->display_name;
     j["needs_exemplars"] = m->spec->needs_exemplars;
@@ -360,6 +365,11 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     std::vector<Box> boxes;
     CC_CHECK(n_exemplars == 0 || exemplars != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "predict: n_exemplars is " + std::to_string(n_exemplars) + " but exemplars is NULL");
+    // The limit before the copy: n_exemplars = SIZE_MAX read past the caller's array and grew the vector
+    // without end (found by the fuzz target predict).
+    CC_CHECK(n_exemplars <= kMaxExemplars, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "predict: got " + std::to_string(n_exemplars) + " exemplar boxes; the limit is " +
+                 std::to_string(kMaxExemplars));
     for (size_t i = 0; i < n_exemplars; ++i)
       boxes.push_back(Box{exemplars[i].x0, exemplars[i].y0, exemplars[i].x1, exemplars[i].y1});
 

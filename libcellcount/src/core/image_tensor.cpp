@@ -41,6 +41,13 @@ torch::Tensor view_to_tensor(const cellcount_image_view& v, const char* what) {
   CC_CHECK(stride >= packed, CELLCOUNT_ERR_INVALID_ARGUMENT,
            w + ": row_stride_bytes " + std::to_string(stride) + " is smaller than width*channels*pixel size " +
                std::to_string(packed));
+  // The last row starts stride*(height-1) bytes in: a stride that makes that overflow, or lie beyond any
+  // address space (2^48 bytes), describes no buffer; refused before the multiplication (signed overflow
+  // is undefined, and the wrapped offset read wild memory; found by the fuzz target predict).
+  constexpr int64_t kMaxExtent = int64_t(1) << 48;
+  CC_CHECK(v.height == 1 || stride <= (kMaxExtent - packed) / (v.height - 1), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": row_stride_bytes " + std::to_string(stride) + " x " + std::to_string(v.height - 1) +
+               " rows is beyond any buffer (more than 2^48 bytes)");
   auto out = torch::empty({v.height, v.width, v.channels}, torch::kFloat32);
   float* dst = out.data_ptr<float>();
   const int64_t n_row = v.width * v.channels;

@@ -139,6 +139,14 @@ void load_module(torch::nn::Module& module, const std::string& path) {
   } catch (const c10::Error& e) {
     fail(CELLCOUNT_ERR_MODEL_FORMAT,
          "'" + path + "' does not fit the network described by model.json: " + e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    // A damaged archive's TorchScript part throws torch::jit::ErrorReport, not a c10::Error: it reached the
+    // C ABI as ERR_INTERNAL (found by the fuzz target model).
+    fail(CELLCOUNT_ERR_MODEL_FORMAT, "'" + path + "' is not a readable weights archive: " + e.what());
   }
   auto got = module.named_parameters(true);
   auto got_buffers = module.named_buffers(true);

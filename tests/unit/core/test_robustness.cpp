@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "cellcount/cellcount.h"
@@ -351,6 +352,27 @@ TEST(Limits, ViewsOverThePixelLimitAreRefusedBeforeAllocating) {
   std::string msg;
   EXPECT_EQ(status_of([&] { view_to_tensor(v); }, &msg), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_NE(msg.find("268435456"), std::string::npos) << msg;
+}
+
+TEST(Limits, RowStrideBeyondAnyBufferIsRefusedNotRead) {
+  // Found by the fuzz target predict (corpus/predict/stride-overflow): a stride near INT64_MAX made the row
+  // offset stride*y overflow and the copy read wild memory (a segfault) instead of refusing.
+  std::vector<uint8_t> small(64, 0);
+  cellcount_image_view v{};
+  v.data = small.data();
+  v.width = 4;
+  v.height = 3;
+  v.channels = 1;
+  v.dtype = CELLCOUNT_DTYPE_U8;
+  for (int64_t stride : {std::numeric_limits<int64_t>::max(), int64_t(1) << 48, int64_t(1) << 62}) {
+    v.row_stride_bytes = stride;
+    std::string msg;
+    EXPECT_EQ(status_of([&] { view_to_tensor(v); }, &msg), CELLCOUNT_ERR_INVALID_ARGUMENT) << stride;
+    EXPECT_NE(msg.find("row_stride_bytes"), std::string::npos) << msg;
+  }
+  v.height = 1;  // one row: only the first row is read, any stride is fine
+  v.row_stride_bytes = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(status_of([&] { view_to_tensor(v); }), CELLCOUNT_OK);
 }
 
 TEST(Limits, ExtremeFloatPixelsAreRefusedNotCountedAsNaN) {
