@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sanitizer builds and runs (CI runs both from scripts/test.sh). Each has its own build folder and uses ccache.
+# Sanitizer builds and runs (CI runs them from scripts/test.sh). Each has its own build folder (ccache if present).
 #   bash scripts/sanitize.sh asan   ASan+UBSan: the library, the CLI (it makes the fixture model), the C ABI
 #                                   tests and the fuzz harness, in build-asan/; runs the C ABI tests and every
 #                                   fuzz corpus file under the sanitizers. CELLCOUNT_ASAN_UNIT=1 also builds and
@@ -28,8 +28,13 @@ case $kind in
 esac
 dir=${CELLCOUNT_SANITIZE_DIR:-build-$kind}
 start=$(date +%s)
+# ccache when the machine has it (a developer's rebuilds take seconds); a fresh CI machine builds without it.
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc \
-  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache \
+  "${launcher[@]}" \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" \
   "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_C_FLAGS=$flags" \
   "-DCMAKE_EXE_LINKER_FLAGS=$flags" "-DCMAKE_SHARED_LINKER_FLAGS=$flags" \
