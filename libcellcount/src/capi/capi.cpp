@@ -98,7 +98,7 @@ nlohmann::json parse_request(const char* json, const char* what) {
   CC_CHECK(r.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, std::string(what) + ": request must be a JSON object");
   // (an out-of-range value is left to the request's own check, which names the field)
   if (r.contains("threads") && r["threads"].is_number_integer() && r["threads"].get<int64_t>() > 0 &&
-      r["threads"].get<int64_t>() <= 256)
+      r["threads"].get<int64_t>() <= kMaxThreads)
     set_threads(r["threads"].get<int>());
   return r;
 }

@@ -93,7 +93,7 @@ Options evaluate_options() {
       Opt::choice("precision", "fp32", {"fp32", "bf16", "fp16"}).help("inference precision").folded(),
       Opt::integer("limit", 0).range(0, 100000000).help("evaluate only the first n items (0 = all)").folded(),
       Opt::boolean("per_image", true).help("include one row per image in the report"),
-      Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded(),
+      Opt::integer("threads", 0).range(0, kMaxThreads).help("CPU threads (0 = one per core)").folded(),
   };
 }
 
@@ -161,7 +161,7 @@ Options synthesize_options() {
       Opt::number("poisson_scale", 200.0).range(0.0, 1e9).help("photon scale of the shot noise (0 = none)").folded(),
       Opt::number_list("split", {0.5, 0.4, 0.1}).range(0.0, 1e6).help("[train, test, val] as fractions or image counts").folded(),
       Opt::boolean("overwrite", false).help("replace out when it is a dataset this tool wrote"),
-      Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded(),
+      Opt::integer("threads", 0).range(0, kMaxThreads).help("CPU threads (0 = one per core)").folded(),
   };
 }
 

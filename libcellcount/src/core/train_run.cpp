@@ -6,6 +6,7 @@
 
 #include "cellcount/cellcount.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/model_io.h"
 #include "core/peaks.h"
@@ -24,7 +25,7 @@ Options common_train_options(const std::string& method) {
       Opt::path("out").help("new model folder (never overwritten unless overwrite is true)").needed(),
       Opt::boolean("overwrite", false).help("replace out when it is an existing model folder (other folders are refused)"),
       Opt::string("device", "auto").help("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""),
-      Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)"),
+      Opt::integer("threads", 0).range(0, kMaxThreads).help("CPU threads (0 = one per core)"),
       Opt::integer("seed", 0).range(0, INT64_MAX).help("seed of every random draw of the run (weights, batches, augmentation)"),
       Opt::path("checkpoint_dir")
           .help("checkpoint folder (\"\" = out + \".ckpt\"); a rerun of the same request resumes from it")

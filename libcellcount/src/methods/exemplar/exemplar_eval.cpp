@@ -9,6 +9,7 @@
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/eval_loop.h"
 #include "core/evaluate.h"
 #include "core/image_tensor.h"
@@ -56,7 +57,7 @@ Options synth_options() {
           Opt::boolean("overwrite", false).help("replace out when it is a dataset this tool wrote"),
           Opt::string_list("splits", {"train", "val", "test"}).help("splits to write"),
           Opt::integer("n", 0).range(0, 100000).help("images per split (0 = the recipe's)"),
-          Opt::integer("threads", 0).range(0, 256).help("CPU threads (0 = one per core)").folded()};
+          Opt::integer("threads", 0).range(0, kMaxThreads).help("CPU threads (0 = one per core)").folded()};
 }
 
 nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
