@@ -147,6 +147,14 @@ void TrainRun::split_if_unsplit(Dataset& ds) const {
            " — give \"split_file\" to choose it");
 }
 
+TrainConfig TrainRun::stage_config(const std::string& stage, int64_t epochs) const {
+  TrainConfig c = TrainConfig::from_json(request_);
+  c.epochs = epochs;
+  if (c.restart_epochs <= 0) c.restart_epochs = double(std::max<int64_t>(1, epochs));
+  c.checkpoint = checkpoint(stage + ".ckpt");
+  return c;
+}
+
 std::string TrainRun::checkpoint(const std::string& file) const {
   for (const auto& f : files_)
     if (f == file) return (fs::path(ckpt_dir_) / file).string();

@@ -388,6 +388,30 @@ TEST(Limits, ExtremeFloatPixelsAreRefusedNotCountedAsNaN) {
   EXPECT_TRUE(std::isfinite(ok.count));
 }
 
+// One hot (or dead) pixel in a real image was counted as thousands of cells with OK (issue 20: 1e6 in a
+// 256 x 256 VGG image made dcl-vgg count 13,928 instead of 140). A sensor defect is cleared before counting.
+TEST(Limits, OneHotOrDeadPixelDoesNotChangeTheCount) {
+  const fs::path src = CELLCOUNT_SOURCE_DIR;
+  if (io::backends().empty() || !fs::exists(src / "models/dcl-vgg/model.json")) GTEST_SKIP() << "no image I/O or model";
+  const auto im = io::read_image((src / "samples/dcl-vgg/cells_00000.png").string());
+  std::vector<float> img(size_t(im.width * im.height * im.channels));
+  for (int64_t y = 0; y < im.height; ++y)
+    for (int64_t x = 0; x < im.width; ++x)
+      for (int64_t k = 0; k < im.channels; ++k) img[size_t((y * im.width + x) * im.channels + k)] = im.at(y, x, k);
+  const auto view = [&] { return view_of(img, im.width, im.height, im.channels); };
+  const auto clean = predict(src / "models/dcl-vgg", view(), cpu_params());
+  ASSERT_EQ(clean.status, CELLCOUNT_OK) << clean.message;
+  const size_t at = size_t((100 * im.width + 100) * im.channels);
+  for (float v : {1e6f, 5100.f, -1e6f}) {
+    std::vector<float> keep(img.begin() + at, img.begin() + at + im.channels);
+    for (int64_t k = 0; k < im.channels; ++k) img[at + k] = v;
+    const auto o = predict(src / "models/dcl-vgg", view(), cpu_params());
+    ASSERT_EQ(o.status, CELLCOUNT_OK) << o.message;
+    EXPECT_NEAR(o.count, clean.count, 0.01 * clean.count) << "one pixel of " << v;
+    std::copy(keep.begin(), keep.end(), img.begin() + at);
+  }
+}
+
 // ---------------------------------------------------------------- region
 
 // Every method the tests can run: no point outside the region, with the default and a zero threshold.

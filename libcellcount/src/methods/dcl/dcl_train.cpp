@@ -207,13 +207,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     CC_CHECK(g >= 1 && (crop / 8) % g == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "dcl train: each count level must divide crop/8 = " + std::to_string(crop / 8) + ", got " + std::to_string(g));
   // Stage 1: the counter. Loss: |sum F - N| per crop, N from the dot map inside the crop.
-  TrainConfig tc = TrainConfig::from_json(req);
-  tc.epochs = ce;
-  tc.checkpoint = run.checkpoint("counter.ckpt");
+  const TrainConfig tc = run.stage_config("counter", ce);
   // The two counters a run can ship (best validation snapshot, weight average), kept across a resume.
   SnapshotKeeper picks(*net->counter, run, "counter");
-  Trainer counter_trainer(tc, *net->counter);
-  auto counter_report = counter_trainer.fit(
+  auto counter_report = Trainer(tc, *net->counter).fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         auto [x, density] = sample_batch(train_items, batch, crop, aug, rng, device, precision);
@@ -264,11 +261,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
 
   // Stage 2: the localizer, conditioned on the frozen counter's coarse map. MSE to the scaled dot maps.
-  TrainConfig tl = TrainConfig::from_json(req);
-  tl.epochs = le;
-  tl.checkpoint = run.checkpoint("localizer.ckpt");
-  Trainer loc_trainer(tl, *net->localizer);
-  auto loc_report = loc_trainer.fit(
+  auto loc_report = Trainer(run.stage_config("localizer", le), *net->localizer).fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         auto [x, density] = sample_batch(train_items, batch, crop, aug, rng, device, precision);

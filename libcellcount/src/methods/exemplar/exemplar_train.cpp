@@ -256,19 +256,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
 
   // Stage 1: the base counter on single-kind tiles. L2 to the Gaussian dot maps.
   // restart_epochs 0 = one cosine decay over each stage.
-  auto stage_config = [&](int64_t epochs) {
-    nlohmann::json r = req;
-    if (r["restart_epochs"].get<double>() <= 0) r["restart_epochs"] = std::max<int64_t>(1, epochs);
-    TrainConfig c = TrainConfig::from_json(r);
-    c.epochs = epochs;
-    return c;
-  };
-  TrainConfig tc = stage_config(req["counter_epochs"]);
-  tc.checkpoint = run.checkpoint("counter.ckpt");
+  TrainConfig tc = run.stage_config("counter", req["counter_epochs"]);
   const double jitter = req["box_jitter"], squash = req["intensity_squash"];
   SnapshotKeeper best_counter(*net->counter, run, "counter");  // kept across a resume
-  Trainer ct(tc, *net->counter);
-  auto counter_report = ct.fit(
+  auto counter_report = Trainer(tc, *net->counter).fit(
       train_tiles.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         auto b = counter_batch(train_tiles, batch, crop, n_ex, jitter, squash, cfg.exemplar_size, rng, device);
@@ -350,11 +341,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
            std::to_string(pseudo_err_best / bench_train.size()));
 
   // Stage 3: the segmentation model, L2 between cos(P(I), v) and the pseudo mask (eq. 7).
-  TrainConfig ts = stage_config(seg_epochs);
-  ts.checkpoint = run.checkpoint("segmenter.ckpt");
+  TrainConfig ts = run.stage_config("segmenter", seg_epochs);
   SnapshotKeeper best_seg_net(*net->segmenter, run, "segmenter");
-  Trainer st(ts, *net->segmenter);
-  auto seg_report = st.fit(
+  auto seg_report = Trainer(ts, *net->segmenter).fit(
       bench_train.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         std::vector<torch::Tensor> xs, cs, ms_;
