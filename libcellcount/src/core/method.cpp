@@ -63,6 +63,7 @@ nlohmann::json InputSpec::to_json() const {
 
 InputSpec InputSpec::from_json(const nlohmann::json& j) {
   InputSpec s;
+  check_field_types(j, s.to_json(), "input");
   s.channels = j.value("channels", s.channels);
   s.rgb_rule = j.value("rgb_rule", s.rgb_rule);
   if (j.contains("normalization")) s.normalization = Normalization::from_json(j["normalization"]);

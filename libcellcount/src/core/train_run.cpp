@@ -148,9 +148,11 @@ void TrainRun::split_if_unsplit(Dataset& ds) const {
 }
 
 TrainConfig TrainRun::stage_config(const std::string& stage, int64_t epochs) const {
-  TrainConfig c = TrainConfig::from_json(request_);
+  nlohmann::json r = request_;
+  if (r.contains("restart_epochs") && r["restart_epochs"].is_number() && r["restart_epochs"].get<double>() <= 0)
+    r["restart_epochs"] = std::max<int64_t>(1, epochs);
+  TrainConfig c = TrainConfig::from_json(r);
   c.epochs = epochs;
-  if (c.restart_epochs <= 0) c.restart_epochs = double(std::max<int64_t>(1, epochs));
   c.checkpoint = checkpoint(stage + ".ckpt");
   return c;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -217,6 +218,12 @@ TEST(BadModelFolder, TypeErrorsAndMissingSectionsAreModelFormatNamingTheFile) {
   std::string msg;
   EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
   EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\"input.channels\": expected a number, got a string"), std::string::npos) << msg;
+  meta = good;
+  meta["input"]["normalization"]["p_low"] = nlohmann::json::array();
+  spit(d / "model.json", meta.dump());
+  EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
+  EXPECT_NE(msg.find("\"input.normalization.p_low\": expected a number, got a list"), std::string::npos) << msg;
   meta = good;
   meta.erase("input");
   spit(d / "model.json", meta.dump());
@@ -227,6 +234,25 @@ TEST(BadModelFolder, TypeErrorsAndMissingSectionsAreModelFormatNamingTheFile) {
   spit(d / "model.json", meta.dump());
   EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
   EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
+}
+
+// The shipped methods' architecture sections: a field of the wrong type is named (it came back as the JSON
+// library's "type must be number, but is string", naming no field).
+TEST(BadModelFolder, ArchitectureFieldOfTheWrongTypeIsNamed) {
+  const fs::path src = CELLCOUNT_SOURCE_DIR;
+  for (const char* name : {"dcl-vgg", "exemplar-cells"}) {
+    if (!fs::exists(src / "models" / name / "model.json")) continue;
+    const auto d = fs::temp_directory_path() / ("cellcount-arch-types-" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::copy(src / "models" / name, d);
+    auto meta = nlohmann::json::parse(slurp(d / "model.json"));
+    meta["architecture"]["width"] = "wide";
+    spit(d / "model.json", meta.dump());
+    std::string msg;
+    EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT) << name;
+    EXPECT_NE(msg.find("\"architecture.width\": expected a number, got a string"), std::string::npos) << name << ": " << msg;
+    fs::remove_all(d);
+  }
 }
 
 TEST(BadModelFolder, MissingTilingOrThresholdsAreRefusedAtLoadNotAtPredict) {
