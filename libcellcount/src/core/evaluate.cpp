@@ -99,30 +99,40 @@ Options evaluate_options() {
 
 nlohmann::json evaluate_defaults() { return option_defaults(evaluate_options()); }
 
+EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, const std::string& method) {
+  EvalSetup e;
+  const std::string model_dir = req["model"], data_dir = req["dataset"];
+  e.files = read_model(model_dir);
+  const std::string id = e.files.meta["method"].get<std::string>();
+  CC_CHECK(method.empty() || id == method, CELLCOUNT_ERR_WRONG_METHOD,
+           who + ": '" + model_dir + "' is a " + id + " model, not " + method);
+  e.spec = &find_method(id);
+  e.method = load_method(*e.spec, e.files);
+  e.ds = load_dataset(data_dir, req["split_file"].get<std::string>());
+  e.split = req["split"].get<std::string>();
+  e.idx = e.ds.indices(e.split);
+  CC_CHECK(!e.idx.empty(), CELLCOUNT_ERR_DATASET,
+           who + ": split \"" + e.split + "\" of '" + data_dir + "' is empty" +
+               (e.ds.split_source.empty() ? " (no split.csv; pass \"split\": \"all\" or a split_file)" : ""));
+  const int64_t limit = req["limit"];
+  if (limit > 0 && size_t(limit) < e.idx.size()) e.idx.resize(size_t(limit));
+  e.opt.device = resolve_device(req["device"]);
+  e.opt.precision = resolve_precision(req["precision"], e.opt.device);
+  return e;
+}
+
 nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progress) {
   const nlohmann::json req = resolve_options("evaluate", evaluate_options(), req0);
-  const std::string model_dir = req["model"], data_dir = req["dataset"];
-  CC_CHECK(!model_dir.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "evaluate: \"model\" and \"dataset\" are required");
-  const auto files = read_model(model_dir);
-  const auto& spec = find_method(files.meta["method"].get<std::string>());
-  auto method = load_method(spec, files);
-  const auto ds = load_dataset(data_dir, req["split_file"].get<std::string>());
-  const std::string split = req["split"];
-  auto idx = ds.indices(split);
-  CC_CHECK(!idx.empty(), CELLCOUNT_ERR_DATASET,
-           "evaluate: split \"" + split + "\" of '" + data_dir + "' is empty" +
-               (ds.split_source.empty() ? " (no split.csv; pass \"split\": \"all\" or a split_file)" : ""));
-  const int64_t limit = req["limit"];
-  if (limit > 0 && size_t(limit) < idx.size()) idx.resize(size_t(limit));
+  auto e = open_evaluation(req, "evaluate");
+  const auto& files = e.files;
+  const auto& spec = *e.spec;
+  auto& method = e.method;
+  const auto& opt = e.opt;
   double radius = req["radius"];
   if (radius <= 0) radius = files.meta.value("eval_radius", 5.0);
   int64_t grid = req["grid"];
   if (grid <= 0) grid = files.meta.value("eval_grid", 1);
 
-  PredictOptions opt;
-  opt.device = resolve_device(req["device"]);
-  opt.precision = resolve_precision(req["precision"], opt.device);
   auto counts = count_metric();
   auto points = point_metric(radius);
   std::vector<EvalMetric*> metrics{counts.get(), points.get()};
@@ -134,10 +144,10 @@ nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progr
     metrics.push_back(classes.get());
   }
   auto r = run_evaluation(
-      ds, idx, grid,
+      e.ds, e.idx, grid,
       [&](const EvalItem& it) { return predict_image(*method, spec, it.image, it.sample->boxes, {}, opt); }, metrics,
       req["per_image"].get<bool>(), progress);
-  r.update({{"model", model_dir}, {"method", spec.id}, {"dataset", data_dir}, {"split", split},
+  r.update({{"model", req["model"]}, {"method", spec.id}, {"dataset", req["dataset"]}, {"split", e.split},
             {"device", device_name(opt.device)}});
   return r;
 }

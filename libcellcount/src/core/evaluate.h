@@ -3,6 +3,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include "core/dataset.h"
 #include "core/method.h"
 #include "core/progress.h"
 
@@ -23,6 +24,21 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
 // {"model", "dataset", "split" ("test"), "split_file", "radius" (0 = model's eval_radius), "device",
 //  "precision", "limit" (0 = all), "per_image" (true)} -> {"n", "mae", "rmse", "nae", "sre", "f1"...}.
 nlohmann::json evaluate_counts(const nlohmann::json& request, const Progress& progress);
+
+// What every evaluation opens from a resolved request (evaluate_options' fields): the model and its loaded
+// method, the dataset, the split's items (limit applied) and the prediction options (device, precision).
+// `method` "" = any model; else a model of another method is CELLCOUNT_ERR_WRONG_METHOD. `who` names the
+// request in errors (an empty split is CELLCOUNT_ERR_DATASET).
+struct EvalSetup {
+  ModelFiles files;
+  const MethodSpec* spec = nullptr;
+  std::unique_ptr<Method> method;
+  Dataset ds;
+  std::string split;
+  std::vector<size_t> idx;
+  PredictOptions opt;
+};
+EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, const std::string& method = "");
 nlohmann::json evaluate_defaults();
 // Every field of that request, declared once (core/options.h).
 Options evaluate_options();

@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/limits.h"
+#include "core/log.h"
 
 namespace cellcount {
 
@@ -121,10 +123,12 @@ Normalization Normalization::from_json(const nlohmann::json& j) {
   return n;
 }
 
-torch::Tensor normalize(const torch::Tensor& image, const Normalization& n) {
-  if (n.mode == "fixed") return (image - n.offset) * n.scale;
+namespace {
+
+// The p_low and p_high percentiles of all values of `image` (on a subsample for large images: exact enough,
+// bounded cost).
+std::pair<double, double> percentiles(const torch::Tensor& image, double p_low, double p_high) {
   auto flat = image.reshape({-1});
-  // Percentiles on a subsample for large images (exact enough, bounded cost).
   const int64_t max_samples = 1 << 20;
   if (flat.numel() > max_samples) {
     const int64_t step = (flat.numel() + max_samples - 1) / max_samples;
@@ -139,7 +143,68 @@ torch::Tensor normalize(const torch::Tensor& image, const Normalization& n) {
     const double f = pos - i0;
     return sorted[i0].item<double>() * (1 - f) + sorted[i1].item<double>() * f;
   };
-  const double lo = at(n.p_low), hi = at(n.p_high);
+  return {at(p_low), at(p_high)};
+}
+
+// Isolated spikes above the image's bulk (x - lo > kHotBulk (hi - lo) and > kHotRatio x their brightest
+// neighbour's x - lo) set to that neighbour's value; returns how many.
+constexpr double kHotBulk = 2.0, kHotRatio = 8.0;
+int64_t clear_spikes(torch::Tensor& x, double lo, double hi) {
+  auto above = x - lo;
+  auto candidates = above > kHotBulk * (hi - lo);
+  if (!candidates.any().item<bool>()) return 0;
+  // The brightest of the 8 neighbours (outside the image counts as lo).
+  auto padded = torch::nn::functional::pad(above.unsqueeze(0), torch::nn::functional::PadFuncOptions({1, 1, 1, 1}))[0];
+  const int64_t h = x.size(1), w = x.size(2);
+  torch::Tensor nb;
+  for (int64_t dy = 0; dy < 3; ++dy)
+    for (int64_t dx = 0; dx < 3; ++dx) {
+      if (dy == 1 && dx == 1) continue;
+      auto s = padded.slice(1, dy, dy + h).slice(2, dx, dx + w);
+      nb = nb.defined() ? torch::maximum(nb, s) : s;
+    }
+  nb = nb.clamp_min(0);
+  auto hot = candidates & (above > kHotRatio * nb);
+  const int64_t n = hot.sum().item<int64_t>();
+  if (n > 0) x = torch::where(hot, nb + lo, x);
+  return n;
+}
+
+}  // namespace
+
+namespace {
+
+// despike with the image's percentiles given; `changed` tells whether any pixel was set.
+torch::Tensor despike_at(const torch::Tensor& image, const Normalization& n, double lo, double hi, bool* changed) {
+  *changed = false;
+  torch::Tensor x = image;
+  int64_t count = clear_spikes(x, lo, hi);
+  if (count == 0 && !(x < hi - kHotBulk * (hi - lo)).any().item<bool>()) return image;
+  x = -x;
+  count += clear_spikes(x, -hi, -lo);  // dark spikes, mirrored
+  x = -x;
+  if (count == 0) return image;
+  *changed = true;
+  log_warn("image: " + std::to_string(count) + " isolated hot or dead pixel(s) (beyond " +
+           std::to_string(int(kHotBulk)) + "x the image's percentile range and " + std::to_string(int(kHotRatio)) +
+           "x their brightest neighbour) were set to that neighbour's value before counting");
+  return x;
+}
+
+}  // namespace
+
+torch::Tensor despike(const torch::Tensor& image, const Normalization& n) {
+  const auto [lo, hi] = percentiles(image, n.p_low, n.p_high);
+  bool changed;
+  return despike_at(image, n, lo, hi, &changed);
+}
+
+torch::Tensor normalize(const torch::Tensor& image0, const Normalization& n) {
+  auto [lo, hi] = percentiles(image0, n.p_low, n.p_high);
+  bool changed;
+  const torch::Tensor image = despike_at(image0, n, lo, hi, &changed);
+  if (n.mode == "fixed") return (image - n.offset) * n.scale;
+  if (changed) std::tie(lo, hi) = percentiles(image, n.p_low, n.p_high);
   const double range = hi - lo;
   if (!(range > 1e-12)) return torch::zeros_like(image);
   return (image - lo) / range;

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/peaks.h"
 #include "core/train_run.h"
@@ -62,6 +63,7 @@ nlohmann::json InputSpec::to_json() const {
 
 InputSpec InputSpec::from_json(const nlohmann::json& j) {
   InputSpec s;
+  check_field_types(j, s.to_json(), "input");
   s.channels = j.value("channels", s.channels);
   s.rgb_rule = j.value("rgb_rule", s.rgb_rule);
   if (j.contains("normalization")) s.normalization = Normalization::from_json(j["normalization"]);
@@ -208,6 +210,30 @@ void check_request_fields(const nlohmann::json& request, const nlohmann::json& d
     CC_CHECK(ok, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "request: field \"" + k + "\" expected " + d.type_name() + ", got " + v.type_name());
   }
+}
+
+ModelMethod::ModelMethod(nlohmann::json meta) : meta_(std::move(meta)) {
+  spec_ = InputSpec::from_json(meta_.at("input"));
+  const auto th = meta_.value("thresholds", nlohmann::json::object());
+  peak_threshold_ = th.value("peak_threshold", peak_threshold_);
+  peak_min_distance_ = th.value("peak_min_distance", peak_min_distance_);
+}
+
+nlohmann::json ModelMethod::info() const {
+  nlohmann::json j = meta_;
+  j["device"] = device_name(device_);
+  return j;
+}
+
+std::pair<float, float> ModelMethod::peak_settings(const PredictOptions& o) const {
+  return {std::isnan(o.peak_threshold) ? peak_threshold_ : o.peak_threshold,
+          std::isnan(o.peak_min_distance) ? peak_min_distance_ : o.peak_min_distance};
+}
+
+void ModelMethod::move_to(torch::nn::Module& module, const torch::Device& device) {
+  if (device == device_) return;
+  module.to(device);
+  device_ = device;
 }
 
 }  // namespace cellcount

@@ -71,6 +71,26 @@ class Method {
   virtual Prediction predict(const PredictInput& input, const PredictOptions& options) = 0;
 };
 
+// What every loaded model's Method shares: its model.json (info() returns it with the device in use), its input
+// spec, the peak settings of model.json's "thresholds", and the device its network is on.
+class ModelMethod : public Method {
+ public:
+  explicit ModelMethod(nlohmann::json meta);
+  nlohmann::json info() const override;
+
+ protected:
+  // The call's peak threshold and minimum distance, else model.json's "thresholds" (read at load, where a
+  // malformed value is a model format error), else 0.01 and 3 pixels.
+  std::pair<float, float> peak_settings(const PredictOptions& o) const;
+  // Moves `module` (the fp32 network) to `device` when it is elsewhere.
+  void move_to(torch::nn::Module& module, const torch::Device& device);
+
+  nlohmann::json meta_;
+  InputSpec spec_;
+  torch::Device device_ = torch::kCPU;
+  float peak_threshold_ = 0.01f, peak_min_distance_ = 3.0f;
+};
+
 using RequestFn = std::function<nlohmann::json(const nlohmann::json& request, const Progress& progress)>;
 
 struct MethodSpec {

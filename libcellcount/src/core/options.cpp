@@ -206,4 +206,33 @@ nlohmann::json resolve_setting(const std::string& context, const OptionSpec& opt
   return option.default_value;
 }
 
+namespace {
+std::string json_kind(const nlohmann::json& j) {
+  if (j.is_number()) return "a number";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_string()) return "a string";
+  if (j.is_array()) return "a list";
+  if (j.is_object()) return "an object";
+  return "null";
+}
+}  // namespace
+
+void check_field_types(const nlohmann::json& given, const nlohmann::json& reference, const std::string& where) {
+  if (!reference.is_object()) return;
+  CC_CHECK(given.is_object(), CELLCOUNT_ERR_MODEL_FORMAT,
+           "model.json field \"" + where + "\": expected an object, got " + json_kind(given));
+  for (const auto& [key, ref] : reference.items()) {
+    if (!given.contains(key)) continue;
+    const auto& v = given[key];
+    const std::string path = where + "." + key;
+    if (ref.is_object()) {
+      check_field_types(v, ref, path);
+      continue;
+    }
+    const bool same = ref.is_null() || (ref.is_number() ? v.is_number() : v.type() == ref.type());
+    CC_CHECK(same, CELLCOUNT_ERR_MODEL_FORMAT,
+             "model.json field \"" + path + "\": expected " + json_kind(ref) + ", got " + json_kind(v));
+  }
+}
+
 }  // namespace cellcount

@@ -96,4 +96,11 @@ void check_option_value(const std::string& context, const OptionSpec& option, co
 nlohmann::json resolve_setting(const std::string& context, const OptionSpec& option, const nlohmann::json& caller,
                                const nlohmann::json& model_value);
 
+// A model.json section read into a method's structure: every field of `given` that `reference` (the structure's
+// defaults as JSON) also has must be of the reference's JSON type (any number for a number; objects recursively),
+// so that a field of the wrong type is named instead of the JSON library's "type must be number, but is string":
+// CELLCOUNT_ERR_MODEL_FORMAT 'model.json field "<where>.<field>": expected a number, got a string'. Fields the
+// reference lacks are left to the reader.
+void check_field_types(const nlohmann::json& given, const nlohmann::json& reference, const std::string& where);
+
 }  // namespace cellcount

@@ -147,6 +147,16 @@ void TrainRun::split_if_unsplit(Dataset& ds) const {
            " — give \"split_file\" to choose it");
 }
 
+TrainConfig TrainRun::stage_config(const std::string& stage, int64_t epochs) const {
+  nlohmann::json r = request_;
+  if (r.contains("restart_epochs") && r["restart_epochs"].is_number() && r["restart_epochs"].get<double>() <= 0)
+    r["restart_epochs"] = std::max<int64_t>(1, epochs);
+  TrainConfig c = TrainConfig::from_json(r);
+  c.epochs = epochs;
+  c.checkpoint = checkpoint(stage + ".ckpt");
+  return c;
+}
+
 std::string TrainRun::checkpoint(const std::string& file) const {
   for (const auto& f : files_)
     if (f == file) return (fs::path(ckpt_dir_) / file).string();

@@ -23,6 +23,7 @@
 
 #include "core/dataset.h"
 #include "core/options.h"
+#include "core/train.h"
 #include "core/types.h"
 
 namespace cellcount {
@@ -79,6 +80,9 @@ class TrainRun {
   void split_if_unsplit(Dataset& ds) const;
   // Path of a declared checkpoint file (std::logic_error for an undeclared name: a programming error).
   std::string checkpoint(const std::string& file) const;
+  // The trainer's settings for one stage: the request's trainer fields, `epochs`, and the checkpoint file
+  // <stage>.ckpt (declare it). restart_epochs 0 = one cosine decay over the stage.
+  TrainConfig stage_config(const std::string& stage, int64_t epochs) const;
 
   // Saves the model: fills provenance (the request less "overwrite", library version, threads, device,
   // seconds) into meta, writes out/ atomically (save_model), and deletes the run's checkpoint files (and the

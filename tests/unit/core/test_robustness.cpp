@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -217,6 +218,12 @@ TEST(BadModelFolder, TypeErrorsAndMissingSectionsAreModelFormatNamingTheFile) {
   std::string msg;
   EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
   EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\"input.channels\": expected a number, got a string"), std::string::npos) << msg;
+  meta = good;
+  meta["input"]["normalization"]["p_low"] = nlohmann::json::array();
+  spit(d / "model.json", meta.dump());
+  EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
+  EXPECT_NE(msg.find("\"input.normalization.p_low\": expected a number, got a list"), std::string::npos) << msg;
   meta = good;
   meta.erase("input");
   spit(d / "model.json", meta.dump());
@@ -227,6 +234,25 @@ TEST(BadModelFolder, TypeErrorsAndMissingSectionsAreModelFormatNamingTheFile) {
   spit(d / "model.json", meta.dump());
   EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
   EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
+}
+
+// The shipped methods' architecture sections: a field of the wrong type is named (it came back as the JSON
+// library's "type must be number, but is string", naming no field).
+TEST(BadModelFolder, ArchitectureFieldOfTheWrongTypeIsNamed) {
+  const fs::path src = CELLCOUNT_SOURCE_DIR;
+  for (const char* name : {"dcl-vgg", "exemplar-cells"}) {
+    if (!fs::exists(src / "models" / name / "model.json")) continue;
+    const auto d = fs::temp_directory_path() / ("cellcount-arch-types-" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::copy(src / "models" / name, d);
+    auto meta = nlohmann::json::parse(slurp(d / "model.json"));
+    meta["architecture"]["width"] = "wide";
+    spit(d / "model.json", meta.dump());
+    std::string msg;
+    EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT) << name;
+    EXPECT_NE(msg.find("\"architecture.width\": expected a number, got a string"), std::string::npos) << name << ": " << msg;
+    fs::remove_all(d);
+  }
 }
 
 TEST(BadModelFolder, MissingTilingOrThresholdsAreRefusedAtLoadNotAtPredict) {
@@ -386,6 +412,30 @@ TEST(Limits, ExtremeFloatPixelsAreRefusedNotCountedAsNaN) {
   const auto ok = predict(d, view_of(img, 64, 64), cpu_params());
   EXPECT_EQ(ok.status, CELLCOUNT_OK) << ok.message;
   EXPECT_TRUE(std::isfinite(ok.count));
+}
+
+// One hot (or dead) pixel in a real image was counted as thousands of cells with OK (issue 20: 1e6 in a
+// 256 x 256 VGG image made dcl-vgg count 13,928 instead of 140). A sensor defect is cleared before counting.
+TEST(Limits, OneHotOrDeadPixelDoesNotChangeTheCount) {
+  const fs::path src = CELLCOUNT_SOURCE_DIR;
+  if (io::backends().empty() || !fs::exists(src / "models/dcl-vgg/model.json")) GTEST_SKIP() << "no image I/O or model";
+  const auto im = io::read_image((src / "samples/dcl-vgg/cells_00000.png").string());
+  std::vector<float> img(size_t(im.width * im.height * im.channels));
+  for (int64_t y = 0; y < im.height; ++y)
+    for (int64_t x = 0; x < im.width; ++x)
+      for (int64_t k = 0; k < im.channels; ++k) img[size_t((y * im.width + x) * im.channels + k)] = im.at(y, x, k);
+  const auto view = [&] { return view_of(img, im.width, im.height, im.channels); };
+  const auto clean = predict(src / "models/dcl-vgg", view(), cpu_params());
+  ASSERT_EQ(clean.status, CELLCOUNT_OK) << clean.message;
+  const size_t at = size_t((100 * im.width + 100) * im.channels);
+  for (float v : {1e6f, 5100.f, -1e6f}) {
+    std::vector<float> keep(img.begin() + at, img.begin() + at + im.channels);
+    for (int64_t k = 0; k < im.channels; ++k) img[at + k] = v;
+    const auto o = predict(src / "models/dcl-vgg", view(), cpu_params());
+    ASSERT_EQ(o.status, CELLCOUNT_OK) << o.message;
+    EXPECT_NEAR(o.count, clean.count, 0.01 * clean.count) << "one pixel of " << v;
+    std::copy(keep.begin(), keep.end(), img.begin() + at);
+  }
 }
 
 // ---------------------------------------------------------------- region

@@ -79,6 +79,26 @@ TEST(ImageTensor, PercentileNormalisationMatchesSortedReference) {
   EXPECT_NEAR(normalize(torch::full({1, 1, 1}, 6.0), f).item<double>(), 2.0, 1e-9);
 }
 
+TEST(ImageTensor, DespikeClearsIsolatedDefectsAndKeepsCells) {
+  Normalization n;
+  auto img = torch::rand({1, 32, 32}) * 10 + 100;  // background 100..110
+  img[0].slice(0, 20, 23).slice(1, 20, 23) = 5000;  // a bright 3 x 3 spot: a cell, however bright
+  auto spiked = img.clone();
+  spiked[0][5][5] = 1e6;   // hot
+  spiked[0][0][31] = 1e5;  // hot, at the border
+  spiked[0][10][25] = -1e6;  // dead
+  auto out = despike(spiked, n);
+  EXPECT_LE(out[0][5][5].item<float>(), 110.f);
+  EXPECT_LE(out[0][0][31].item<float>(), 110.f);
+  EXPECT_GE(out[0][10][25].item<float>(), 100.f);
+  EXPECT_TRUE(out.slice(1, 20, 23).slice(2, 20, 23).eq(5000).all().item<bool>()) << "a cell is not a defect";
+  EXPECT_TRUE(despike(img, n).equal(img)) << "an image without defects is unchanged";
+  auto two = img.clone();
+  two[0][5][5] = 1e6;
+  two[0][5][6] = 1e6;  // not isolated: left as it is
+  EXPECT_EQ(despike(two, n)[0][5][6].item<float>(), 1e6f);
+}
+
 TEST(ImageTensor, InputSpecChecksChannels) {
   InputSpec s;
   s.channels = 1;

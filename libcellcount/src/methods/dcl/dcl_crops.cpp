@@ -4,72 +4,22 @@
 
 #include <cmath>
 
+#include "core/augment.h"
 #include "core/dataset.h"
 #include "core/density_map.h"
 #include "core/error.h"
 #include "io/image_file.h"
 
-namespace F = torch::nn::functional;
 
 namespace cellcount::dcl {
 
-torch::Tensor resize_image(const torch::Tensor& x, double scale) {
-  if (scale == 1.0) return x;
-  const int64_t h = std::max<int64_t>(1, std::llround(x.size(1) * scale));
-  const int64_t w = std::max<int64_t>(1, std::llround(x.size(2) * scale));
-  return F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions()
-                                            .size(std::vector<int64_t>{h, w})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(false)
-                                            .antialias(scale < 1.0))[0];
-}
-
 namespace {
-
-// Choice (the paper uses flips and rotations only): stain/colour jitter for the H&E sets. Each channel of
-// the normalised crop becomes x (1 + s u) + s v, u, v ~ U(-1, 1) drawn per channel and crop; s = 0 is off
-// and draws nothing, so runs without it are unchanged.
-torch::Tensor jitter_colour(const torch::Tensor& img, double s, std::mt19937_64& rng) {
-  if (s <= 0) return img;
-  const int64_t c = img.size(0);
-  auto gain = torch::empty({c, 1, 1}), bias = torch::empty({c, 1, 1});
-  for (int64_t i = 0; i < c; ++i) {
-    gain[i] = 1.0 + s * (2.0 * uniform01(rng()) - 1.0);
-    bias[i] = s * (2.0 * uniform01(rng()) - 1.0);
-  }
-  return img * gain + bias;
-}
-
-// Choice (the paper uses flips and rotations only): scale jitter. The patch is zoomed by z = (1 + s)^u,
-// u ~ U(-1, 1), and its dot map with it (bilinear, then rescaled so that it keeps its sum: the patch holds the
-// same cells). A patch zoomed out below the crop is reflect-padded to it, image and dot map alike, so every
-// cell it shows has its dots. Why: both H&E models regressed to the mean (ADI test counts = 0.76 x truth
-// + 40); zooming shows more cell sizes and densities with their true counts. Measured (300 epochs, colour
-// jitter 0.1, counter-only test MAE of the weight average): MBM 2.15 with 0.2 vs 2.22 without (the mbm
-// preset); ADI 13.85 with 0.3 vs 12.56 without (the adi preset leaves it off).
-std::pair<torch::Tensor, torch::Tensor> zoom(const Item& it, int64_t ch, int64_t cw, double s, std::mt19937_64& rng) {
-  if (s <= 0) return {it.image, it.density};
-  const double z = std::pow(1.0 + s, 2.0 * uniform01(rng()) - 1.0);
-  auto img = resize_image(it.image, z);
-  auto den = resize_image(it.density, z);
-  const double before = it.density.sum().item<double>(), after = den.sum().item<double>();
-  if (after > 0) den = den * (before / after);
-  const int64_t ph = std::max<int64_t>(0, ch - img.size(1)), pw = std::max<int64_t>(0, cw - img.size(2));
-  if (ph > 0 || pw > 0) {
-    const int64_t top = int64_t(uniform_index(rng(), uint64_t(ph + 1)));
-    const int64_t left = int64_t(uniform_index(rng(), uint64_t(pw + 1)));
-    const auto pad = F::PadFuncOptions({left, pw - left, top, ph - top}).mode(torch::kReflect);
-    img = F::pad(img.unsqueeze(0), pad)[0];
-    den = F::pad(den.unsqueeze(0), pad)[0];
-  }
-  return {img, den};
-}
 
 // A random ch x cw crop of the (zoomed) patch, one of the 8 dihedral transforms and the colour jitter. A
 // non-square crop keeps its shape (no quarter turns), so that crops of one size stack into a batch.
 std::pair<torch::Tensor, torch::Tensor> crop_at(const Item& it, int64_t ch, int64_t cw, const Augment& aug,
                                                 std::mt19937_64& rng) {
-  auto [image, density] = zoom(it, ch, cw, aug.scale_jitter, rng);
+  auto [image, density] = zoom_pair(it.image, it.density, ch, cw, aug.scale_jitter, rng);
   const int64_t h = image.size(1), w = image.size(2);
   const int64_t y0 = int64_t(uniform_index(rng(), uint64_t(h - ch + 1)));
   const int64_t x0 = int64_t(uniform_index(rng(), uint64_t(w - cw + 1)));
@@ -153,7 +103,7 @@ std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, 
         const double scale = resize > 0 ? double(resize) / double(std::max(y1 - y0, x1 - x0)) : 1.0;
         *scale_out = scale;
         Item it;
-        it.image = resize_image(full.slice(1, y0, y1).slice(2, x0, x1), scale).contiguous();
+        it.image = resize_by(full.slice(1, y0, y1).slice(2, x0, x1), scale).contiguous();
         const int64_t h = it.image.size(1), w = it.image.size(2);
         const double sx = double(w) / double(x1 - x0), sy = double(h) / double(y1 - y0);
         for (const auto& q : s.points)

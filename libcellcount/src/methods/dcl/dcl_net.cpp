@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/options.h"
 
 namespace F = torch::nn::functional;
 
@@ -15,6 +16,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DclConfig, in_channels, width, b
 nlohmann::json DclConfig::to_json() const { return *this; }
 
 DclConfig DclConfig::from_json(const nlohmann::json& j) {
+  check_field_types(j, DclConfig().to_json(), "architecture");
   const DclConfig c = j.get<DclConfig>();
   CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.gmp_points >= 1 && c.unet_base >= 1,
            CELLCOUNT_ERR_MODEL_FORMAT, "dcl architecture: bad in_channels, width, gmp_points or unet_base");

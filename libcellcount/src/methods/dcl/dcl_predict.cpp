@@ -3,11 +3,11 @@
 
 #include <cmath>
 
+#include "core/augment.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/peaks.h"
 #include "core/tiling.h"
-#include "methods/dcl/dcl_crops.h"
 
 namespace F = torch::nn::functional;
 
@@ -51,51 +51,29 @@ torch::Tensor rescaled_fine(const torch::Tensor& maps) {
 
 namespace {
 
-struct Thresholds {
-  float peak_threshold = 0.01f, peak_min_distance = 3.0f;
-};
-
-class DclMethod : public Method {
+class DclMethod : public ModelMethod {
  public:
   explicit DclMethod(const ModelFiles& f)
-      : meta_(f.meta), cfg_(DclConfig::from_json(f.meta.at("architecture"))), net_(cfg_) {
-    spec_ = InputSpec::from_json(meta_.at("input"));
+      : ModelMethod(f.meta), cfg_(DclConfig::from_json(f.meta.at("architecture"))), net_(cfg_) {
     scale_ = meta_["input"].value("scale", 1.0);
     CC_CHECK(scale_ > 0.05 && scale_ < 20, CELLCOUNT_ERR_MODEL_FORMAT, "dcl: input.scale out of range");
     load_weights(*net_, f);
     net_->eval();
-    th_.peak_threshold = meta_["thresholds"].value("peak_threshold", th_.peak_threshold);
-    th_.peak_min_distance = meta_["thresholds"].value("peak_min_distance", th_.peak_min_distance);
-  }
-
-  nlohmann::json info() const override {
-    nlohmann::json j = meta_;
-    j["device"] = device_name(device_);
-    return j;
   }
 
   Prediction predict(const PredictInput& in, const PredictOptions& o) override {
     auto& net = net_for(o.device, o.precision);
     const int64_t H = in.image.size(1), W = in.image.size(2);
-    auto x = resize_image(spec_.prepare(in.image), scale_);
+    auto x = resize_by(spec_.prepare(in.image), scale_);
     // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
     const auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
     auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, o.progress);
     const double count_scaled = maps[1].sum().item<double>();
     auto fine = rescaled_fine(maps);
-    const float thr = std::isnan(o.peak_threshold) ? th_.peak_threshold : o.peak_threshold;
-    const float md = std::isnan(o.peak_min_distance) ? th_.peak_min_distance : o.peak_min_distance;
+    const auto [thr, md] = peak_settings(o);
     auto peaks = find_peaks(fine.data_ptr<float>(), fine.size(0), fine.size(1), thr, md);
     // Back to the caller's pixel grid.
-    torch::Tensor density = fine;
-    if (scale_ != 1.0) {
-      density = F::interpolate(fine.unsqueeze(0).unsqueeze(0), F::InterpolateFuncOptions()
-                                                                  .size(std::vector<int64_t>{H, W})
-                                                                  .mode(torch::kBilinear)
-                                                                  .align_corners(false))[0][0];
-      const double s = density.sum().item<double>();
-      if (s > 1e-12) density = density * (count_scaled / s);
-    }
+    torch::Tensor density = resize_mass(fine, H, W);
     const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
     Prediction p;
     for (const auto& q : peaks) p.points.push_back(scale_point(q, sx, sy));
@@ -111,10 +89,7 @@ class DclMethod : public Method {
   // The network on a device and precision; fp32 weights are kept, other copies are made from them.
   DclNet& net_for(const torch::Device& device, torch::ScalarType precision) {
     if (precision == torch::kFloat32) {
-      if (device != device_) {
-        net_->to(device);
-        device_ = device;
-      }
+      move_to(*net_, device);
       return net_;
     }
     if (!low_.is_empty() && low_device_ == device && low_type_ == precision) return low_;
@@ -127,13 +102,9 @@ class DclMethod : public Method {
     return low_;
   }
 
-  nlohmann::json meta_;
   DclConfig cfg_;
   DclNet net_;
-  InputSpec spec_;
   double scale_ = 1.0;
-  Thresholds th_;
-  torch::Device device_ = torch::kCPU;
   DclNet low_{nullptr};
   torch::Device low_device_ = torch::kCPU;
   torch::ScalarType low_type_ = torch::kFloat32;

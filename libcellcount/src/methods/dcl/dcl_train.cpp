@@ -2,14 +2,13 @@
 #include "methods/dcl/dcl_train.h"
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/log.h"
+#include "core/snapshots.h"
 #include "core/tiling.h"
 #include "core/train.h"
 #include "core/train_run.h"
@@ -134,7 +133,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   }
   if (req0.is_object()) merged.update(req0);
   TrainRun run("dcl", train_options(), req0.is_object() ? merged : req0,
-               {"counter.ckpt", "localizer.ckpt", "counter_picks.json", "counter_best.pt", "counter_swa.pt"},
+               checkpoint_files({"counter.ckpt", "localizer.ckpt"}, {"counter"}),
                {"counter_epochs", "localizer_epochs", "validate_every"});
   nlohmann::json& req = run.request();
   const std::string out = run.out(), data_dir = req["dataset"];
@@ -153,20 +152,13 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const int64_t grid = req["grid"], resize = req["resize"], crop = req["crop"];
   const double sigma = req["sigma"];
   const Augment aug{req["color_jitter"].get<double>(), req["scale_jitter"].get<double>(), req["mosaic"].get<double>()};
-  CC_CHECK(aug.color_jitter >= 0 && aug.color_jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "dcl train: color_jitter must be in [0, 1)");
-  CC_CHECK(aug.scale_jitter >= 0 && aug.scale_jitter < 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "dcl train: scale_jitter must be in [0, 1)");
-  CC_CHECK(aug.mosaic >= 0 && aug.mosaic <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: mosaic must be in [0, 1]");
+  // (Ranges are checked by the driver against the declared options.)
   const int64_t bn_batches = req["precise_bn_batches"];
-  CC_CHECK(bn_batches >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: precise_bn_batches >= 0 expected");
   const double swa_from = req["swa_from"];
-  CC_CHECK(swa_from >= 0 && swa_from < 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: swa_from must be in [0, 1)");
   CC_CHECK(swa_from == 0 || bn_batches > 0 || !req["architecture"].value("batch_norm", true),
            CELLCOUNT_ERR_INVALID_ARGUMENT,
            "dcl train: swa_from needs precise_bn_batches > 0 (averaged weights need their own BatchNorm statistics)");
-  CC_CHECK(grid >= 1 && resize >= 0 && crop >= 32 && crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "dcl train: grid >= 1, resize >= 0 and crop a multiple of 16 (>= 32) expected");
+  CC_CHECK(crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: crop must be a multiple of 16");
 
   auto ds = load_dataset(data_dir, req["split_file"]);
   run.split_if_unsplit(ds);
@@ -215,32 +207,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     CC_CHECK(g >= 1 && (crop / 8) % g == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "dcl train: each count level must divide crop/8 = " + std::to_string(crop / 8) + ", got " + std::to_string(g));
   // Stage 1: the counter. Loss: |sum F - N| per crop, N from the dot map inside the crop.
-  TrainConfig tc = TrainConfig::from_json(req);
-  tc.epochs = ce;
-  tc.checkpoint = run.checkpoint("counter.ckpt");
-  // The two counters a run can ship (best validation snapshot, weight average) live in the checkpoint
-  // folder beside the trainer's checkpoint, so that a resumed run keeps them.
-  const std::filesystem::path picks_path = run.checkpoint("counter_picks.json");
-  const std::string best_path = run.checkpoint("counter_best.pt"), swa_path = run.checkpoint("counter_swa.pt");
-  nlohmann::json picks{{"best_val_mae", nullptr}, {"best_epoch", 0}, {"swa_epochs", nlohmann::json::array()}};
-  Counter best(cfg), swa(cfg);
-  best->to(device);
-  swa->to(device);
-  copy_state(*best, *net->counter);
-  if (std::filesystem::exists(picks_path)) {
-    std::ifstream f(picks_path);
-    picks = nlohmann::json::parse(f);
-    if (picks["best_epoch"].get<int64_t>() > 0) load_module(*best, best_path);
-    if (!picks["swa_epochs"].empty()) load_module(*swa, swa_path);
-  }
-  double best_mae = picks["best_val_mae"].is_number() ? picks["best_val_mae"].get<double>() : INFINITY;
-  int64_t best_epoch = picks["best_epoch"];
-  auto save_picks = [&] {
-    std::ofstream(picks_path.string() + ".tmp") << picks.dump() << "\n";
-    std::filesystem::rename(picks_path.string() + ".tmp", picks_path);
-  };
-  Trainer counter_trainer(tc, *net->counter);
-  auto counter_report = counter_trainer.fit(
+  const TrainConfig tc = run.stage_config("counter", ce);
+  // The two counters a run can ship (best validation snapshot, weight average), kept across a resume.
+  SnapshotKeeper picks(*net->counter, run, "counter");
+  auto counter_report = Trainer(tc, *net->counter).fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         auto [x, density] = sample_batch(train_items, batch, crop, aug, rng, device, precision);
@@ -249,50 +219,37 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         return count_loss(f, density, levels);
       },
       progress.sub(0.03, 0.7), [&](const EpochStats& st) -> nlohmann::json {
-        auto swa_epochs = picks["swa_epochs"].get<std::vector<int64_t>>();
-        if (swa_from > 0 && double(st.epoch) > swa_from * double(ce) && sgdr_cycle_ends(tc, st.epoch) &&
-            (swa_epochs.empty() || st.epoch > swa_epochs.back())) {
-          torch::NoGradGuard ng;
-          const double k = double(swa_epochs.size());
-          auto avg = swa->parameters(), cur = net->counter->parameters();
-          for (size_t i = 0; i < avg.size(); ++i) avg[i].mul_(k / (k + 1)).add_(cur[i].detach() / (k + 1));
-          save_module(*swa, swa_path);
-          picks["swa_epochs"].push_back(st.epoch);
-          save_picks();
+        if (swa_from > 0 && double(st.epoch) > swa_from * double(ce) && sgdr_cycle_ends(tc, st.epoch)) {
+          picks.average_in(st.epoch);
           log_info("dcl train: counter epoch " + std::to_string(st.epoch) + " joins the weight average (" +
-                   std::to_string(swa_epochs.size() + 1) + " snapshots)");
+                   std::to_string(picks.averaged_epochs().size()) + " snapshots)");
         }
         if (st.epoch % every != 0 && st.epoch != ce) return nullptr;
         precise_bn(*net->counter, uint64_t(st.epoch), [&](const torch::Tensor& x) { net->counter->forward(x); });
         const double mae = counter_val_mae(net->counter, val_set, device, crop);
         log_info("dcl train: counter epoch " + std::to_string(st.epoch) + ", loss " + std::to_string(st.loss) +
                  ", validation MAE " + std::to_string(mae));
-        if (mae < best_mae) {
-          best_mae = mae;
-          best_epoch = st.epoch;
-          copy_state(*best, *net->counter);
-          save_module(*best, best_path);
-          picks["best_val_mae"] = mae;
-          picks["best_epoch"] = best_epoch;
-          save_picks();
-        }
+        picks.offer(st.epoch, mae);
         return {{"val_mae", mae}};
       });
-  if (best_epoch > 0) copy_state(*net->counter, *best);  // the counter with the best validation MAE
+  picks.restore_best();  // the counter with the best validation MAE
+  const double best_mae = picks.best_score();
+  const int64_t best_epoch = picks.best_epoch();
   nlohmann::json swa_report = nullptr;
-  if (!picks["swa_epochs"].empty()) {
-    copy_state(*net->counter, *swa);
-    precise_bn(*net->counter, 999983, [&](const torch::Tensor& x) { net->counter->forward(x); });
-    const double swa_mae = counter_val_mae(net->counter, val_set, device, crop);
-    swa_report = {{"epochs", picks["swa_epochs"]}, {"val_mae", swa_mae}};
-    log_info("dcl train: the weight average of epochs " + picks["swa_epochs"].dump() + " has validation MAE " +
-             std::to_string(swa_mae) + " (best snapshot: epoch " + std::to_string(best_epoch) + ", " +
-             std::to_string(best_mae) + ")");
+  if (!picks.averaged_epochs().empty()) {
     // For the record only (no choice depends on it): both candidates' counts on the test split.
     auto test_items = load_items(ds, ds.indices("test"), spec, grid, resize, sigma, &scale, Progress());
+    const double best_test = test_items.empty() ? NAN : counter_val_mae(net->counter, test_items, device, crop);
+    picks.restore_average();
+    precise_bn(*net->counter, 999983, [&](const torch::Tensor& x) { net->counter->forward(x); });
+    const double swa_mae = counter_val_mae(net->counter, val_set, device, crop);
+    swa_report = {{"epochs", picks.averaged_epochs()}, {"val_mae", swa_mae}};
+    log_info("dcl train: the weight average of epochs " + swa_report["epochs"].dump() + " has validation MAE " +
+             std::to_string(swa_mae) + " (best snapshot: epoch " + std::to_string(best_epoch) + ", " +
+             std::to_string(best_mae) + ")");
     if (!test_items.empty()) {
       swa_report["test_mae"] = counter_val_mae(net->counter, test_items, device, crop);
-      swa_report["best_snapshot_test_mae"] = counter_val_mae(best, test_items, device, crop);
+      swa_report["best_snapshot_test_mae"] = best_test;
       log_info("dcl train: counter-only test MAE, weight average " + swa_report["test_mae"].dump() +
                ", best validation snapshot " + swa_report["best_snapshot_test_mae"].dump() + " (not used for any choice)");
     }
@@ -304,11 +261,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
 
   // Stage 2: the localizer, conditioned on the frozen counter's coarse map. MSE to the scaled dot maps.
-  TrainConfig tl = TrainConfig::from_json(req);
-  tl.epochs = le;
-  tl.checkpoint = run.checkpoint("localizer.ckpt");
-  Trainer loc_trainer(tl, *net->localizer);
-  auto loc_report = loc_trainer.fit(
+  auto loc_report = Trainer(run.stage_config("localizer", le), *net->localizer).fit(
       train_items.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         auto [x, density] = sample_batch(train_items, batch, crop, aug, rng, device, precision);

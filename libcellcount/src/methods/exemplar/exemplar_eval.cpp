@@ -62,13 +62,10 @@ Options synth_options() {
 
 nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
   const nlohmann::json req = resolve_options("exemplar evaluate", eval_options(), req0);
-  const std::string model_dir = req["model"], data_dir = req["dataset"];
-  CC_CHECK(!model_dir.empty() && !data_dir.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "exemplar evaluate: \"model\" and \"dataset\" are required");
-  const auto files = read_model(model_dir);
-  CC_CHECK(files.meta.value("method", "") == "exemplar", CELLCOUNT_ERR_WRONG_METHOD, "exemplar evaluate: not an exemplar model");
-  auto loaded = load_method(find_method("exemplar"), files);  // (under the generator lock, as every load)
-  auto& method = static_cast<ExemplarMethod&>(*loaded);
+  auto e = open_evaluation(req, "exemplar evaluate", "exemplar");
+  const auto& files = e.files;
+  const auto& ds = e.ds;
+  auto& method = static_cast<ExemplarMethod&>(*e.method);
   const MaskMode mode = parse_mode(req["mask"]);
   MaskSettings ms;
   const auto& th = files.meta.at("thresholds");
@@ -78,20 +75,9 @@ nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
   ms.mask_output = req["mask_output"].is_boolean() ? req["mask_output"].get<bool>() : th.value("mask_output", true);
   ms.dilate = req["mask_dilate"].is_number_integer() ? req["mask_dilate"].get<int64_t>() : th.value("mask_dilate", int64_t(0));
   if (req["mask_threshold"].is_number()) ms.mask_threshold = req["mask_threshold"].get<double>();
-  CC_CHECK(ms.dilate >= 0 && ms.dilate <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar evaluate: mask_dilate must be in 0..8");
-  ms.k = req["k"];
-  CC_CHECK(ms.k >= 1 && ms.k <= 64, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar evaluate: k must be in 1..64");
+  ms.k = req["k"];  // (ranges checked by resolve_options)
   ms.seed = req["seed"];
-  const auto ds = load_dataset(data_dir, req["split_file"].get<std::string>());
-  const std::string split = req["split"];
-  auto idx = ds.indices(split);
-  CC_CHECK(!idx.empty(), CELLCOUNT_ERR_DATASET, "exemplar evaluate: split \"" + split + "\" of '" + data_dir + "' is empty");
-  const int64_t limit = req["limit"];
-  if (limit > 0 && size_t(limit) < idx.size()) idx.resize(size_t(limit));
-  PredictOptions opt;
-  opt.device = resolve_device(req["device"]);
-  opt.precision = resolve_precision(req["precision"], opt.device);
-  opt.want_density = true;
+  PredictOptions opt = e.opt;
   const double box_size = req["box_size"];
   const int64_t n_ex = req["exemplars"];
   bool multi = false;
@@ -120,7 +106,7 @@ nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
     return {p.count, *s.count};
   });
   auto r = run_evaluation(
-      ds, idx, 1,
+      ds, e.idx, 1,
       [&](const EvalItem& it) {
         used_boxes.push_back(boxes_of(it));
         PredictInput in;
@@ -130,7 +116,7 @@ nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
         return method.run(in, opt, mode, ms);
       },
       {counts.get()}, req["per_image"].get<bool>(), progress);
-  r.update({{"model", model_dir}, {"method", "exemplar"}, {"dataset", data_dir}, {"split", split},
+  r.update({{"model", req["model"]}, {"method", "exemplar"}, {"dataset", req["dataset"]}, {"split", e.split},
             {"mask", req["mask"]}, {"device", device_name(opt.device)},
             {"error", multi ? "|y - y_interest| + y_elsewhere (two-kind images)" : "|y - y_hat|"}});
   if (mode == MaskMode::kKMeans) r["k"] = ms.k;
@@ -139,10 +125,7 @@ nlohmann::json evaluate(const nlohmann::json& req0, const Progress& progress) {
 
 nlohmann::json synthesize(const nlohmann::json& req0, const Progress& progress) {
   const nlohmann::json req = resolve_options("exemplar synthesize", synth_options(), req0);
-  CC_CHECK(req["kind"] == "multikind", CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar synthesize: kind must be \"multikind\"");
-  const std::string final_out = req["out"], recipe_path = req["recipe"];
-  CC_CHECK(!final_out.empty() && !recipe_path.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "exemplar synthesize: \"recipe\" and \"out\" are required (see datasets/recipes/)");
+  const std::string final_out = req["out"], recipe_path = req["recipe"];  // (both required: resolve_options)
   const Recipe r = load_recipe(recipe_path);
   // Written whole or not at all (a cancel leaves nothing); overwrite replaces only a folder this tool wrote.
   StagedDir staged(final_out, req["overwrite"], "synthesis.json", "exemplar synthesize");

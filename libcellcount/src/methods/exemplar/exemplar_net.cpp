@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/options.h"
 
 namespace F = torch::nn::functional;
 namespace nn = torch::nn;
@@ -16,6 +17,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExemplarConfig, in_channels, wid
 nlohmann::json ExemplarConfig::to_json() const { return *this; }
 
 ExemplarConfig ExemplarConfig::from_json(const nlohmann::json& j) {
+  check_field_types(j, ExemplarConfig().to_json(), "architecture");
   const ExemplarConfig c = j.get<ExemplarConfig>();
   CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.dim >= 1 && c.head_width > 0 &&
                c.exemplar_size >= 16 && c.exemplar_size % 16 == 0 && c.seg_dim >= 1 && c.target_scale > 0,

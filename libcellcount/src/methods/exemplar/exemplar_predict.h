@@ -58,11 +58,10 @@ InputSpec exemplar_input_spec();
 // Grey images are repeated to RGB (the networks see 3 channels); other channel counts are refused.
 torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw);
 
-class ExemplarMethod : public Method {
+class ExemplarMethod : public ModelMethod {
  public:
   explicit ExemplarMethod(const ModelFiles& f)
-      : meta_(f.meta), net_(ExemplarConfig::from_json(f.meta.at("architecture"))) {
-    spec_ = InputSpec::from_json(meta_.at("input"));
+      : ModelMethod(f.meta), net_(ExemplarConfig::from_json(f.meta.at("architecture"))) {
     load_weights(*net_, f);
     net_->eval();
     const auto& t = meta_.at("thresholds");
@@ -71,14 +70,6 @@ class ExemplarMethod : public Method {
     ms_.similarity_threshold = t.value("similarity_threshold", ms_.similarity_threshold);
     ms_.mask_output = t.value("mask_output", ms_.mask_output);
     ms_.dilate = t.value("mask_dilate", ms_.dilate);
-    peak_threshold_ = t.value("peak_threshold", peak_threshold_);
-    peak_min_distance_ = t.value("peak_min_distance", peak_min_distance_);
-  }
-
-  nlohmann::json info() const override {
-    nlohmann::json j = meta_;
-    j["device"] = device_name(device_);
-    return j;
   }
 
   Prediction predict(const PredictInput& in, const PredictOptions& o) override { return run(in, o, MaskMode::kSeg, ms_); }
@@ -91,39 +82,28 @@ class ExemplarMethod : public Method {
     // passes its own settings in `ms`.
     if (o.method_options.contains("mask_threshold") && o.method_options["mask_threshold"].is_number())
       ms.mask_threshold = o.method_options["mask_threshold"].get<double>();
-    if (o.device != device_) {
-      net_->to(o.device);
-      device_ = o.device;
-    }
+    move_to(*net_, o.device);
     torch::NoGradGuard ng;
     auto x = prepare_image(spec_, in.image).to(o.device);
-    const int64_t H = x.size(1), W = x.size(2);
     const auto boxes = as_arrays(in.exemplars);
     AutocastGuard amp(o.device, o.precision);
     auto [b, v] = exemplar_vectors(net_, x, boxes);
     // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
     auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
     // K-means clusters the whole image's patches: one tile.
-    if (mode == MaskMode::kKMeans) tile = std::max(H, W), overlap = 0;
+    if (mode == MaskMode::kKMeans) tile = std::max(x.size(1), x.size(2)), overlap = 0;
     auto maps = run_tiled(
         x, tile, overlap, kStride,
         [&](const torch::Tensor& t) { return run_tile(net_, t, b, v, mode, ms, boxes).to(torch::kCPU); }, o.progress);
-    const float thr = std::isnan(o.peak_threshold) ? peak_threshold_ : o.peak_threshold;
-    const float md = std::isnan(o.peak_min_distance) ? peak_min_distance_ : o.peak_min_distance;
+    const auto [thr, md] = peak_settings(o);
     auto p = density_prediction(maps[0].contiguous(), in.region, thr, md, o.want_density);
     if (o.want_density) p.mask = maps[1].contiguous();
-    (void)H;
-    (void)W;
     return p;
   }
 
  private:
-  nlohmann::json meta_;
   ExemplarNet net_;
-  InputSpec spec_;
   MaskSettings ms_;
-  float peak_threshold_ = 0.01f, peak_min_distance_ = 3.0f;
-  torch::Device device_ = torch::kCPU;
 };
 
 }  // namespace cellcount::exemplar

@@ -9,6 +9,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/snapshots.h"
 #include "core/train.h"
 #include "core/train_run.h"
 #include "methods/exemplar/exemplar_data.h"
@@ -193,30 +194,21 @@ Options train_options() {
 }
 
 nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
-  TrainRun run("exemplar", train_options(), req0, {"counter.ckpt", "segmenter.ckpt"},
+  TrainRun run("exemplar", train_options(), req0, checkpoint_files({"counter.ckpt", "segmenter.ckpt"}, {"counter", "segmenter"}),
                {"counter_epochs", "seg_epochs", "validate_every"});
   nlohmann::json& req = run.request();
   const std::string out = run.out(), recipe_path = req["recipe"], bench_dir = req["benchmark"];
   CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
            CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar train: counter_epochs 0 needs init_from (it would ship an untrained counter)");
-  {  // the tuning grids are checked before any training
-    const auto th = req["mask_threshold_grid"].get<std::vector<double>>();
-    const auto dl = req["mask_dilate_grid"].get<std::vector<int64_t>>();
-    CC_CHECK(th.empty() || !dl.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask_dilate_grid must not be empty");
-    for (double t : th)
-      CC_CHECK(t >= 0 && t <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask thresholds must be in [0, 1]");
-    for (int64_t d : dl)
-      CC_CHECK(d >= 0 && d <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: mask dilations must be in 0..8");
-  }
-  CC_CHECK(req["intensity_squash"].get<double>() >= 0 && req["intensity_squash"].get<double>() <= 1,
-           CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: intensity_squash must be in [0, 1]");
+  // Ranges and choices are checked by the driver against the declared options; what they cannot say, here
+  // (the tuning grids before any training).
+  CC_CHECK(req["mask_threshold_grid"].empty() || !req["mask_dilate_grid"].empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar train: mask_dilate_grid must not be empty");
   const std::string pm = req["pseudo_mask"];
-  CC_CHECK(pm == "kmeans" || pm == "dotbox" || pm == "similarity", CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "exemplar train: pseudo_mask must be kmeans, dotbox or similarity");
   const int64_t k_min = req["k_min"], k_max = req["k_max"], n_ex = req["exemplars"], crop = req["crop"];
-  CC_CHECK(k_min >= 2 && k_max >= k_min && k_max <= 32 && n_ex >= 1 && crop >= 32 && crop % 16 == 0,
-           CELLCOUNT_ERR_INVALID_ARGUMENT, "exemplar train: need 2 <= k_min <= k_max <= 32, exemplars >= 1, crop a multiple of 16");
+  CC_CHECK(k_max >= k_min && crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar train: need k_min <= k_max and crop a multiple of 16");
   const auto device = resolve_device(req["device"]);
   const auto precision = resolve_precision(req["precision"], device);
   const auto spec = exemplar_input_spec();
@@ -264,23 +256,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
 
   // Stage 1: the base counter on single-kind tiles. L2 to the Gaussian dot maps.
   // restart_epochs 0 = one cosine decay over each stage.
-  auto stage_config = [&](int64_t epochs) {
-    nlohmann::json r = req;
-    if (r["restart_epochs"].get<double>() <= 0) r["restart_epochs"] = std::max<int64_t>(1, epochs);
-    TrainConfig c = TrainConfig::from_json(r);
-    c.epochs = epochs;
-    return c;
-  };
-  TrainConfig tc = stage_config(req["counter_epochs"]);
-  tc.checkpoint = run.checkpoint("counter.ckpt");
+  TrainConfig tc = run.stage_config("counter", req["counter_epochs"]);
   const double jitter = req["box_jitter"], squash = req["intensity_squash"];
-  double best_mae = INFINITY;
-  int64_t best_epoch = 0;
-  Counter best_counter(cfg);
-  best_counter->to(device);
-  copy_state(*best_counter, *net->counter);
-  Trainer ct(tc, *net->counter);
-  auto counter_report = ct.fit(
+  SnapshotKeeper best_counter(*net->counter, run, "counter");  // kept across a resume
+  auto counter_report = Trainer(tc, *net->counter).fit(
       train_tiles.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         auto b = counter_batch(train_tiles, batch, crop, n_ex, jitter, squash, cfg.exemplar_size, rng, device);
@@ -293,16 +272,14 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       progress.sub(0.05, 0.6), [&](const EpochStats& st) -> nlohmann::json {
         if (st.epoch % every != 0 && st.epoch != tc.epochs) return nullptr;
         const double mae = counter_val_mae(net, val_tiles.empty() ? train_tiles : val_tiles, n_ex, device);
-        if (mae < best_mae) {
-          best_mae = mae;
-          best_epoch = st.epoch;
-          copy_state(*best_counter, *net->counter);
-        }
+        best_counter.offer(st.epoch, mae);
         log_info("exemplar train: counter epoch " + std::to_string(st.epoch) + " loss " + std::to_string(st.loss) +
                  " val MAE " + std::to_string(mae));
         return {{"val_mae", mae}};
       });
-  if (best_epoch > 0) copy_state(*net->counter, *best_counter);
+  best_counter.restore_best();
+  const double best_mae = best_counter.best_score();
+  const int64_t best_epoch = best_counter.best_epoch();
   net->counter->eval();
   for (auto& p : net->counter->parameters()) p.set_requires_grad(false);
 
@@ -364,15 +341,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
            std::to_string(pseudo_err_best / bench_train.size()));
 
   // Stage 3: the segmentation model, L2 between cos(P(I), v) and the pseudo mask (eq. 7).
-  TrainConfig ts = stage_config(seg_epochs);
-  ts.checkpoint = run.checkpoint("segmenter.ckpt");
-  double best_seg = INFINITY;
-  int64_t best_seg_epoch = 0;
-  Segmenter best_seg_net(cfg);
-  best_seg_net->to(device);
-  copy_state(*best_seg_net, *net->segmenter);
-  Trainer st(ts, *net->segmenter);
-  auto seg_report = st.fit(
+  TrainConfig ts = run.stage_config("segmenter", seg_epochs);
+  SnapshotKeeper best_seg_net(*net->segmenter, run, "segmenter");
+  auto seg_report = Trainer(ts, *net->segmenter).fit(
       bench_train.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         std::vector<torch::Tensor> xs, cs, ms_;
@@ -402,16 +373,14 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       progress.sub(0.7, 0.93), [&](const EpochStats& e) -> nlohmann::json {
         if (e.epoch % every != 0 && e.epoch != ts.epochs) return nullptr;
         const double err = bench_error(net, bench_val.empty() ? bench_train : bench_val, MaskMode::kSeg, ms, device);
-        if (err < best_seg) {
-          best_seg = err;
-          best_seg_epoch = e.epoch;
-          copy_state(*best_seg_net, *net->segmenter);
-        }
+        best_seg_net.offer(e.epoch, err);
         log_info("exemplar train: segmenter epoch " + std::to_string(e.epoch) + " loss " + std::to_string(e.loss) +
                  " val seg-then-count error " + std::to_string(err));
         return {{"val_error", err}};
       });
-  if (best_seg_epoch > 0) copy_state(*net->segmenter, *best_seg_net);
+  best_seg_net.restore_best();
+  const double best_seg = best_seg_net.best_score();
+  const int64_t best_seg_epoch = best_seg_net.best_epoch();
   net->eval();
   net->to(torch::kCPU);
 

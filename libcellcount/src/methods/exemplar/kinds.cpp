@@ -4,6 +4,7 @@
 #include <fstream>
 #include <random>
 
+#include "core/augment.h"
 #include "core/dataset.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -12,7 +13,6 @@
 #include "io/image_file.h"
 
 namespace fs = std::filesystem;
-namespace F = torch::nn::functional;
 
 namespace cellcount::exemplar {
 
@@ -115,15 +115,7 @@ std::vector<Tile> kind_tiles(const Recipe& r, size_t ki, const std::string& spli
       for (int64_t gx = 0; gx < k.grid; ++gx) {
         const int64_t y0 = H * gy / k.grid, y1 = H * (gy + 1) / k.grid, x0 = W * gx / k.grid, x1 = W * (gx + 1) / k.grid;
         Tile t;
-        auto patch = full.slice(1, y0, y1).slice(2, x0, x1).unsqueeze(0);
-        const bool shrink = (y1 - y0) > S || (x1 - x0) > S;
-        t.image = F::interpolate(patch, F::InterpolateFuncOptions()
-                                            .size(std::vector<int64_t>{S, S})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(false)
-                                            .antialias(shrink))[0]
-                      .clamp(0, 255)
-                      .contiguous();
+        t.image = resize_to(full.slice(1, y0, y1).slice(2, x0, x1), S, S).clamp(0, 255).contiguous();
         const double sx = double(S) / double(x1 - x0), sy = double(S) / double(y1 - y0);
         for (const auto& q : smp.points)
           if (q.x >= x0 - 0.5f && q.x < x1 - 0.5f && q.y >= y0 - 0.5f && q.y < y1 - 0.5f)

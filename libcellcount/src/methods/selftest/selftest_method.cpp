@@ -118,10 +118,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   }
   auto net = seeded(run.seed(), [&] { return SelftestNet(req["width"].get<int64_t>()); });
   net->to(device);
-  TrainConfig tc = TrainConfig::from_json(req);
-  tc.checkpoint = run.checkpoint("model.ckpt");
-  Trainer trainer(tc, *net);
-  auto report = trainer.fit(
+  auto report = Trainer(run.stage_config("model", req["epochs"]), *net).fit(
       xs.size(),
       [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
         torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(device));
