@@ -342,6 +342,45 @@ if (File.exists(batchCsv)) {
   }
 }
 
+// ---- 10b. a folder with one bad image (issue 21): the menu command "Count folder..." goes on past it, the
+// Log and the status column say why, the CSV has every good row, and the error is counted for the exit status
+mixed = arg("mixed");
+mixedCsv = work + "/mixed-counts.csv";
+n0 = rows();
+run("Count folder...", "input=[" + mixed + "] model=dcl-vgg folder=[] output=[" + mixedCsv + "] slices=all");
+check((File.exists(mixedCsv)), "Count folder wrote " + mixedCsv + " despite the bad image");
+check((call(probe + ".plugin", "failures") == "1"), "one failure counted, got " + call(probe + ".plugin", "failures"));
+check((indexOf(call(probe + ".plugin", "lastError"), "cells_00001b.png") >= 0), "the error names the bad file: "
+      + call(probe + ".plugin", "lastError"));
+call(probe + ".plugin", "resetFailures");
+check((Table.size(T) == n0 + 4), "Count folder: 3 good rows and 1 error row in the table, got " + (Table.size(T) - n0));
+if (File.exists(mixedCsv)) {
+  text = File.openAsString(mixedCsv);
+  names = column(text, "image");
+  counts = column(text, "count");
+  statuses = column(text, "status");
+  check((names.length == 4), "mixed CSV has " + names.length + " rows");
+  bad = find(names, "cells_00001b.png");
+  lines = split(text, "\n");
+  check((bad >= 0 && (indexOf(lines[bad + 1], ",error: ") > 0 || indexOf(lines[bad + 1], ",\"error: ") > 0)),
+        "the bad image's row says error in its status (the reason may hold quoted commas)");
+  for (i = 0; i < names.length; i++) {
+    if (i == bad) continue;
+    k = find(vggNames, names[i]);
+    check((statuses[i] == "ok" && k >= 0 && abs((parseFloat(counts[i])) - (parseFloat(vggCounts[k]))) <= (0.01 + 1e-4 * parseFloat(vggCounts[k]))),
+          "mixed CSV row " + names[i] + " count " + counts[i] + " status " + statuses[i]);
+  }
+}
+// a count command's error inside a macro: a Log line and an error row, no dialog, and the macro goes on
+open(samples + vggNames[0]);
+n0 = rows();
+run("Count cells", "folder=/nonexistent/model slices=current");
+check((Table.size(T) == n0 + 1 && startsWith(Table.getString("status", n0, T), "error")),
+      "a failed count in a macro adds an error row");
+check((indexOf(call(probe + ".plugin", "lastError"), "/nonexistent/model") >= 0), "and keeps its message");
+call(probe + ".plugin", "resetFailures");
+close();
+
 lap("section 10");
 // ---- 11. exemplars (rectangles of a composite selection or of the ROI Manager), once a model exists
 exModel = arg("exemplar_model");

@@ -78,10 +78,45 @@ public class CountCells implements PlugIn {
     if (!Support.ready()) return;
     ImagePlus imp = WindowManager.getCurrentImage();
     if (imp == null) {
-      IJ.noImage();
+      if (Support.unattended()) Support.error("no image is open to count");  // IJ.noImage() is a modal dialog
+      else IJ.noImage();
       return;
     }
-    Support.guarded(() -> countCurrent(method, imp));
+    // In a macro or batch run an error is a Log line and a row whose status says it; the macro goes on.
+    Support.guarded(() -> countCurrent(method, imp), message -> errorRow(table(), imp.getTitle(), path(imp), message));
+  }
+
+  /** For macros and the tests (call("org.cellcount.fiji.CountCells.lastError")): the message of the last
+   * error reported without a dialog in a macro or batch run, "" if none. */
+  public static String lastError() {
+    return Support.lastError();
+  }
+
+  /** For macros and the tests: how many errors were reported without a dialog so far (a number). */
+  public static String failures() {
+    return Integer.toString(Support.failures());
+  }
+
+  /** For the tests: forgets the errors so far, which they expected (ImageJ -batch then exits 0 again). */
+  public static String resetFailures() {
+    Support.resetFailures();
+    return "";
+  }
+
+  /** The file an image was opened from, "" when it has none (made in ImageJ, or unsaved). */
+  static String path(ImagePlus imp) {
+    ij.io.FileInfo fi = imp.getOriginalFileInfo();
+    if (fi == null || fi.fileName == null || fi.fileName.isEmpty()) return "";
+    String dir = fi.directory == null ? "" : fi.directory;
+    return new File(dir, fi.fileName).getPath();
+  }
+
+  /** A row for an image that could not be counted: its name and the reason in the status column. */
+  static void errorRow(ResultsTable rt, String image, String path, String message) {
+    rt.incrementCounter();
+    rt.addValue("image", image);
+    rt.addValue("status", "error: " + message.replace('\n', ' '));
+    showTable(rt);
   }
 
   private void countCurrent(String method, ImagePlus imp) throws CellCountException {
@@ -199,6 +234,12 @@ public class CountCells implements PlugIn {
 
   /** Counts with the options; rows, points and images of the planes done are kept on cancel or error. */
   static void count(ImagePlus imp, String method, Options o) throws CellCountException {
+    count(imp, method, o, table());
+  }
+
+  /** As above, the rows into {@code rt} (Count folder keeps one table: without a table window ImageJ finds
+   * none by its title, and each count would start a new one). */
+  static void count(ImagePlus imp, String method, Options o, ResultsTable rt) throws CellCountException {
     CellCountModel model = ModelCache.get(o.modelDir);
     if (!method.isEmpty() && !method.equals(model.method()))
       throw new IllegalArgumentException("'" + o.modelDir + "' holds a " + model.method() + " model ("
@@ -246,7 +287,6 @@ public class CountCells implements PlugIn {
       boxes.add(b.toArray(new Box[0]));
     }
 
-    ResultsTable rt = table();
     List<String> classes = model.classes();
     Overlay overlay = imp.getOverlay() != null ? imp.getOverlay() : new Overlay();
     List<Prediction.Image> densities = new ArrayList<>();
@@ -309,7 +349,7 @@ public class CountCells implements PlugIn {
     return rt != null ? rt : new ResultsTable();
   }
 
-  private static void showTable(ResultsTable rt) {
+  static void showTable(ResultsTable rt) {
     if (!Support.headless()) rt.show(TABLE);
   }
 
@@ -335,6 +375,7 @@ public class CountCells implements PlugIn {
     rt.addValue("device", r.device);
     rt.addValue("precision", r.precision);
     rt.addValue("seconds", r.seconds);
+    rt.addValue("status", "ok");
   }
 
   /** Points as one PointRoi per class and plane, positioned on that plane. Earlier cellcount points of the
