@@ -8,6 +8,7 @@ from napari.layers import Points
 
 import cellcount
 from napari_cellcount import CountWidget
+from napari_cellcount._layers import boxes_for
 from napari_cellcount._table import table_for
 
 from conftest import EXEMPLAR_MODEL, needs_exemplar_model
@@ -270,6 +271,40 @@ def test_exemplar_boxes_from_a_shapes_layer_match_the_library(make_napari_viewer
         assert np.allclose(viewer.layers["two kinds exemplar mask"].data, want.mask)
 
 
+def test_exemplar_list_follows_shapes_layers(make_napari_viewer, sample):
+    """Issue 21 item 5: Shapes layers added after the widget opened were not offered as exemplars (three boxes
+    on screen, "draw at least one box"). The list follows insertions, removals and renames and takes the
+    newest Shapes layer; a renamed layer stays chosen."""
+    viewer = make_napari_viewer()
+    viewer.add_image(sample, name="cells")
+    w = dock(viewer, CountWidget(viewer, "exemplar"))
+    w.set_model(EXEMPLAR_MODEL)  # plan() only needs the path
+    assert w.exemplar_combo.currentText() == "(none)"
+    first = viewer.add_shapes(name="Shapes")  # as napari's "new shapes layer" button, boxes drawn afterwards
+    assert w.exemplar_combo.currentText() == "Shapes"
+    for y, x in [(20, 20), (60, 100), (150, 40)]:
+        first.add_rectangles(np.array([[y, x], [y + 12, x + 12]], float))
+    assert len(boxes_for(w.plan().boxes, ())) == 3
+    newer = viewer.add_shapes([np.array([[5, 5], [20, 20]], float)], shape_type="rectangle", name="more boxes")
+    assert w.exemplar_combo.currentText() == "more boxes"  # the newest
+    viewer.add_points([[10, 10]], name="not shapes")
+    assert w.exemplar_combo.currentText() == "more boxes"
+    newer.name = "renamed boxes"
+    assert w.exemplar_combo.currentText() == "renamed boxes"
+    first.name = "first boxes"  # renaming another layer keeps the choice
+    assert w.exemplar_combo.currentText() == "renamed boxes"
+    assert [w.exemplar_combo.itemText(i) for i in range(w.exemplar_combo.count())] == [
+        "(none)", "first boxes", "renamed boxes"]
+    w.exemplar_combo.setCurrentText("first boxes")  # a person's choice stays over later refreshes
+    viewer.add_image(sample, name="another image")
+    assert w.exemplar_combo.currentText() == "first boxes"
+    viewer.layers.remove("first boxes")
+    assert w.exemplar_combo.currentText() == "renamed boxes"  # the newest left
+    assert len(boxes_for(w.plan().boxes, ())) == 1
+    viewer.layers.remove("renamed boxes")
+    assert w.exemplar_combo.currentText() == "(none)"
+
+
 @needs_exemplar_model()
 def test_exemplar_method_bad_input(make_napari_viewer, run_widget, repo, notes):
     viewer = make_napari_viewer()
@@ -339,3 +374,4 @@ def test_exemplar_mask_threshold_reaches_the_prediction(make_napari_viewer, run_
         want = m.predict(viewer.layers["two kinds"].data, exemplars=boxes,
                          options={"mask_threshold": meta["mask_threshold"]["min"]})
     assert table_for(viewer).rows[-1]["count"] == want.count
+

@@ -48,17 +48,28 @@ def library_methods() -> tuple[list[dict], str | None]:
 
 
 def fill_layer_combo(combo: QComboBox, viewer: Any, types: tuple, first: list[str], *, prefer_last: bool = False,
-                     include: Any = None) -> None:
-    """Refills a layer chooser with `first` then the viewer's layers of `types` (and `include(layer)`), keeping
-    the current choice when it still exists, else (prefer_last) taking the newest layer. No change signals."""
-    keep = combo.currentText()
+                     include: Any = None, select: Any = None) -> None:
+    """Refills a layer chooser with `first` then the viewer's layers of `types` (and `include(layer)`). Each
+    item holds its layer's id, so a renamed layer stays chosen under its new name. The choice is `select` when
+    it is one of the listed layers (a layer just added), else the layer chosen before, else the text chosen
+    before; when that is gone (or was one of `first` and prefer_last), prefer_last takes the newest layer.
+    No change signals."""
+    keep_text, keep_id = combo.currentText(), combo.currentData()
+    layers = [l for l in viewer.layers if isinstance(l, types) and (include is None or include(l))]
     combo.blockSignals(True)
     combo.clear()
-    combo.addItems(first + [l.name for l in viewer.layers
-                            if isinstance(l, types) and (include is None or include(l))])
-    if keep and combo.findText(keep) >= 0:
-        combo.setCurrentText(keep)
-    elif prefer_last and combo.count() > len(first):
+    for name in first:
+        combo.addItem(name, None)
+    for layer in layers:
+        combo.addItem(layer.name, id(layer))
+    ids = [id(l) for l in layers]
+    if select is not None and id(select) in ids:
+        combo.setCurrentIndex(len(first) + ids.index(id(select)))
+    elif keep_id is not None and keep_id in ids:
+        combo.setCurrentIndex(len(first) + ids.index(keep_id))
+    elif keep_text and combo.findText(keep_text) >= 0 and not (prefer_last and keep_text in first and layers):
+        combo.setCurrentIndex(combo.findText(keep_text))
+    elif prefer_last and layers:
         combo.setCurrentIndex(combo.count() - 1)
     combo.blockSignals(False)
 
@@ -219,19 +230,24 @@ class CountWidget(JobWidget):
 
     def _on_inserted(self, event: Any) -> None:
         event.value.events.name.connect(self._refresh_layers)
-        self._refresh_layers()
+        self._refresh_layers(added=event.value)
 
     def _on_active(self, event: Any = None) -> None:
         layer = self.viewer.layers.selection.active
         if isinstance(layer, Image) and not _is_result(layer):
             self.image_combo.setCurrentText(layer.name)
 
-    def _refresh_layers(self, event: Any = None) -> None:
-        def fill(combo: QComboBox, types: tuple, first: list[str], prefer_last: bool = False) -> None:
-            fill_layer_combo(combo, self.viewer, types, first, prefer_last=prefer_last, include=_not_result)
+    def _refresh_layers(self, event: Any = None, added: Any = None) -> None:
+        def fill(combo: QComboBox, types: tuple, first: list[str], prefer_last: bool = False,
+                 select: Any = None) -> None:
+            fill_layer_combo(combo, self.viewer, types, first, prefer_last=prefer_last, include=_not_result,
+                             select=select)
 
         fill(self.image_combo, (Image,), [])
-        fill(self.exemplar_combo, (Shapes,), [NONE_ITEM], prefer_last=True)
+        # Exemplars follow the layers (issue 21): a Shapes layer added after the widget opened is taken at once
+        # (the newest is where the boxes are being drawn), a renamed one stays chosen, a removed one gives way
+        # to the newest left; "(none)" only while there is no Shapes layer.
+        fill(self.exemplar_combo, (Shapes,), [NONE_ITEM], prefer_last=True, select=added)
         fill(self.region_combo, (Labels, Shapes), [WHOLE_IMAGE])
 
     def _layer(self, name: str, types: tuple) -> Any:
