@@ -63,10 +63,10 @@ def test_count_matches_the_library(make_napari_viewer, run_widget, repo, sample,
     with pytest.raises(FileExistsError):
         table.export_csv(path)
 
-    # counting again replaces the plugin's own layers instead of piling them up
+    # counting again replaces the plugin's own layers and its table row instead of piling them up (issue 21)
     run_widget(w)
     assert len([l for l in viewer.layers if l.name.startswith("cells_00000 dcl")]) == 2
-    assert len(table.rows) == 2
+    assert len(table.rows) == 1
 
 
 def test_every_plane_of_a_stack(make_napari_viewer, run_widget, repo):
@@ -99,9 +99,9 @@ def test_every_plane_of_a_stack(make_napari_viewer, run_widget, repo):
     for z in range(3):
         assert np.allclose(pts.data[pts.data[:, 0] == z][:, 1:], want[z].yx)
     assert viewer.layers["cells stack dcl density"].data.shape == stack.shape
-    rows = table_for(viewer).rows
-    assert [r["plane"] for r in rows] == ["1", "0", "1", "2"]
-    assert [r["count"] for r in rows[1:]] == [r.count for r in want]
+    rows = table_for(viewer).rows  # the recount of plane 1 replaced its row where it was (issue 21)
+    assert [r["plane"] for r in rows] == ["1", "0", "2"]
+    assert [r["count"] for r in (rows[1], rows[0], rows[2])] == [r.count for r in want]
 
 
 def test_cancel_stops_the_job_and_keeps_the_viewer(make_napari_viewer, run_widget, fixture_model, notes, qtbot):
@@ -375,3 +375,51 @@ def test_exemplar_mask_threshold_reaches_the_prediction(make_napari_viewer, run_
                          options={"mask_threshold": meta["mask_threshold"]["min"]})
     assert table_for(viewer).rows[-1]["count"] == want.count
 
+
+def test_results_stay_with_the_image(make_napari_viewer, run_widget, fixture_model, repo, tmp_path, notes):
+    """Issue 21 item 7: a row carries the source file, the plane, the pixel size and unit (the layer's scale
+    and units), the counted area and the cells per unit²; a recount replaces its row; an option saves the
+    image's rows and points beside the image, replacing only what it wrote before."""
+    import shutil
+
+    img = tmp_path / "cells.png"
+    shutil.copy(repo / "samples" / "dcl-vgg" / "cells_00000.png", img)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(img))
+    layer.scale = (0.5, 0.25)
+    layer.units = ("micrometer", "micrometer")
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(fixture_model)
+    w.image_combo.setCurrentText(layer.name)
+    w.save_check.setChecked(True)
+    out = run_widget(w)
+    assert isinstance(out, dict), out
+    table = table_for(viewer)
+    (row,) = table.rows
+    with cellcount.Model(fixture_model) as m:
+        want = m.predict(layer.data)
+    area = layer.data.shape[0] * layer.data.shape[1] * 0.5 * 0.25
+    assert row["path"] == str(img) and row["plane"] == "" and row["unit"] == "micrometer"
+    assert (row["pixel width"], row["pixel height"]) == (0.25, 0.5)
+    assert row["area"] == area and row["count"] == want.count
+    assert row["cells per unit2"] == pytest.approx(want.count / area)
+    counts, points = tmp_path / "cells_cellcount.csv", tmp_path / "cells_cellcount_points.csv"
+    assert out["saved"] == [counts, points]
+    (saved,) = list(csv.DictReader(counts.open()))
+    assert saved["path"] == str(img) and float(saved["count"]) == want.count
+    pts = list(csv.DictReader(points.open()))
+    assert len(pts) == want.n_points and np.allclose([[float(p["y"]), float(p["x"])] for p in pts], want.yx)
+
+    # a recount replaces the row (and the saved files), it does not add one
+    run_widget(w)
+    assert len(table.rows) == 1 and len(list(csv.DictReader(counts.open()))) == 1
+    # an uncalibrated layer: area in pixels, no density
+    layer.scale, layer.units = (1, 1), ("pixel", "pixel")
+    run_widget(w)
+    assert table.rows[-1]["area"] == layer.data.shape[0] * layer.data.shape[1]
+    assert table.rows[-1]["cells per unit2"] == "" and table.rows[-1]["unit"] == "pixel"
+    # a file of that name that cellcount did not write is never replaced
+    counts.write_text("my own notes\n")
+    out = run_widget(w)
+    assert out["saved"] == [] and counts.read_text() == "my own notes\n"
+    assert any("not written by cellcount" in m for s, m in notes)

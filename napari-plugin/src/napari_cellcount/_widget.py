@@ -6,6 +6,7 @@ cellcount_request_options("", "predict") (sent when changed from the default), t
 (e.g. exemplar's mask_threshold) from cellcount_request_options(method, "predict") (sent once touched)."""
 from __future__ import annotations
 
+import csv
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,17 +14,17 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
-from napari.utils.notifications import show_info
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                            QVBoxLayout, QWidget)
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                            QPushButton, QVBoxLayout, QWidget)
 
 import cellcount
 
 from . import _models
 from ._form import OptionsForm
 from ._jobs import JobWidget, Report
-from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec, labels_region,
-                      plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
+from ._layers import (ImageSpec, InputError, boxes_for, calibrated, class_colours, current_plane, image_spec,
+                      labels_region, plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
 from ._table import table_for
 
 NONE_ITEM = "(none)"
@@ -182,6 +183,11 @@ class CountWidget(JobWidget):
             QVBoxLayout(box).addWidget(self.method_options)
             box.setToolTip("Until you change one, each option takes the model's own (tuned) value")
             lay.addWidget(box)
+
+        self.save_check = QCheckBox("Save CSV and points next to the image")
+        self.save_check.setToolTip("After each count, <image>_cellcount.csv (this image's rows of the table) and "
+                                   "<image>_cellcount_points.csv (plane, y, x, class, score) beside the image file")
+        lay.addWidget(self.save_check)
 
         self.run_button = QPushButton(self.idle_text)
         self.run_button.clicked.connect(self.run)
@@ -350,25 +356,64 @@ class CountWidget(JobWidget):
         self._result_image(plan, results, "mask", f"{base} mask", tf,
                            dict(colormap="gray", blending="additive", opacity=0.3, visible=False))
 
-        # table
+        # table: the source file, its calibration (the layer's scale and unit), the counted area and density
         rows = []
+        ph, pw = spec.pixel
         for idx, r in results:
+            pixels = (float(np.count_nonzero(plan.regions[idx])) if plan.regions is not None
+                      else float(spec.plane_shape[0] * spec.plane_shape[1]))
+            area = pixels * ph * pw
             row = {"image": spec.name, "plane": plane_label(idx), "count": float(r.count), "points": r.n_points,
                    "model": Path(info.get("path", str(plan.model_path))).name, "method": info.get("method", ""),
                    "region": plan.region_name,
                    "exemplars": len(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else "",
+                   "area": area, "cells per unit2": float(r.count) / area if calibrated(spec) and area > 0 else "",
+                   "pixel width": pw, "pixel height": ph, "unit": spec.unit, "path": spec.path,
                    "device": r.device, "precision": r.precision, "seconds": float(r.seconds)}
             if len(classes) > 1:
                 for k, c in enumerate(classes):
                     row[f"count {c}"] = float(r.class_counts[k]) if k < len(r.class_counts) else 0.0
             rows.append(row)
-        table_for(self.viewer).add_rows(rows)
+        table = table_for(self.viewer)
+        table.add_rows(rows)
+        saved = self.save_beside(spec, table, self.viewer.layers[name]) if self.save_check.isChecked() else []
 
         total = sum(r.count for _, r in results)
         where = f"{len(results)} planes of " if len(results) > 1 else ""
         self.status.setText(f"{total:.1f} cells ({sum(r.n_points for _, r in results)} points) in {where}"
                             f"'{spec.name}', {sum(r.seconds for _, r in results):.2f} s on {results[-1][1].device}")
-        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows}
+        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows, "saved": saved}
+
+    def save_beside(self, spec: ImageSpec, table: Any, points: Any) -> list[Path]:
+        """Writes <image>_cellcount.csv (the table's rows of this image file) and <image>_cellcount_points.csv
+        beside the image file, replacing earlier ones this widget wrote (a recount) but never another file of
+        that name. Returns the files written ([] with a warning when the layer has no file, or on refusal)."""
+        if not spec.path:
+            show_warning(f"{self.title}: '{spec.name}' was not read from a file; nothing saved beside it")
+            return []
+        src = Path(spec.path)
+        counts = src.parent / f"{src.stem}_cellcount.csv"
+        pts = src.parent / f"{src.stem}_cellcount_points.csv"
+        for f, head in ((counts, "image,"), (pts, "plane,y,x,")):
+            if f.exists():
+                with f.open(errors="replace") as fh:
+                    if not fh.readline().startswith(head):
+                        show_warning(f"{self.title}: '{f}' exists and was not written by cellcount; not replaced")
+                        return []
+        try:
+            table.export_csv(counts, overwrite=True, rows=table.rows_of(spec.path))
+            feats = points.features
+            data = np.asarray(points.data)
+            with pts.open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["plane", "y", "x", "class", "score"])
+                for k in range(len(data)):
+                    w.writerow([feats["plane"].iloc[k], repr(float(data[k, -2])), repr(float(data[k, -1])),
+                                feats["class"].iloc[k], repr(float(feats["score"].iloc[k]))])
+        except OSError as e:
+            show_warning(f"{self.title}: could not save beside '{src}': {e}")
+            return []
+        return [counts, pts]
 
     def _own_layer(self, name: str, kind: type, ndim: int) -> Any:
         """A layer this plugin made earlier under `name` (never a user's layer), if its shape still fits."""
