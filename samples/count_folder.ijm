@@ -1,5 +1,6 @@
 // count_folder.ijm -- counts every image of a folder (every slice of stacks) into one CSV: image, slice,
-// count, points, model, method, device, precision, seconds, status.
+// count, points, model, method, device, precision, seconds, area, cells per unit2, pixel width, pixel height,
+// unit, path, status.
 //
 // This is now the menu command Plugins > Cell Counting > Count folder... (installed with the plugin,
 // recordable); this macro only passes its argument on, for scripts written against it.

@@ -35,7 +35,7 @@ import org.cellcount.PredictParams;
 public class CountFolder implements PlugIn {
   static final String DEFAULT_OUTPUT = "cellcount_counts.csv";
   static final String[] COLUMNS = {"image", "slice", "count", "points", "model", "method", "device", "precision",
-      "seconds", "status"};
+      "seconds", "area", "cells per unit2", "pixel width", "pixel height", "unit", "path", "status"};
 
   private static String lastInput = "";
 
@@ -107,12 +107,13 @@ public class CountFolder implements PlugIn {
         File f = files.get(i);
         IJ.showStatus("Count folder: " + (i + 1) + "/" + files.size() + " " + f.getName());
         int first = rt.size();
+        List<Integer> written = new ArrayList<>();
         String problem = null;
         ImagePlus imp = null;
         try {
           imp = IJ.openImage(f.getPath());
           if (imp == null) throw new IllegalArgumentException("ImageJ cannot open it (not an image ImageJ reads, or damaged)");
-          CountCells.count(imp, "", o, rt);
+          written = CountCells.count(imp, "", o, rt);
           if (IJ.escapePressed()) cancelled = true;
         } catch (CellCountException e) {
           if (e.isCancelled()) cancelled = true;
@@ -129,7 +130,9 @@ public class CountFolder implements PlugIn {
         } else if (!cancelled) {
           done++;
         }
-        for (int r = first; r < rt.size(); r++) w.write(csvRow(rt, r) + "\n");
+        // the rows of this image: replaced ones (a recount of a file counted before) and new ones
+        for (int r : written) w.write(csvRow(rt, r) + "\n");
+        for (int r = first; r < rt.size(); r++) if (!written.contains(r)) w.write(csvRow(rt, r) + "\n");
         w.flush(); // rows are on disk as they are produced
       }
     } catch (IOException e) {
@@ -155,7 +158,10 @@ public class CountFolder implements PlugIn {
       if (col.equals("slice") || col.equals("points")) v = error ? "" : Long.toString((long) rt.getValue(col, r));
       else if (col.equals("count") || col.equals("seconds"))
         v = error ? "" : String.format(Locale.ROOT, "%.3f", rt.getValue(col, r));
-      else v = error && !col.equals("image") && !col.equals("status") ? "" : text(rt, col, r);
+      else if (col.equals("area") || col.equals("cells per unit2") || col.equals("pixel width") || col.equals("pixel height")) {
+        double d = error || !rt.columnExists(col) ? Double.NaN : rt.getValue(col, r);
+        v = Double.isNaN(d) ? "" : Double.toString(d);
+      } else v = error && !col.equals("image") && !col.equals("status") && !col.equals("path") ? "" : text(rt, col, r);
       b.append(quote(v));
     }
     return b.toString();
