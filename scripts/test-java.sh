@@ -116,7 +116,7 @@ if [ -f models/exemplar-cells/model.json ] && [ -f samples/exemplar-cells/boxes.
   fi
 fi
 echo "   expected answers from the CLI: $(($(date +%s) - last)) s"
-rm -rf "$T/trained" "$T/batch-counts.csv" "$T/mixed" "$T/mixed-counts.csv" "$T/mixed-batch.csv"
+rm -rf "$T/trained" "$T/batch-counts.csv" "$T/mixed" "$T/mixed-counts.csv" "$T/mixed-batch.csv" "$T"/recorded-folder-*.csv
 # A folder with one file that is not an image (issue 21: one bad image hung a batch run and lost every row).
 mkdir -p "$T/mixed"
 cp samples/dcl-vgg/cells_00000.png samples/dcl-vgg/cells_00001.png samples/dcl-vgg/cells_00002.png "$T/mixed/"

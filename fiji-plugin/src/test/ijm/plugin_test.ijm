@@ -518,6 +518,27 @@ if (r >= 0) {
   checkRow(rowFor(samples + vggNames[4], "whole image"), parseFloat(vggCounts[4]), parseInt(vggPoints[4]), "replayed run");
 }
 
+// Count folder... records through its real dialog too (issue 21: a recordable menu command) and the
+// recorded string replays (to another output file: the first is never overwritten)
+rec1 = work + "/recorded-folder-1.csv";
+rec2 = work + "/recorded-folder-2.csv";
+recorded = call(probe + ".record", "Count folder...", "text:0=" + mixed + ";choice:dcl-vgg;text:2=" + rec1);
+print("recorded: run(\"Count folder...\", \"" + recorded + "\");");
+recOk = (indexOf(recorded, "input=" + mixed) >= 0 || indexOf(recorded, "input=[" + mixed + "]") >= 0);
+recOk = (recOk && indexOf(recorded, "model=dcl-vgg") >= 0 && indexOf(recorded, "recorded-folder-1.csv") >= 0);
+check((recOk), "Count folder records its input, model and output: " + recorded);
+run("Count folder...", replace(recorded, "recorded-folder-1.csv", "recorded-folder-2.csv"));
+for (f = 1; f <= 2; f++) {
+  path = work + "/recorded-folder-" + f + ".csv";
+  n = 0;
+  if (File.exists(path)) {
+    recLines = split(File.openAsString(path), "\n");
+    n = recLines.length - 1;
+  }
+  check((n == 4), "" + path + ": 3 counted images and the bad one, got " + n + " rows");
+}
+call(probe + ".plugin", "resetFailures");  // the bad image of the folder, twice, was expected
+
 lap("section 13");
 // ---- 14. results stay with the image (issue 21): path, calibration, area, density, a recount replaces its row,
 // the CSV and points saved beside the image file, the counted image stays active

@@ -150,7 +150,7 @@ public final class TestProbe {
   /**
    * Runs a command as a user would: in its own thread with the Recorder open, its dialog filled in by
    * {@code settings} ("choice:ITEM" selects ITEM in the choice that has it, "check:LABEL" ticks a checkbox,
-   * separated by ';') and OK pressed. Returns the options the Recorder wrote for it, or "ERROR ..." .
+   * "text:N=VALUE" types VALUE into the N-th text field (0-based), separated by ';') and OK pressed. Returns the options the Recorder wrote for it, or "ERROR ..." .
    */
   public static String record(String command, String settings) throws Exception {
     if (Recorder.getInstance() == null) new Recorder(false);
@@ -179,6 +179,13 @@ public final class TestProbe {
                 c.select(i);
                 found = true;
               }
+          }
+        } else if (kind.equals("text")) {
+          int n = Integer.parseInt(value.substring(0, value.indexOf('=')));
+          Vector<?> fields = dialog.getStringFields();
+          if (fields != null && n < fields.size()) {
+            ((java.awt.TextField) fields.get(n)).setText(value.substring(value.indexOf('=') + 1));
+            found = true;
           }
         } else if (kind.equals("check")) {
           for (Object o : (Vector<?>) dialog.getCheckboxes()) {
