@@ -423,3 +423,20 @@ def test_results_stay_with_the_image(make_napari_viewer, run_widget, fixture_mod
     out = run_widget(w)
     assert out["saved"] == [] and counts.read_text() == "my own notes\n"
     assert any("not written by cellcount" in m for s, m in notes)
+
+
+def test_the_models_tuned_values_are_shown(make_napari_viewer, repo, fixture_model):
+    """Issue 21 item 8 (part): an empty peak threshold means the model's tuned value; the field now shows it
+    (it said only "(not set: the model's value)")."""
+    import json
+
+    viewer = make_napari_viewer()
+    w = CountWidget(viewer, "dcl")
+    w.set_model(repo / "models" / "dcl-vgg")
+    tuned = json.loads((repo / "models" / "dcl-vgg" / "model.json").read_text())["thresholds"]
+    assert f"{tuned['peak_threshold']:.6g}" in w.threshold_edit.placeholderText()
+    assert f"{tuned['peak_min_distance']:.6g}" in w.distance_edit.placeholderText()
+    w.set_model(fixture_model)  # another model: its own values (or the plain text when it has none)
+    own = json.loads((fixture_model / "model.json").read_text()).get("thresholds", {})
+    want = f"{own['peak_threshold']:.6g}" if "peak_threshold" in own else "the model's value"
+    assert want in w.threshold_edit.placeholderText()

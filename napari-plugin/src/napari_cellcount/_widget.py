@@ -198,7 +198,9 @@ class CountWidget(JobWidget):
         lay.addStretch(1)
 
         _open_widgets.add(self)
+        self.model_combo.currentIndexChanged.connect(self._show_tuned)
         self.refresh_models()
+        self._show_tuned()
         self._refresh_layers()
         ev = self.viewer.layers.events
         ev.inserted.connect(self._on_inserted)
@@ -228,6 +230,17 @@ class CountWidget(JobWidget):
             self.model_combo.addItem(Path(p).name, p)
             i = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(i)
+
+    def _show_tuned(self, *_: Any) -> None:
+        """Shows the chosen model's tuned value in each empty field that takes it when left empty (issue 21:
+        "(not set: the model's value)" did not say which value)."""
+        model = self.model_combo.currentData()
+        tuned = _models.tuned_values(model) if model else {}
+        for name, f in self.options.fields.items():
+            if f.nullable and hasattr(f.editor, "setPlaceholderText"):
+                v = tuned.get(name)
+                f.editor.setPlaceholderText("(not set: the model's value)" if v is None else
+                                            f"(not set: the model's tuned value, {v:.6g})")
 
     def _browse_model(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Model folder (model.json + weights.pt)")
