@@ -2,7 +2,8 @@
 # Installs the Cell Counting plugin into a Fiji.app (or an ImageJ folder, or an ImageJ plugins folder):
 # builds the JNI shim and the jars (scripts/setup-java.sh) unless --no-build, then copies
 #   Cell_Counting-<version>.jar              -> <plugins>/
-#   libcellcount_jni.so, libcellcount.so.1   -> Fiji.app/lib/<platform>/ for Fiji, else beside the jar
+#   libcellcount_jni.so, libcellcount.so.1,  -> Fiji.app/lib/<platform>/ for Fiji, else beside the jar
+#   libcellcount_omp.so (OpenMP wait policy)
 #   models/<name>/ (shipped models)          -> <plugins>/cellcount-models/<name>/
 # LibTorch itself is not copied: it must be installed on the machine (Debian: libtorch-dev, as
 # scripts/setup.sh does). Older Cell_Counting-*.jar files in the plugins folder are replaced; nothing else
@@ -31,7 +32,8 @@ version=$(sed -n "s:.*<version>\(.*\)</version>.*:\1:p" "$repo/fiji-plugin/pom.x
 jar=$repo/fiji-plugin/target/Cell_Counting-$version.jar
 jni=$BUILD_DIR/lib/libcellcount_jni.so
 lib=$BUILD_DIR/lib/libcellcount.so.1
-for f in "$jar" "$jni" "$lib"; do
+omp=$BUILD_DIR/lib/libcellcount_omp.so
+for f in "$jar" "$jni" "$lib" "$omp"; do
   if [ ! -e "$f" ]; then echo "install: $f is missing; run bash scripts/setup-java.sh" >&2; exit 1; fi
 done
 
@@ -64,6 +66,7 @@ cp -f "$jar" "$plugins/"
 # libcellcount_jni finds libcellcount.so.1 beside it ($ORIGIN run path); copy the file, not the link.
 cp -fL "$jni" "$natives/libcellcount_jni.so"
 cp -fL "$lib" "$natives/libcellcount.so.1"
+cp -fL "$omp" "$natives/libcellcount_omp.so"  # loaded first: passive OpenMP waiting unless the user chose
 n=0
 for m in "$repo"/models/*/; do
   [ -f "$m/model.json" ] || continue
@@ -75,7 +78,7 @@ done
 
 echo "Cell Counting installed into the $kind $target:"
 echo "  plugin jar      $plugins/$(basename "$jar")"
-echo "  native library  $natives/libcellcount_jni.so (+ libcellcount.so.1)"
+echo "  native library  $natives/libcellcount_jni.so (+ libcellcount.so.1, libcellcount_omp.so)"
 echo "  models          $plugins/cellcount-models ($n)"
 if command -v ldd >/dev/null && ldd "$natives/libcellcount_jni.so" | grep -q "not found"; then
   echo "warning: some libraries libcellcount needs are not installed on this machine:" >&2

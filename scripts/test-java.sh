@@ -116,7 +116,13 @@ if [ -f models/exemplar-cells/model.json ] && [ -f samples/exemplar-cells/boxes.
   fi
 fi
 echo "   expected answers from the CLI: $(($(date +%s) - last)) s"
-rm -rf "$T/trained" "$T/batch-counts.csv"
+rm -rf "$T/trained" "$T/batch-counts.csv" "$T/mixed" "$T/mixed-counts.csv" "$T/mixed-batch.csv" "$T"/recorded-folder-*.csv
+# A folder with one file that is not an image (issue 21: one bad image hung a batch run and lost every row).
+mkdir -p "$T/mixed"
+cp samples/dcl-vgg/cells_00000.png samples/dcl-vgg/cells_00001.png samples/dcl-vgg/cells_00002.png "$T/mixed/"
+echo "this is not a PNG" >"$T/mixed/cells_00001b.png"
+# An image file of its own for the results-beside-the-image case (its CSVs are written next to it).
+rm -rf "$T/calib" && mkdir -p "$T/calib" && cp samples/dcl-vgg/cells_00003.png "$T/calib/"
 ij_version=$(sed -n 's:.*<imagej.version>\(.*\)</imagej.version>.*:\1:p' fiji-plugin/pom.xml)
 ij_jar=${MAVEN_REPO:-$HOME/.m2/repository}/net/imagej/ij/$ij_version/ij-$ij_version.jar
 log=$T/imagej.log
@@ -124,14 +130,15 @@ set +e
 timeout 900 xvfb-run -a -s "-screen 0 1280x1024x24" \
   java -Xmx3g -Dplugins.dir="$T/ImageJ" -cp "$ij_jar:$repo/fiji-plugin/target/test-classes" ij.ImageJ -batch \
   "$repo/fiji-plugin/src/test/ijm/plugin_test.ijm" \
-  "repo=[$repo] work=[$T] fixture=[$fixture] cli=[$CLI] $ex_args" >"$log" 2>&1
+  "repo=[$repo] work=[$T] fixture=[$fixture] cli=[$CLI] mixed=[$T/mixed] calib=[$T/calib/cells_00003.png] $ex_args" >"$log" 2>&1
 rc=$?
 set -e
 grep -E "^(FAIL|SKIP|note|cellcount plugin test|cancel run|recorded|time:|CELLCOUNT)" "$log" || true
 # Log lines the plugin writes (ImageJ without a window prints its Log to stdout).
 for want in "Cell Counting: CANCELLED (Esc) after 0 of 1 plane(s) of 'big'" "on cpu fp32" "libcellcount 0.1.0" \
             "Cell Counting: threads now 1, cached model unloaded" \
-            "Cell Counting: trained a selftest model" "count_folder: 6 image(s)"; do
+            "Cell Counting: trained a selftest model" "Cell Counting: Count folder: 6 image(s)" \
+            "Count folder: skipped 'cells_00001b.png'"; do
   if ! grep -qF "$want" "$log"; then
     echo "FAIL: the ImageJ log lacks '$want'"
     status=1
@@ -144,6 +151,27 @@ if [ $rc -ne 0 ] || ! grep -q "^CELLCOUNT PLUGIN TEST PASSED" "$log" || grep -q 
 fi
 if grep -qE "hs_err_pid|SIGSEGV|A fatal error has been detected" "$log"; then
   echo "FAIL: the JVM crashed"
+  status=1
+fi
+
+echo "== ImageJ -batch, a folder with one bad image: goes on, keeps the good rows, exits 1"
+# The sample macro (a wrapper of Plugins > Cell Counting > Count folder...), as a script runs it. Before
+# issue 21 this hung in a modal dialog: the timeout turns a hang into a failure.
+blog=$T/imagej-batch-folder.log
+set +e
+timeout 300 xvfb-run -a -s "-screen 0 1280x1024x24" \
+  java -Xmx2g -Dplugins.dir="$T/ImageJ" -cp "$ij_jar" ij.ImageJ -batch "$repo/samples/count_folder.ijm" \
+  "input=[$T/mixed] model=dcl-vgg output=[$T/mixed-batch.csv]" >"$blog" 2>&1
+rc=$?
+set -e
+good=$(grep -c ",ok$" "$T/mixed-batch.csv" 2>/dev/null || true)
+if [ $rc -eq 1 ] && [ "$good" = 3 ] && grep -q '^cells_00001b.png,,.*,"\?error: ' "$T/mixed-batch.csv" &&
+   grep -qF "Count folder: skipped 'cells_00001b.png'" "$blog" && grep -q "exit status 1" "$blog"; then
+  echo "ok: exit 1, 3 good rows and the bad image's error row in mixed-batch.csv, the reason in the Log"
+else
+  echo "FAIL: ImageJ -batch with a bad image: exit $rc (want 1), $good good row(s) (want 3); output:"
+  tail -20 "$blog"
+  [ -f "$T/mixed-batch.csv" ] && cat "$T/mixed-batch.csv"
   status=1
 fi
 lap

@@ -38,6 +38,36 @@ class Error : public std::runtime_error {
   cellcount_status status_;
 };
 
+// OpenMP waits passively unless the user chose otherwise: LibTorch's libgomp workers otherwise spin for
+// 300000 iterations after each parallel region, and on a busy machine (another process, a training, two
+// cores) the spinning threads take the cores from the ones with work: a 256x256 count took 6-21 s instead
+// of about 1 s (issue 21). libgomp reads OMP_WAIT_POLICY once, in its constructor, and the CLI links
+// libcellcount -> LibTorch -> libgomp, so main() is too late, and so is a setenv() in a .preinit_array
+// function (glibc's own constructor then resets environ to the original envp). Choice: the .preinit_array
+// entry, which the dynamic loader runs before any shared library's constructor, re-executes the program
+// with the variable added when it is absent: LibTorch's costly static initialisation then runs once, in the
+// new image. A user's value (even an empty one) is kept; if the exec fails the run goes on as before. The
+// Python binding (bindings/python/cellcount/_lib.py OMP_DEFAULTS) and the Java one (libcellcount_omp) set
+// the same default before they load the library.
+constexpr char kOmpDefault[] = "OMP_WAIT_POLICY=PASSIVE";
+void set_openmp_defaults(int, char** argv, char** envp) {
+  if (!envp || !argv || !argv[0]) return;
+  size_t n = 0;
+  for (; envp[n]; ++n)
+    if (std::strncmp(envp[n], "OMP_WAIT_POLICY=", 16) == 0) return;
+  // malloc works before libc's constructor (glibc's malloc sets itself up); nothing here may throw.
+  char** env = static_cast<char**>(std::malloc((n + 2) * sizeof(char*)));
+  if (!env) return;
+  std::memcpy(env, envp, n * sizeof(char*));
+  env[n] = const_cast<char*>(kOmpDefault);
+  env[n + 1] = nullptr;
+  execve("/proc/self/exe", argv, env);  // returns only on failure: go on spinning
+  std::free(env);
+}
+#if defined(__linux__)
+__attribute__((section(".preinit_array"), used)) void (*g_preinit_openmp)(int, char**, char**) = set_openmp_defaults;
+#endif
+
 std::atomic<bool> g_interrupted{false};
 void on_sigint(int) { g_interrupted = true; }
 

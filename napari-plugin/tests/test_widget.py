@@ -8,6 +8,7 @@ from napari.layers import Points
 
 import cellcount
 from napari_cellcount import CountWidget
+from napari_cellcount._layers import boxes_for
 from napari_cellcount._table import table_for
 
 from conftest import EXEMPLAR_MODEL, needs_exemplar_model
@@ -62,10 +63,10 @@ def test_count_matches_the_library(make_napari_viewer, run_widget, repo, sample,
     with pytest.raises(FileExistsError):
         table.export_csv(path)
 
-    # counting again replaces the plugin's own layers instead of piling them up
+    # counting again replaces the plugin's own layers and its table row instead of piling them up (issue 21)
     run_widget(w)
     assert len([l for l in viewer.layers if l.name.startswith("cells_00000 dcl")]) == 2
-    assert len(table.rows) == 2
+    assert len(table.rows) == 1
 
 
 def test_every_plane_of_a_stack(make_napari_viewer, run_widget, repo):
@@ -98,9 +99,9 @@ def test_every_plane_of_a_stack(make_napari_viewer, run_widget, repo):
     for z in range(3):
         assert np.allclose(pts.data[pts.data[:, 0] == z][:, 1:], want[z].yx)
     assert viewer.layers["cells stack dcl density"].data.shape == stack.shape
-    rows = table_for(viewer).rows
-    assert [r["plane"] for r in rows] == ["1", "0", "1", "2"]
-    assert [r["count"] for r in rows[1:]] == [r.count for r in want]
+    rows = table_for(viewer).rows  # the recount of plane 1 replaced its row where it was (issue 21)
+    assert [r["plane"] for r in rows] == ["1", "0", "2"]
+    assert [r["count"] for r in (rows[1], rows[0], rows[2])] == [r.count for r in want]
 
 
 def test_cancel_stops_the_job_and_keeps_the_viewer(make_napari_viewer, run_widget, fixture_model, notes, qtbot):
@@ -270,6 +271,40 @@ def test_exemplar_boxes_from_a_shapes_layer_match_the_library(make_napari_viewer
         assert np.allclose(viewer.layers["two kinds exemplar mask"].data, want.mask)
 
 
+def test_exemplar_list_follows_shapes_layers(make_napari_viewer, sample):
+    """Issue 21 item 5: Shapes layers added after the widget opened were not offered as exemplars (three boxes
+    on screen, "draw at least one box"). The list follows insertions, removals and renames and takes the
+    newest Shapes layer; a renamed layer stays chosen."""
+    viewer = make_napari_viewer()
+    viewer.add_image(sample, name="cells")
+    w = dock(viewer, CountWidget(viewer, "exemplar"))
+    w.set_model(EXEMPLAR_MODEL)  # plan() only needs the path
+    assert w.exemplar_combo.currentText() == "(none)"
+    first = viewer.add_shapes(name="Shapes")  # as napari's "new shapes layer" button, boxes drawn afterwards
+    assert w.exemplar_combo.currentText() == "Shapes"
+    for y, x in [(20, 20), (60, 100), (150, 40)]:
+        first.add_rectangles(np.array([[y, x], [y + 12, x + 12]], float))
+    assert len(boxes_for(w.plan().boxes, ())) == 3
+    newer = viewer.add_shapes([np.array([[5, 5], [20, 20]], float)], shape_type="rectangle", name="more boxes")
+    assert w.exemplar_combo.currentText() == "more boxes"  # the newest
+    viewer.add_points([[10, 10]], name="not shapes")
+    assert w.exemplar_combo.currentText() == "more boxes"
+    newer.name = "renamed boxes"
+    assert w.exemplar_combo.currentText() == "renamed boxes"
+    first.name = "first boxes"  # renaming another layer keeps the choice
+    assert w.exemplar_combo.currentText() == "renamed boxes"
+    assert [w.exemplar_combo.itemText(i) for i in range(w.exemplar_combo.count())] == [
+        "(none)", "first boxes", "renamed boxes"]
+    w.exemplar_combo.setCurrentText("first boxes")  # a person's choice stays over later refreshes
+    viewer.add_image(sample, name="another image")
+    assert w.exemplar_combo.currentText() == "first boxes"
+    viewer.layers.remove("first boxes")
+    assert w.exemplar_combo.currentText() == "renamed boxes"  # the newest left
+    assert len(boxes_for(w.plan().boxes, ())) == 1
+    viewer.layers.remove("renamed boxes")
+    assert w.exemplar_combo.currentText() == "(none)"
+
+
 @needs_exemplar_model()
 def test_exemplar_method_bad_input(make_napari_viewer, run_widget, repo, notes):
     viewer = make_napari_viewer()
@@ -339,3 +374,69 @@ def test_exemplar_mask_threshold_reaches_the_prediction(make_napari_viewer, run_
         want = m.predict(viewer.layers["two kinds"].data, exemplars=boxes,
                          options={"mask_threshold": meta["mask_threshold"]["min"]})
     assert table_for(viewer).rows[-1]["count"] == want.count
+
+
+def test_results_stay_with_the_image(make_napari_viewer, run_widget, fixture_model, repo, tmp_path, notes):
+    """Issue 21 item 7: a row carries the source file, the plane, the pixel size and unit (the layer's scale
+    and units), the counted area and the cells per unit²; a recount replaces its row; an option saves the
+    image's rows and points beside the image, replacing only what it wrote before."""
+    import shutil
+
+    img = tmp_path / "cells.png"
+    shutil.copy(repo / "samples" / "dcl-vgg" / "cells_00000.png", img)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(img))
+    layer.scale = (0.5, 0.25)
+    layer.units = ("micrometer", "micrometer")
+    w = dock(viewer, CountWidget(viewer, "selftest"))
+    w.set_model(fixture_model)
+    w.image_combo.setCurrentText(layer.name)
+    w.save_check.setChecked(True)
+    out = run_widget(w)
+    assert isinstance(out, dict), out
+    table = table_for(viewer)
+    (row,) = table.rows
+    with cellcount.Model(fixture_model) as m:
+        want = m.predict(layer.data)
+    area = layer.data.shape[0] * layer.data.shape[1] * 0.5 * 0.25
+    assert row["path"] == str(img) and row["plane"] == "" and row["unit"] == "micrometer"
+    assert (row["pixel width"], row["pixel height"]) == (0.25, 0.5)
+    assert row["area"] == area and row["count"] == want.count
+    assert row["cells per unit2"] == pytest.approx(want.count / area)
+    counts, points = tmp_path / "cells_cellcount.csv", tmp_path / "cells_cellcount_points.csv"
+    assert out["saved"] == [counts, points]
+    (saved,) = list(csv.DictReader(counts.open()))
+    assert saved["path"] == str(img) and float(saved["count"]) == want.count
+    pts = list(csv.DictReader(points.open()))
+    assert len(pts) == want.n_points and np.allclose([[float(p["y"]), float(p["x"])] for p in pts], want.yx)
+
+    # a recount replaces the row (and the saved files), it does not add one
+    run_widget(w)
+    assert len(table.rows) == 1 and len(list(csv.DictReader(counts.open()))) == 1
+    # an uncalibrated layer: area in pixels, no density
+    layer.scale, layer.units = (1, 1), ("pixel", "pixel")
+    run_widget(w)
+    assert table.rows[-1]["area"] == layer.data.shape[0] * layer.data.shape[1]
+    assert table.rows[-1]["cells per unit2"] == "" and table.rows[-1]["unit"] == "pixel"
+    # a file of that name that cellcount did not write is never replaced
+    counts.write_text("my own notes\n")
+    out = run_widget(w)
+    assert out["saved"] == [] and counts.read_text() == "my own notes\n"
+    assert any("not written by cellcount" in m for s, m in notes)
+
+
+def test_the_models_tuned_values_are_shown(make_napari_viewer, repo, fixture_model):
+    """Issue 21 item 8 (part): an empty peak threshold means the model's tuned value; the field now shows it
+    (it said only "(not set: the model's value)")."""
+    import json
+
+    viewer = make_napari_viewer()
+    w = CountWidget(viewer, "dcl")
+    w.set_model(repo / "models" / "dcl-vgg")
+    tuned = json.loads((repo / "models" / "dcl-vgg" / "model.json").read_text())["thresholds"]
+    assert f"{tuned['peak_threshold']:.6g}" in w.threshold_edit.placeholderText()
+    assert f"{tuned['peak_min_distance']:.6g}" in w.distance_edit.placeholderText()
+    w.set_model(fixture_model)  # another model: its own values (or the plain text when it has none)
+    own = json.loads((fixture_model / "model.json").read_text()).get("thresholds", {})
+    want = f"{own['peak_threshold']:.6g}" if "peak_threshold" in own else "the model's value"
+    assert want in w.threshold_edit.placeholderText()

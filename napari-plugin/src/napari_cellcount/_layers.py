@@ -32,6 +32,9 @@ class ImageSpec:
     channels: int                  # 3 or 4 for an RGB(A) layer, else 1
     ndim: int                      # layer.ndim: lead axes + 2 (the RGB axis is not a layer dimension)
     transform: dict = field(default_factory=dict)  # scale, translate, rotate, shear, affine of the layer
+    path: str = ""                 # the file the layer was read from ("" when made in the session)
+    pixel: tuple[float, float] = (1.0, 1.0)  # (height, width) of a pixel: the layer's scale of rows, columns
+    unit: str = "pixel"            # the layer's unit of rows/columns (napari layer.units), "pixel" when none
 
     def plane(self, idx: tuple[int, ...]) -> np.ndarray:
         return np.asarray(self.data[idx] if idx else self.data)
@@ -52,8 +55,18 @@ def image_spec(layer: Any) -> ImageSpec:
     spatial = shape[:-1] if layer.rgb else shape
     if len(spatial) < 2:
         raise InputError(f"image layer '{layer.name}' is {len(spatial)}-D; a 2-D image or a stack of them is needed")
+    source = getattr(getattr(layer, "source", None), "path", None)
+    units = getattr(layer, "units", None)
+    unit = str(units[-1]) if units is not None and len(units) else "pixel"
+    scale = [float(v) for v in layer.scale[-2:]]
     return ImageSpec(name=layer.name, data=data, lead_shape=spatial[:-2], plane_shape=spatial[-2:],
-                     channels=channels, ndim=len(spatial), transform=layer_transform(layer))
+                     channels=channels, ndim=len(spatial), transform=layer_transform(layer),
+                     path=str(source) if source else "", pixel=(scale[0], scale[1]), unit=unit)
+
+
+def calibrated(spec: ImageSpec) -> bool:
+    """The layer says how big a pixel is: a unit other than pixels, or a scale other than 1."""
+    return spec.unit != "pixel" or spec.pixel != (1.0, 1.0)
 
 
 def current_plane(layer: Any, viewer: Any) -> tuple[int, ...]:

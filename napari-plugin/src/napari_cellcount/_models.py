@@ -53,6 +53,17 @@ def _method_of(model_dir: Path) -> str | None:
         return None
 
 
+def tuned_values(model_dir: str | Path) -> dict:
+    """The "thresholds" of a model.json (the values tuned at training, e.g. peak_threshold), {} when there are
+    none or it cannot be read: only to show them beside the fields; loading checks everything."""
+    try:
+        t = json.loads((Path(model_dir) / "model.json").read_text()).get("thresholds")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in t.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+        if isinstance(t, dict) else {}
+
+
 def remember(model_dir: str | Path) -> Path:
     p = Path(model_dir).resolve()
     if p not in _session_models:

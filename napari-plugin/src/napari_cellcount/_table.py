@@ -10,8 +10,13 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QPushButton, QTableWidget,
                             QTableWidgetItem, QVBoxLayout, QWidget)
 
-BASE_COLUMNS = ["image", "plane", "count", "points", "model", "method", "region", "exemplars", "device",
-                "precision", "seconds"]
+BASE_COLUMNS = ["image", "plane", "count", "points", "model", "method", "region", "exemplars", "area",
+                "cells per unit2", "pixel width", "pixel height", "unit", "path", "device", "precision",
+                "seconds"]
+# A row is a measurement of one plane of one image file with one model in one region: counting it again
+# replaces that row (issue 21: recounts piled up duplicates). Choice: the model and region are part of the
+# key, so the same plane counted with two models (or in two regions) gives two rows to compare.
+KEY_COLUMNS = ("image", "path", "plane", "model", "region")
 
 
 class CountsTable(QWidget):
@@ -38,12 +43,21 @@ class CountsTable(QWidget):
         lay.addLayout(buttons)
 
     def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Adds rows; a row with the key (KEY_COLUMNS) of an existing one replaces it where it is."""
         for row in rows:
             for k in row:
                 if k not in self.columns:
-                    self.columns.insert(self.columns.index("device"), k)  # per-class counts before device
-            self.rows.append(dict(row))
+                    self.columns.insert(self.columns.index("area"), k)  # per-class counts after the counts
+            key = tuple(row.get(c, "") for c in KEY_COLUMNS)
+            at = next((i for i, r in enumerate(self.rows) if tuple(r.get(c, "") for c in KEY_COLUMNS) == key), None)
+            if at is None:
+                self.rows.append(dict(row))
+            else:
+                self.rows[at] = dict(row)
         self._refresh()
+
+    def rows_of(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("path") == path]
 
     def clear(self) -> None:
         self.rows.clear()
@@ -63,15 +77,16 @@ class CountsTable(QWidget):
         if self.rows:
             self.view.scrollToBottom()
 
-    def export_csv(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Writes every row with full precision. An existing file is replaced only with overwrite=True."""
+    def export_csv(self, path: str | Path, overwrite: bool = False, rows: list[dict[str, Any]] | None = None) -> Path:
+        """Writes every row (or `rows`) with full precision. An existing file is replaced only with
+        overwrite=True."""
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"'{path}' exists; not overwritten")
         with path.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
             w.writeheader()
-            for row in self.rows:
+            for row in self.rows if rows is None else rows:
                 w.writerow({c: (repr(v) if isinstance(v, float) else v) for c, v in row.items()})
         return path
 

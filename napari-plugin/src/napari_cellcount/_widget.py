@@ -6,6 +6,7 @@ cellcount_request_options("", "predict") (sent when changed from the default), t
 (e.g. exemplar's mask_threshold) from cellcount_request_options(method, "predict") (sent once touched)."""
 from __future__ import annotations
 
+import csv
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,17 +14,17 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
-from napari.utils.notifications import show_info
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                            QVBoxLayout, QWidget)
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                            QPushButton, QVBoxLayout, QWidget)
 
 import cellcount
 
 from . import _models
 from ._form import OptionsForm
 from ._jobs import JobWidget, Report
-from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec, labels_region,
-                      plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
+from ._layers import (ImageSpec, InputError, boxes_for, calibrated, class_colours, current_plane, image_spec,
+                      labels_region, plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
 from ._table import table_for
 
 NONE_ITEM = "(none)"
@@ -48,17 +49,28 @@ def library_methods() -> tuple[list[dict], str | None]:
 
 
 def fill_layer_combo(combo: QComboBox, viewer: Any, types: tuple, first: list[str], *, prefer_last: bool = False,
-                     include: Any = None) -> None:
-    """Refills a layer chooser with `first` then the viewer's layers of `types` (and `include(layer)`), keeping
-    the current choice when it still exists, else (prefer_last) taking the newest layer. No change signals."""
-    keep = combo.currentText()
+                     include: Any = None, select: Any = None) -> None:
+    """Refills a layer chooser with `first` then the viewer's layers of `types` (and `include(layer)`). Each
+    item holds its layer's id, so a renamed layer stays chosen under its new name. The choice is `select` when
+    it is one of the listed layers (a layer just added), else the layer chosen before, else the text chosen
+    before; when that is gone (or was one of `first` and prefer_last), prefer_last takes the newest layer.
+    No change signals."""
+    keep_text, keep_id = combo.currentText(), combo.currentData()
+    layers = [l for l in viewer.layers if isinstance(l, types) and (include is None or include(l))]
     combo.blockSignals(True)
     combo.clear()
-    combo.addItems(first + [l.name for l in viewer.layers
-                            if isinstance(l, types) and (include is None or include(l))])
-    if keep and combo.findText(keep) >= 0:
-        combo.setCurrentText(keep)
-    elif prefer_last and combo.count() > len(first):
+    for name in first:
+        combo.addItem(name, None)
+    for layer in layers:
+        combo.addItem(layer.name, id(layer))
+    ids = [id(l) for l in layers]
+    if select is not None and id(select) in ids:
+        combo.setCurrentIndex(len(first) + ids.index(id(select)))
+    elif keep_id is not None and keep_id in ids:
+        combo.setCurrentIndex(len(first) + ids.index(keep_id))
+    elif keep_text and combo.findText(keep_text) >= 0 and not (prefer_last and keep_text in first and layers):
+        combo.setCurrentIndex(combo.findText(keep_text))
+    elif prefer_last and layers:
         combo.setCurrentIndex(combo.count() - 1)
     combo.blockSignals(False)
 
@@ -172,6 +184,11 @@ class CountWidget(JobWidget):
             box.setToolTip("Until you change one, each option takes the model's own (tuned) value")
             lay.addWidget(box)
 
+        self.save_check = QCheckBox("Save CSV and points next to the image")
+        self.save_check.setToolTip("After each count, <image>_cellcount.csv (this image's rows of the table) and "
+                                   "<image>_cellcount_points.csv (plane, y, x, class, score) beside the image file")
+        lay.addWidget(self.save_check)
+
         self.run_button = QPushButton(self.idle_text)
         self.run_button.clicked.connect(self.run)
         lay.addWidget(self.run_button)
@@ -181,7 +198,9 @@ class CountWidget(JobWidget):
         lay.addStretch(1)
 
         _open_widgets.add(self)
+        self.model_combo.currentIndexChanged.connect(self._show_tuned)
         self.refresh_models()
+        self._show_tuned()
         self._refresh_layers()
         ev = self.viewer.layers.events
         ev.inserted.connect(self._on_inserted)
@@ -212,6 +231,17 @@ class CountWidget(JobWidget):
             i = self.model_combo.count() - 1
         self.model_combo.setCurrentIndex(i)
 
+    def _show_tuned(self, *_: Any) -> None:
+        """Shows the chosen model's tuned value in each empty field that takes it when left empty (issue 21:
+        "(not set: the model's value)" did not say which value)."""
+        model = self.model_combo.currentData()
+        tuned = _models.tuned_values(model) if model else {}
+        for name, f in self.options.fields.items():
+            if f.nullable and hasattr(f.editor, "setPlaceholderText"):
+                v = tuned.get(name)
+                f.editor.setPlaceholderText("(not set: the model's value)" if v is None else
+                                            f"(not set: the model's tuned value, {v:.6g})")
+
     def _browse_model(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Model folder (model.json + weights.pt)")
         if d:
@@ -219,19 +249,24 @@ class CountWidget(JobWidget):
 
     def _on_inserted(self, event: Any) -> None:
         event.value.events.name.connect(self._refresh_layers)
-        self._refresh_layers()
+        self._refresh_layers(added=event.value)
 
     def _on_active(self, event: Any = None) -> None:
         layer = self.viewer.layers.selection.active
         if isinstance(layer, Image) and not _is_result(layer):
             self.image_combo.setCurrentText(layer.name)
 
-    def _refresh_layers(self, event: Any = None) -> None:
-        def fill(combo: QComboBox, types: tuple, first: list[str], prefer_last: bool = False) -> None:
-            fill_layer_combo(combo, self.viewer, types, first, prefer_last=prefer_last, include=_not_result)
+    def _refresh_layers(self, event: Any = None, added: Any = None) -> None:
+        def fill(combo: QComboBox, types: tuple, first: list[str], prefer_last: bool = False,
+                 select: Any = None) -> None:
+            fill_layer_combo(combo, self.viewer, types, first, prefer_last=prefer_last, include=_not_result,
+                             select=select)
 
         fill(self.image_combo, (Image,), [])
-        fill(self.exemplar_combo, (Shapes,), [NONE_ITEM], prefer_last=True)
+        # Exemplars follow the layers (issue 21): a Shapes layer added after the widget opened is taken at once
+        # (the newest is where the boxes are being drawn), a renamed one stays chosen, a removed one gives way
+        # to the newest left; "(none)" only while there is no Shapes layer.
+        fill(self.exemplar_combo, (Shapes,), [NONE_ITEM], prefer_last=True, select=added)
         fill(self.region_combo, (Labels, Shapes), [WHOLE_IMAGE])
 
     def _layer(self, name: str, types: tuple) -> Any:
@@ -334,25 +369,64 @@ class CountWidget(JobWidget):
         self._result_image(plan, results, "mask", f"{base} mask", tf,
                            dict(colormap="gray", blending="additive", opacity=0.3, visible=False))
 
-        # table
+        # table: the source file, its calibration (the layer's scale and unit), the counted area and density
         rows = []
+        ph, pw = spec.pixel
         for idx, r in results:
+            pixels = (float(np.count_nonzero(plan.regions[idx])) if plan.regions is not None
+                      else float(spec.plane_shape[0] * spec.plane_shape[1]))
+            area = pixels * ph * pw
             row = {"image": spec.name, "plane": plane_label(idx), "count": float(r.count), "points": r.n_points,
                    "model": Path(info.get("path", str(plan.model_path))).name, "method": info.get("method", ""),
                    "region": plan.region_name,
                    "exemplars": len(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else "",
+                   "area": area, "cells per unit2": float(r.count) / area if calibrated(spec) and area > 0 else "",
+                   "pixel width": pw, "pixel height": ph, "unit": spec.unit, "path": spec.path,
                    "device": r.device, "precision": r.precision, "seconds": float(r.seconds)}
             if len(classes) > 1:
                 for k, c in enumerate(classes):
                     row[f"count {c}"] = float(r.class_counts[k]) if k < len(r.class_counts) else 0.0
             rows.append(row)
-        table_for(self.viewer).add_rows(rows)
+        table = table_for(self.viewer)
+        table.add_rows(rows)
+        saved = self.save_beside(spec, table, self.viewer.layers[name]) if self.save_check.isChecked() else []
 
         total = sum(r.count for _, r in results)
         where = f"{len(results)} planes of " if len(results) > 1 else ""
         self.status.setText(f"{total:.1f} cells ({sum(r.n_points for _, r in results)} points) in {where}"
                             f"'{spec.name}', {sum(r.seconds for _, r in results):.2f} s on {results[-1][1].device}")
-        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows}
+        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows, "saved": saved}
+
+    def save_beside(self, spec: ImageSpec, table: Any, points: Any) -> list[Path]:
+        """Writes <image>_cellcount.csv (the table's rows of this image file) and <image>_cellcount_points.csv
+        beside the image file, replacing earlier ones this widget wrote (a recount) but never another file of
+        that name. Returns the files written ([] with a warning when the layer has no file, or on refusal)."""
+        if not spec.path:
+            show_warning(f"{self.title}: '{spec.name}' was not read from a file; nothing saved beside it")
+            return []
+        src = Path(spec.path)
+        counts = src.parent / f"{src.stem}_cellcount.csv"
+        pts = src.parent / f"{src.stem}_cellcount_points.csv"
+        for f, head in ((counts, "image,"), (pts, "plane,y,x,")):
+            if f.exists():
+                with f.open(errors="replace") as fh:
+                    if not fh.readline().startswith(head):
+                        show_warning(f"{self.title}: '{f}' exists and was not written by cellcount; not replaced")
+                        return []
+        try:
+            table.export_csv(counts, overwrite=True, rows=table.rows_of(spec.path))
+            feats = points.features
+            data = np.asarray(points.data)
+            with pts.open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["plane", "y", "x", "class", "score"])
+                for k in range(len(data)):
+                    w.writerow([feats["plane"].iloc[k], repr(float(data[k, -2])), repr(float(data[k, -1])),
+                                feats["class"].iloc[k], repr(float(feats["score"].iloc[k]))])
+        except OSError as e:
+            show_warning(f"{self.title}: could not save beside '{src}': {e}")
+            return []
+        return [counts, pts]
 
     def _own_layer(self, name: str, kind: type, ndim: int) -> Any:
         """A layer this plugin made earlier under `name` (never a user's layer), if its shape still fits."""

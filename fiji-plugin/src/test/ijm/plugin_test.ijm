@@ -54,6 +54,15 @@ function find(names, name) {
   return -1;
 }
 
+// The row of an image file (path) and region: a recount of a file replaces its row where it is (issue 21), so the
+// newest result is not always the last row.
+function rowFor(path, region) {
+  for (r = Table.size(T) - 1; r >= 0; r--)
+    if (Table.getString("path", r, T) == path && Table.getString("region", r, T) == region
+        && Table.getString("status", r, T) == "ok") return r;
+  return -1;
+}
+
 function rows() {
   if (!isOpen(T)) return 0;
   return Table.size(T);
@@ -145,7 +154,9 @@ stackTitle = getTitle();
 n0 = rows();
 stackRow0 = n0;
 run("Count cells", "model=dcl-vgg slices=all region=[whole image] density points");
-densityTitle = getTitle();
+check((getImageID() == stackId), "the counted stack stays the active image after a count with density (got '" + getTitle() + "')");
+densityTitle = File.getNameWithoutExtension(stackTitle) + "-density";
+check((isOpen(densityTitle)), "density stack '" + densityTitle + "' opened");
 selectImage(stackId);
 check((Table.size(T) == n0 + nSlices), "stack: one row per slice");
 for (s = 1; s <= nSlices; s++) {
@@ -178,9 +189,12 @@ selectImage(stackId);
 setSlice(3);
 n0 = rows();
 run("Count cells", "model=dcl-vgg slices=current region=[whole image]");
-check((Table.size(T) == n0 + 1 && Table.get("slice", n0, T) == 3), "current slice of a stack is slice 3");
+// a recount of slice 3 replaces its row (issue 21) when the stack has a file; else it adds one
+row3 = n0;
+if (Table.size(T) == n0) row3 = stackRow0 + 2;
+check((Table.size(T) <= n0 + 1 && Table.get("slice", row3, T) == 3), "current slice of a stack is slice 3");
 k = find(vggNames, getInfo("slice.label") + ".png");
-if (k >= 0) checkRow(n0, parseFloat(vggCounts[k]), parseInt(vggPoints[k]), "current slice 3");
+if (k >= 0) checkRow(row3, parseFloat(vggCounts[k]), parseInt(vggPoints[k]), "current slice 3");
 
 lap("section 3");
 // ---- 4. a hyperstack (1 channel, 2 z, 3 t): every z/t position, in stack order
@@ -217,9 +231,12 @@ outside = 0;
 for (i = 0; i < xs.length; i++) if (!selectionContains(xs[i], ys[i])) outside++;
 check((outside == 0), "" + outside + " region point(s) outside the selection");
 run("Count cells", "model=dcl-vgg slices=current region=[whole image] density");
-densityTitle = getTitle();
-whole = Table.get("count", Table.size(T) - 1, T);
-checkRow(Table.size(T) - 1, parseFloat(vggCounts[2]), parseInt(vggPoints[2]), "whole image with a selection present");
+check((getTitle() == vggNames[2]), "the counted image stays active after a count with density (got '" + getTitle() + "')");
+densityTitle = File.getNameWithoutExtension(vggNames[2]) + "-density";
+if (isOpen(densityTitle)) selectImage(densityTitle);
+wholeRow = rowFor(samples + vggNames[2], "whole image");
+whole = Table.get("count", wholeRow, T);
+checkRow(wholeRow, parseFloat(vggCounts[2]), parseInt(vggPoints[2]), "whole image with a selection present");
 check((densityTitle == File.getNameWithoutExtension(vggNames[2]) + "-density"), "density image '" + densityTitle + "'");
 makeOval(60, 50, 120, 100);
 sum = getValue("RawIntDen");
@@ -274,7 +291,7 @@ msg = call(probe + ".runExpectingError", "Train model", "method=selftest dataset
 check((indexOf(msg, "optimizer: expected one of") >= 0), "an advanced choice outside the declared ones: '" + msg + "'");
 open(samples + vggNames[0]);
 run("Count cells", "model=dcl-vgg slices=current region=[whole image]");
-checkRow(Table.size(T) - 1, parseFloat(vggCounts[0]), parseInt(vggPoints[0]), "after the errors");
+checkRow(rowFor(samples + vggNames[0], "whole image"), parseFloat(vggCounts[0]), parseInt(vggPoints[0]), "after the errors");
 close();
 
 lap("section 7");
@@ -341,6 +358,45 @@ if (File.exists(batchCsv)) {
           "batch CSV row " + names[i] + " count " + counts[i]);
   }
 }
+
+// ---- 10b. a folder with one bad image (issue 21): the menu command "Count folder..." goes on past it, the
+// Log and the status column say why, the CSV has every good row, and the error is counted for the exit status
+mixed = arg("mixed");
+mixedCsv = work + "/mixed-counts.csv";
+n0 = rows();
+run("Count folder...", "input=[" + mixed + "] model=dcl-vgg folder=[] output=[" + mixedCsv + "] slices=all");
+check((File.exists(mixedCsv)), "Count folder wrote " + mixedCsv + " despite the bad image");
+check((call(probe + ".plugin", "failures") == "1"), "one failure counted, got " + call(probe + ".plugin", "failures"));
+check((indexOf(call(probe + ".plugin", "lastError"), "cells_00001b.png") >= 0), "the error names the bad file: "
+      + call(probe + ".plugin", "lastError"));
+call(probe + ".plugin", "resetFailures");
+check((Table.size(T) == n0 + 4), "Count folder: 3 good rows and 1 error row in the table, got " + (Table.size(T) - n0));
+if (File.exists(mixedCsv)) {
+  text = File.openAsString(mixedCsv);
+  names = column(text, "image");
+  counts = column(text, "count");
+  statuses = column(text, "status");
+  check((names.length == 4), "mixed CSV has " + names.length + " rows");
+  bad = find(names, "cells_00001b.png");
+  lines = split(text, "\n");
+  check((bad >= 0 && (indexOf(lines[bad + 1], ",error: ") > 0 || indexOf(lines[bad + 1], ",\"error: ") > 0)),
+        "the bad image's row says error in its status (the reason may hold quoted commas)");
+  for (i = 0; i < names.length; i++) {
+    if (i == bad) continue;
+    k = find(vggNames, names[i]);
+    check((statuses[i] == "ok" && k >= 0 && abs((parseFloat(counts[i])) - (parseFloat(vggCounts[k]))) <= (0.01 + 1e-4 * parseFloat(vggCounts[k]))),
+          "mixed CSV row " + names[i] + " count " + counts[i] + " status " + statuses[i]);
+  }
+}
+// a count command's error inside a macro: a Log line and an error row, no dialog, and the macro goes on
+open(samples + vggNames[0]);
+n0 = rows();
+run("Count cells", "folder=/nonexistent/model slices=current");
+check((Table.size(T) == n0 + 1 && startsWith(Table.getString("status", n0, T), "error")),
+      "a failed count in a macro adds an error row");
+check((indexOf(call(probe + ".plugin", "lastError"), "/nonexistent/model") >= 0), "and keeps its message");
+call(probe + ".plugin", "resetFailures");
+close();
 
 lap("section 10");
 // ---- 11. exemplars (rectangles of a composite selection or of the ROI Manager), once a model exists
@@ -442,22 +498,90 @@ setBatchMode("exit and display");
 open(samples + vggNames[4]);
 id4 = getImageID();
 n0 = rows();
+r = rowFor(samples + vggNames[4], "whole image");
+before = -1;
+if (r >= 0) before = Table.get("seconds", r, T);
 recorded = call(probe + ".record", "Count cells", "choice:dcl-vgg;choice:all;check:Density map");
 print("recorded: run(\"Count cells\", \"" + recorded + "\");");
 check((!startsWith(recorded, "ERROR")), "recording: " + recorded);
 check((indexOf(recorded, "model=dcl-vgg") >= 0 && indexOf(recorded, "slices=all") >= 0 && indexOf(recorded, "density") >= 0),
       "recorded options carry the dialog's choices");
-if (Table.size(T) == n0 + 1) {
-  checkRow(n0, parseFloat(vggCounts[4]), parseInt(vggPoints[4]), "recorded run");
+// the file was counted before (section 10): the recorded run and its replay replace its row (issue 21)
+r = rowFor(samples + vggNames[4], "whole image");
+check((r >= 0 && Table.size(T) <= n0 + 1 && Table.get("seconds", r, T) != before), "the recorded run's row (new seconds)");
+if (r >= 0) {
+  checkRow(r, parseFloat(vggCounts[4]), parseInt(vggPoints[4]), "recorded run");
+  n1 = Table.size(T);
   selectImage(id4);
   run("Count cells", recorded);
-  check((Table.size(T) == n0 + 2), "replayed run adds a row");
-  checkRow(n0 + 1, parseFloat(vggCounts[4]), parseInt(vggPoints[4]), "replayed run");
-} else {
-  check((false), "the recorded run added " + (Table.size(T) - n0) + " rows");
+  check((Table.size(T) == n1), "replayed run replaces the recorded run's row (a recount of the same file)");
+  checkRow(rowFor(samples + vggNames[4], "whole image"), parseFloat(vggCounts[4]), parseInt(vggPoints[4]), "replayed run");
 }
 
+// Count folder... records through its real dialog too (issue 21: a recordable menu command) and the
+// recorded string replays (to another output file: the first is never overwritten)
+rec1 = work + "/recorded-folder-1.csv";
+rec2 = work + "/recorded-folder-2.csv";
+recorded = call(probe + ".record", "Count folder...", "text:0=" + mixed + ";choice:dcl-vgg;text:2=" + rec1);
+print("recorded: run(\"Count folder...\", \"" + recorded + "\");");
+recOk = (indexOf(recorded, "input=" + mixed) >= 0 || indexOf(recorded, "input=[" + mixed + "]") >= 0);
+recOk = (recOk && indexOf(recorded, "model=dcl-vgg") >= 0 && indexOf(recorded, "recorded-folder-1.csv") >= 0);
+check((recOk), "Count folder records its input, model and output: " + recorded);
+run("Count folder...", replace(recorded, "recorded-folder-1.csv", "recorded-folder-2.csv"));
+for (f = 1; f <= 2; f++) {
+  path = work + "/recorded-folder-" + f + ".csv";
+  n = 0;
+  if (File.exists(path)) {
+    recLines = split(File.openAsString(path), "\n");
+    n = recLines.length - 1;
+  }
+  check((n == 4), "" + path + ": 3 counted images and the bad one, got " + n + " rows");
+}
+call(probe + ".plugin", "resetFailures");  // the bad image of the folder, twice, was expected
+
 lap("section 13");
+// ---- 14. results stay with the image (issue 21): path, calibration, area, density, a recount replaces its row,
+// the CSV and points saved beside the image file, the counted image stays active
+setBatchMode(true);
+calib = arg("calib");
+open(calib);
+calibId = getImageID();
+run("Properties...", "unit=um pixel_width=0.25 pixel_height=0.5");
+n0 = rows();
+run("Count cells", "model=dcl-vgg slices=current region=[whole image] density save");
+check((getImageID() == calibId), "after a count with density the counted image is active (got '" + getTitle() + "')");
+check((Table.size(T) == n0 + 1), "one row for the calibrated image");
+r = Table.size(T) - 1;
+k = find(vggNames, File.getName(calib));
+checkRow(r, parseFloat(vggCounts[k]), parseInt(vggPoints[k]), "calibrated image");
+check((Table.getString("path", r, T) == calib), "path column " + Table.getString("path", r, T));
+check((Table.getString("unit", r, T) == "micron" || Table.getString("unit", r, T) == "um" || Table.getString("unit", r, T) == fromCharCode(181) + "m"),
+      "unit column " + Table.getString("unit", r, T));
+check((Table.get("pixel width", r, T) == 0.25 && Table.get("pixel height", r, T) == 0.5), "pixel size columns");
+area = getWidth() * getHeight() * 0.25 * 0.5;
+check((abs(Table.get("area", r, T) - area) < 1e-6 * area), "area " + Table.get("area", r, T) + ", want " + area);
+dens = Table.get("cells per unit2", r, T);
+check((abs(dens - Table.get("count", r, T) / area) < 1e-6 * dens), "cells per unit2 " + dens);
+stem = File.getDirectory(calib) + File.getNameWithoutExtension(calib);
+check((File.exists(stem + "_cellcount.csv") && File.exists(stem + "_cellcount_points.csv")), "CSV and points saved beside " + calib);
+if (File.exists(stem + "_cellcount_points.csv")) {
+  lines = split(File.openAsString(stem + "_cellcount_points.csv"), "\n");
+  check((lines.length == parseInt(vggPoints[k]) + 1), "points CSV has " + (lines.length - 1) + " points");
+}
+run("Count cells", "model=dcl-vgg slices=current region=[whole image] save");
+check((Table.size(T) == n0 + 1), "a recount replaces its row (got " + (Table.size(T) - n0) + " rows)");
+if (File.exists(stem + "_cellcount.csv")) {
+  lines = split(File.openAsString(stem + "_cellcount.csv"), "\n");
+  check((lines.length == 2), "the saved CSV holds the image's one row, got " + (lines.length - 1));
+}
+// an uncalibrated image: area in pixels, no density
+run("Properties...", "unit=pixel pixel_width=1 pixel_height=1");
+run("Count cells", "model=dcl-vgg slices=current region=[whole image]");
+r = Table.size(T) - 1;
+check((Table.get("area", r, T) == getWidth() * getHeight() && isNaN(Table.get("cells per unit2", r, T))),
+      "uncalibrated: area in pixels, no density");
+close("*");
+lap("section 14");
 print("CELLCOUNT PLUGIN TEST: " + checks + " checks, " + failures + " failed");
 if (failures == 0) print("CELLCOUNT PLUGIN TEST PASSED");
 else print("CELLCOUNT PLUGIN TEST FAILED");

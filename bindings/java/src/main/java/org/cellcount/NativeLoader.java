@@ -17,6 +17,8 @@ import java.util.Set;
  */
 final class NativeLoader {
   static final String NAME = "cellcount_jni";
+  /** Sets OMP_WAIT_POLICY=PASSIVE (unless set) in its constructor; must be loaded before NAME (bindings/java/jni). */
+  static final String OMP_NAME = "cellcount_omp";
 
   private static boolean loaded;
   private static String loadedFrom;
@@ -36,6 +38,7 @@ final class NativeLoader {
         continue;
       }
       try {
+        loadOmpDefaults(new File(place[0], System.mapLibraryName(OMP_NAME)));
         System.load(f.getAbsolutePath());
         loadedFrom = f.getAbsolutePath();
         break;
@@ -45,6 +48,11 @@ final class NativeLoader {
     }
     if (loadedFrom == null) {
       try {
+        try {
+          System.loadLibrary(OMP_NAME);
+        } catch (UnsatisfiedLinkError e) {
+          // optional (see loadOmpDefaults)
+        }
         System.loadLibrary(NAME);
         loadedFrom = "java.library.path";
       } catch (UnsatisfiedLinkError e) {
@@ -67,6 +75,21 @@ final class NativeLoader {
       throw new CellCountException(CellCountException.ERR_UNSUPPORTED, "CELLCOUNT_ERR_UNSUPPORTED", failure);
     }
     loaded = true;
+  }
+
+  /**
+   * Loads libcellcount_omp from beside the JNI library, when it is there, so that LibTorch's OpenMP runtime,
+   * loaded with the JNI library, waits passively instead of spinning (a busy machine made counts 5-15x slower;
+   * issue 21). Java cannot set its own environment; the library's constructor does, keeping a user's value.
+   * Optional: without it counting works, only slower on a busy machine.
+   */
+  private static void loadOmpDefaults(File f) {
+    if (!f.isFile()) return;
+    try {
+      System.load(f.getAbsolutePath());
+    } catch (UnsatisfiedLinkError e) {
+      System.err.println("cellcount: " + f + " did not load (" + e.getMessage() + "); OpenMP may spin");
+    }
   }
 
   static synchronized String loadedFrom() {

@@ -67,6 +67,8 @@ public class CountCells implements PlugIn {
     boolean otherImages;
     boolean overlay;
     boolean roiManager;
+    /** Write <image>_cellcount.csv and <image>_cellcount_points.csv beside the image file after the count. */
+    boolean saveBeside;
     PredictParams params;
     /** The method's own prediction options given in the dialog (the rest take the model's values). */
     Map<String, Object> methodOptions = new LinkedHashMap<>();
@@ -78,10 +80,46 @@ public class CountCells implements PlugIn {
     if (!Support.ready()) return;
     ImagePlus imp = WindowManager.getCurrentImage();
     if (imp == null) {
-      IJ.noImage();
+      if (Support.unattended()) Support.error("no image is open to count");  // IJ.noImage() is a modal dialog
+      else IJ.noImage();
       return;
     }
-    Support.guarded(() -> countCurrent(method, imp));
+    // In a macro or batch run an error is a Log line and a row whose status says it; the macro goes on.
+    Support.guarded(() -> countCurrent(method, imp), message -> errorRow(table(), imp.getTitle(), path(imp), message));
+  }
+
+  /** For macros and the tests (call("org.cellcount.fiji.CountCells.lastError")): the message of the last
+   * error reported without a dialog in a macro or batch run, "" if none. */
+  public static String lastError() {
+    return Support.lastError();
+  }
+
+  /** For macros and the tests: how many errors were reported without a dialog so far (a number). */
+  public static String failures() {
+    return Integer.toString(Support.failures());
+  }
+
+  /** For the tests: forgets the errors so far, which they expected (ImageJ -batch then exits 0 again). */
+  public static String resetFailures() {
+    Support.resetFailures();
+    return "";
+  }
+
+  /** The file an image was opened from, "" when it has none (made in ImageJ, or unsaved). */
+  static String path(ImagePlus imp) {
+    ij.io.FileInfo fi = imp.getOriginalFileInfo();
+    if (fi == null || fi.fileName == null || fi.fileName.isEmpty()) return "";
+    String dir = fi.directory == null ? "" : fi.directory;
+    return new File(dir, fi.fileName).getPath();
+  }
+
+  /** A row for an image that could not be counted: its name and the reason in the status column. */
+  static void errorRow(ResultsTable rt, String image, String path, String message) {
+    rt.incrementCounter();
+    rt.addValue("image", image);
+    rt.addValue("path", path);
+    rt.addValue("status", "error: " + message.replace('\n', ' '));
+    showTable(rt);
   }
 
   private void countCurrent(String method, ImagePlus imp) throws CellCountException {
@@ -123,6 +161,7 @@ public class CountCells implements PlugIn {
     gd.addCheckbox("Other result images (mask, reconstruction)", false);
     gd.addCheckbox("Points as overlay", true);
     if (!Support.headless()) gd.addCheckbox("ROI Manager: add the points", false);
+    gd.addCheckbox("Save CSV and points next to the image", false);
     gd.addMessage("Prediction (library defaults; empty = the model's tuned value)");
     gd.addChoice("Device", Support.deviceChoices(lib, p.device), p.device);
     gd.addChoice("Precision", precisions(p.precision), p.precision);
@@ -147,6 +186,7 @@ public class CountCells implements PlugIn {
     o.otherImages = gd.getNextBoolean();
     o.overlay = gd.getNextBoolean();
     o.roiManager = !Support.headless() && gd.getNextBoolean();
+    o.saveBeside = gd.getNextBoolean();
     p.device = gd.getNextChoice();
     p.precision = gd.getNextChoice();
     p.tileSize = (int) gd.getNextNumber();
@@ -198,7 +238,13 @@ public class CountCells implements PlugIn {
   }
 
   /** Counts with the options; rows, points and images of the planes done are kept on cancel or error. */
-  static void count(ImagePlus imp, String method, Options o) throws CellCountException {
+  static List<Integer> count(ImagePlus imp, String method, Options o) throws CellCountException {
+    return count(imp, method, o, table());
+  }
+
+  /** As above, the rows into {@code rt} (Count folder keeps one table: without a table window ImageJ finds
+   * none by its title, and each count would start a new one). */
+  static List<Integer> count(ImagePlus imp, String method, Options o, ResultsTable rt) throws CellCountException {
     CellCountModel model = ModelCache.get(o.modelDir);
     if (!method.isEmpty() && !method.equals(model.method()))
       throw new IllegalArgumentException("'" + o.modelDir + "' holds a " + model.method() + " model ("
@@ -246,7 +292,6 @@ public class CountCells implements PlugIn {
       boxes.add(b.toArray(new Box[0]));
     }
 
-    ResultsTable rt = table();
     List<String> classes = model.classes();
     Overlay overlay = imp.getOverlay() != null ? imp.getOverlay() : new Overlay();
     List<Prediction.Image> densities = new ArrayList<>();
@@ -254,6 +299,14 @@ public class CountCells implements PlugIn {
     List<Prediction.Image> reconstructions = new ArrayList<>();
     List<Integer> doneIndices = new ArrayList<>();
     double total = 0;
+    int countedPixels = 0;
+    if (mask != null) {
+      for (byte b : mask) if (b != 0) countedPixels++;
+    } else {
+      countedPixels = imp.getWidth() * imp.getHeight();
+    }
+    List<String> pointRows = new ArrayList<>();
+    List<Integer> rowsWritten = new ArrayList<>();
     String device = "", precision = "";
     boolean cancelled = false;
     long t0 = System.nanoTime();
@@ -275,7 +328,13 @@ public class CountCells implements PlugIn {
         device = r.device;
         precision = r.precision;
         doneIndices.add(p.index);
-        addRow(rt, imp, p, r, classes, model, o, needs ? boxes.get(i).length : -1, region != null);
+        rowsWritten.add(addRow(rt, imp, p, r, classes, model, o, needs ? boxes.get(i).length : -1, region != null,
+            countedPixels));
+        for (int k = 0; k < r.numPoints(); k++) {
+          int c = r.classIds[k];
+          pointRows.add(p.index + "," + r.xy[2 * k] + "," + r.xy[2 * k + 1] + ","
+              + CountFolder.quote(c >= 0 && c < classes.size() ? classes.get(c) : "class " + c) + "," + r.scores[k]);
+        }
         if (o.overlay || o.roiManager) addPoints(imp, overlay, p, r, classes, o);
         if (r.density != null) densities.add(r.density);
         if (r.mask != null) masks.add(r.mask);
@@ -292,13 +351,81 @@ public class CountCells implements PlugIn {
         showImages(imp, stem + "-mask", masks, doneIndices);
         showImages(imp, stem + "-reconstruction", reconstructions, doneIndices);
       }
+      // the counted image stays the active one (issue 21: the density map took its place, and the next
+      // command of a macro or a click went to the density map)
+      if ((o.density && !densities.isEmpty()) || (o.otherImages && !(masks.isEmpty() && reconstructions.isEmpty())))
+        activate(imp);
     }
+    if (o.saveBeside && !doneIndices.isEmpty()) saveBeside(rt, imp, pointRows);
     double seconds = (System.nanoTime() - t0) / 1e9;
     String line = String.format(Locale.ROOT, "%s: %s%d of %d plane(s) of '%s', total count %.1f, model %s (%s) on %s %s, %.2f s",
         Support.TITLE, cancelled ? "CANCELLED (Esc) after " : "", doneIndices.size(), positions.size(), imp.getTitle(),
         total, o.modelName, model.method(), device.isEmpty() ? "-" : device, precision, seconds);
     IJ.log(line);
     IJ.showStatus(cancelled ? "Cell counting cancelled; the model stays loaded" : "Cell counting done");
+    return rowsWritten;
+  }
+
+  /** Makes {@code imp} the current image again, in batch mode and in the GUI, when it is shown or a batch image. */
+  static void activate(ImagePlus imp) {
+    if (imp.getWindow() != null || ij.macro.Interpreter.getBatchModeImage(imp.getID()) != null)
+      IJ.selectWindow(imp.getID());
+  }
+
+  static final String[] SAVED_COLUMNS = {"image", "path", "slice", "count", "points", "area", "cells per unit2",
+      "pixel width", "pixel height", "unit", "region", "model", "method", "device", "precision", "seconds", "status"};
+
+  /**
+   * Writes the table's rows of this image file to &lt;image&gt;_cellcount.csv and the points of this count to
+   * &lt;image&gt;_cellcount_points.csv (slice, x, y, class, score) beside the file. An earlier pair this command
+   * wrote is replaced (a recount); a file of that name it did not write (another header) is left alone and
+   * the refusal is an error. An image without a file: an error saying so.
+   */
+  static void saveBeside(ResultsTable rt, ImagePlus imp, List<String> pointRows) {
+    String path = path(imp);
+    if (path.isEmpty()) {
+      Support.error("'" + imp.getTitle() + "' has no file (made or changed in ImageJ, not saved): nothing saved beside it");
+      return;
+    }
+    File src = new File(path);
+    String stem = src.getName().replaceFirst("\\.[^.]*$", "");
+    File counts = new File(src.getParentFile(), stem + "_cellcount.csv");
+    File points = new File(src.getParentFile(), stem + "_cellcount_points.csv");
+    String countsHead = String.join(",", SAVED_COLUMNS), pointsHead = "slice,x,y,class,score";
+    try {
+      for (File f : new File[] {counts, points}) {
+        if (!f.exists()) continue;
+        String first = java.nio.file.Files.newBufferedReader(f.toPath()).readLine();
+        if (first == null || !(first.equals(countsHead) || first.equals(pointsHead))) {
+          Support.error(f + " exists and was not written by Cell Counting; not replaced (nothing saved)");
+          return;
+        }
+      }
+      StringBuilder b = new StringBuilder(countsHead).append('\n');
+      for (int r = 0; r < rt.size(); r++) {
+        if (!path.equals(rt.getStringValue("path", r))) continue;
+        for (int c = 0; c < SAVED_COLUMNS.length; c++) {
+          String col = SAVED_COLUMNS[c];
+          String v = !rt.columnExists(col) ? "" : rt.getStringValue(col, r);
+          if (col.equals("count") || col.equals("area") || col.equals("cells per unit2") || col.equals("seconds")
+              || col.equals("pixel width") || col.equals("pixel height")) {
+            double d = rt.columnExists(col) ? rt.getValue(col, r) : Double.NaN;
+            v = Double.isNaN(d) ? "" : Double.toString(d);
+          } else if (col.equals("slice") || col.equals("points")) {
+            v = Long.toString((long) rt.getValue(col, r));
+          }
+          b.append(c == 0 ? "" : ",").append(CountFolder.quote(v == null ? "" : v));
+        }
+        b.append('\n');
+      }
+      java.nio.file.Files.write(counts.toPath(), b.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      StringBuilder q = new StringBuilder(pointsHead).append('\n');
+      for (String line : pointRows) q.append(line).append('\n');
+      java.nio.file.Files.write(points.toPath(), q.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      IJ.log(Support.TITLE + ": saved " + counts + " and " + points.getName());
+    } catch (java.io.IOException e) {
+      Support.error("cannot save beside " + path + ": " + e.getMessage());
+    }
   }
 
   /** The "Cell counts" table, appended to (never cleared). Headless there are no table windows: the
@@ -309,32 +436,68 @@ public class CountCells implements PlugIn {
     return rt != null ? rt : new ResultsTable();
   }
 
-  private static void showTable(ResultsTable rt) {
+  static void showTable(ResultsTable rt) {
     if (!Support.headless()) rt.show(TABLE);
   }
 
-  private static void addRow(ResultsTable rt, ImagePlus imp, Inputs.Position p, Prediction r, List<String> classes,
-      CellCountModel model, Options o, int exemplars, boolean inRegion) {
-    rt.incrementCounter();
-    rt.addValue("image", imp.getTitle());
-    rt.addValue("slice", p.index);
-    if (imp.isHyperStack()) {
-      rt.addValue("channel", p.c == 0 ? "all" : String.valueOf(p.c));
-      rt.addValue("z", p.z);
-      rt.addValue("frame", p.t);
+  /**
+   * The row of one counted plane, with the source file, the image's spatial calibration, the counted area
+   * (region or whole plane, in calibrated units squared) and, when calibrated, cells per unit squared. A row
+   * of the same image file, slice, model and region is replaced where it is (a recount); an image without a
+   * file always gets a new row (two unsaved images may share a title).
+   */
+  /** Same hyperstack position (z, frame) as row k, or neither is a hyperstack row. */
+  private static boolean samePosition(ResultsTable rt, int k, ImagePlus imp, Inputs.Position p) {
+    boolean rowHyper = rt.columnExists("z") && !Double.isNaN(rt.getValue("z", k)) && rt.getValue("z", k) > 0;
+    if (!imp.isHyperStack()) return !rowHyper;
+    return rowHyper && rt.getValue("z", k) == p.z && rt.getValue("frame", k) == p.t;
+  }
+
+  private static int addRow(ResultsTable rt, ImagePlus imp, Inputs.Position p, Prediction r, List<String> classes,
+      CellCountModel model, Options o, int exemplars, boolean inRegion, int countedPixels) {
+    String path = path(imp);
+    String regionName = inRegion ? "selection" : "whole image";
+    int row = -1;
+    if (!path.isEmpty() && rt.columnExists("path"))
+      for (int k = 0; k < rt.size() && row < 0; k++)
+        if (path.equals(rt.getStringValue("path", k)) && imp.getTitle().equals(rt.getStringValue("image", k))
+            && rt.getValue("slice", k) == p.index && o.modelName.equals(rt.getStringValue("model", k))
+            && regionName.equals(rt.getStringValue("region", k)) && "ok".equals(rt.getStringValue("status", k))
+            && samePosition(rt, k, imp, p))
+          row = k;
+    if (row < 0) {
+      rt.incrementCounter();
+      row = rt.size() - 1;
     }
-    rt.addValue("count", r.count);
+    Calibration cal = imp.getCalibration();
+    double area = countedPixels * cal.pixelWidth * cal.pixelHeight;
+    rt.setValue("image", row, imp.getTitle());
+    rt.setValue("slice", row, p.index);
+    if (imp.isHyperStack()) {
+      rt.setValue("channel", row, p.c == 0 ? "all" : String.valueOf(p.c));
+      rt.setValue("z", row, p.z);
+      rt.setValue("frame", row, p.t);
+    }
+    rt.setValue("count", row, r.count);
     if (r.classCounts.length > 1)
       for (int k = 0; k < r.classCounts.length; k++)
-        rt.addValue("count " + (k < classes.size() ? classes.get(k) : "class " + k), r.classCounts[k]);
-    rt.addValue("points", r.numPoints());
-    if (exemplars >= 0) rt.addValue("exemplars", exemplars);
-    rt.addValue("region", inRegion ? "selection" : "whole image");
-    rt.addValue("model", o.modelName);
-    rt.addValue("method", model.method());
-    rt.addValue("device", r.device);
-    rt.addValue("precision", r.precision);
-    rt.addValue("seconds", r.seconds);
+        rt.setValue("count " + (k < classes.size() ? classes.get(k) : "class " + k), row, r.classCounts[k]);
+    rt.setValue("points", row, r.numPoints());
+    if (exemplars >= 0) rt.setValue("exemplars", row, exemplars);
+    rt.setValue("region", row, regionName);
+    rt.setValue("area", row, area);
+    rt.setValue("cells per unit2", row, cal.scaled() && area > 0 ? r.count / area : Double.NaN);
+    rt.setValue("pixel width", row, cal.pixelWidth);
+    rt.setValue("pixel height", row, cal.pixelHeight);
+    rt.setValue("unit", row, cal.getUnit());
+    rt.setValue("path", row, path);
+    rt.setValue("model", row, o.modelName);
+    rt.setValue("method", row, model.method());
+    rt.setValue("device", row, r.device);
+    rt.setValue("precision", row, r.precision);
+    rt.setValue("seconds", row, r.seconds);
+    rt.setValue("status", row, "ok");
+    return row;
   }
 
   /** Points as one PointRoi per class and plane, positioned on that plane. Earlier cellcount points of the

@@ -1,6 +1,7 @@
 package org.cellcount.fiji;
 
 import ij.IJ;
+import ij.macro.Interpreter;
 import java.awt.GraphicsEnvironment;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,9 +35,66 @@ final class Support {
     }
   }
 
-  /** An ImageJ error: a dialog in the GUI; in a macro ImageJ's usual error, which stops the macro. */
+  /** Errors reported without a dialog in this JVM (see {@link #failed}); what the last one said. */
+  private static int failures;
+  private static String lastError = "";
+  private static boolean exitHook;
+
+  /**
+   * True when nobody may be there to close a dialog: a macro runs (batch mode or not), or ImageJ has no
+   * window (-batch on the command line, headless). A modal error there hung a batch run forever (issue 21):
+   * ImageJ's macro error dialog under -batch waits for a click that never comes.
+   */
+  static boolean unattended() {
+    return IJ.getInstance() == null || Interpreter.isBatchMode() || IJ.isMacro();
+  }
+
+  /** An error: a dialog in the GUI; in a macro or batch run a line in the Log and the run goes on
+   * ({@link #failed}). */
   static void error(String message) {
-    IJ.error(TITLE, message);
+    if (unattended()) failed(message);
+    else IJ.error(TITLE, message);
+  }
+
+  /**
+   * An error of a macro or batch run: a Log line (ImageJ without a window prints its Log to stdout), no
+   * dialog, no abort, so the macro goes on (to the next image). Without an ImageJ window (ImageJ -batch)
+   * the JVM then ends with exit status 1 instead of ImageJ's 0, so that a script sees that something
+   * failed: a shutdown hook halts with 1 (the only way to change the status ImageJ's main passes to
+   * System.exit). Choice: a hook rather than System.exit here, which would cut the macro short.
+   */
+  static synchronized void failed(String message) {
+    failures++;
+    lastError = message;
+    IJ.log(TITLE + ": ERROR: " + message.replace("\n", " "));
+    if (IJ.getInstance() == null && !exitHook) {
+      exitHook = true;
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        int n;
+        synchronized (Support.class) {
+          n = failures;
+        }
+        if (n == 0) return;
+        System.out.println(TITLE + ": " + n + " error(s) in this run (see the Log above); exit status 1");
+        System.out.flush();
+        System.err.flush();
+        Runtime.getRuntime().halt(1);
+      }, "cellcount-exit-status"));
+    }
+  }
+
+  static synchronized String lastError() {
+    return lastError;
+  }
+
+  static synchronized int failures() {
+    return failures;
+  }
+
+  /** Forgets the errors so far (a test that expected them); the exit status is then 0 again. */
+  static synchronized void resetFailures() {
+    failures = 0;
+    lastError = "";
   }
 
   static void error(CellCountException e) {
@@ -55,15 +113,28 @@ final class Support {
 
   /** A command's body: what the library or the inputs refuse becomes an ImageJ error, never a JVM crash. */
   static void guarded(Body body) {
+    guarded(body, null);
+  }
+
+  /** As {@link #guarded(Body)}; in a macro or batch run {@code onError} also gets the message (a table row). */
+  static void guarded(Body body, java.util.function.Consumer<String> onError) {
+    String message;
     try {
       body.run();
+      return;
     } catch (CellCountException e) {
-      error(e);
+      message = e.getMessage() + "\n(" + e.statusName() + ")";
     } catch (IllegalArgumentException e) {
-      error(e.getMessage());
+      message = e.getMessage();
     } catch (OutOfMemoryError e) {
-      IJ.outOfMemory(TITLE);
+      message = "out of memory (" + e.getMessage() + "); give ImageJ more memory (Edit > Options > Memory)";
+      if (!unattended()) {
+        IJ.outOfMemory(TITLE);
+        return;
+      }
     }
+    error(message);
+    if (onError != null && unattended()) onError.accept(message);
   }
 
   /** A library call that Esc may cancel (train, evaluate): its report, or null after {@code onCancel} ran. */

@@ -78,16 +78,34 @@ public final class TestProbe {
     return b.toString().trim();
   }
 
-  /** Runs a command outside the macro interpreter; returns the error message it gave ("" if none). */
+  /**
+   * Runs a command outside the macro interpreter; returns the error message it gave ("" if none). In a batch
+   * run the plugin reports errors in the Log, not through IJ.error (which hung -batch runs in a dialog), and
+   * keeps the last one for macros (CountCells.lastError); the error was expected, so it is then forgotten
+   * (CountCells.resetFailures), else ImageJ -batch would end with exit status 1.
+   */
   public static String runExpectingError(String command, String options) {
     IJ.getErrorMessage(); // clears the last one
+    plugin("resetFailures");
     try {
       IJ.run(command, options);
     } catch (RuntimeException e) {
       if (!Macro.MACRO_CANCELED.equals(e.getMessage())) return "EXCEPTION " + e;
     }
     String m = IJ.getErrorMessage();
+    if (m == null || m.isEmpty()) m = plugin("lastError");
+    plugin("resetFailures");
     return m == null ? "" : m;
+  }
+
+  /** A public static String method of the plugin's CountCells (loaded by ImageJ's plugin class loader). */
+  public static String plugin(String method) {
+    try {
+      Class<?> c = Class.forName("org.cellcount.fiji.CountCells", true, IJ.getClassLoader());
+      return (String) c.getMethod(method).invoke(null);
+    } catch (ReflectiveOperationException e) {
+      return "EXCEPTION " + e;
+    }
   }
 
   /** From delayMs on, presses Esc every 100 ms, and meanwhile measures how long the AWT event thread takes to
@@ -132,7 +150,7 @@ public final class TestProbe {
   /**
    * Runs a command as a user would: in its own thread with the Recorder open, its dialog filled in by
    * {@code settings} ("choice:ITEM" selects ITEM in the choice that has it, "check:LABEL" ticks a checkbox,
-   * separated by ';') and OK pressed. Returns the options the Recorder wrote for it, or "ERROR ..." .
+   * "text:N=VALUE" types VALUE into the N-th text field (0-based), separated by ';') and OK pressed. Returns the options the Recorder wrote for it, or "ERROR ..." .
    */
   public static String record(String command, String settings) throws Exception {
     if (Recorder.getInstance() == null) new Recorder(false);
@@ -161,6 +179,13 @@ public final class TestProbe {
                 c.select(i);
                 found = true;
               }
+          }
+        } else if (kind.equals("text")) {
+          int n = Integer.parseInt(value.substring(0, value.indexOf('=')));
+          Vector<?> fields = dialog.getStringFields();
+          if (fields != null && n < fields.size()) {
+            ((java.awt.TextField) fields.get(n)).setText(value.substring(value.indexOf('=') + 1));
+            found = true;
           }
         } else if (kind.equals("check")) {
           for (Object o : (Vector<?>) dialog.getCheckboxes()) {
