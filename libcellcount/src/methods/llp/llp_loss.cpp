@@ -80,7 +80,7 @@ std::vector<double> checked_proportions(const std::vector<std::pair<int32_t, dou
   std::ostringstream os;
   os << where << ": proportions sum to " << s << ", not 1 (tolerance " << tolerance << ")";
   CC_CHECK(std::fabs(s - 1.0) <= tolerance && s > 0, CELLCOUNT_ERR_DATASET, os.str());
-  if (std::fabs(s - 1.0) > 1e-6) log_warn(where + ": proportions sum to " + std::to_string(s) + "; renormalised to 1");
+  if (std::fabs(s - 1.0) > 1e-4) log_warn(where + ": proportions sum to " + std::to_string(s) + "; renormalised to 1");
   for (auto& v : y) v /= s;
   return y;
 }

@@ -23,7 +23,7 @@ torch::Tensor bag_loss(const torch::Tensor& logits, const std::vector<double>& p
 
 // Checked proportions of a bag: K values from `given` (class id -> fraction; a class left out is 0). Their
 // sum must be within `tolerance` of 1, else CELLCOUNT_ERR_DATASET naming `where`; within it they are
-// renormalised (a warning in the log when they were off by more than 1e-6). A class id >= K is
+// renormalised (a warning in the log when they were off by more than 1e-4: CSV files round to 6 decimals). A class id >= K is
 // CELLCOUNT_ERR_DATASET (a class the model does not have).
 std::vector<double> checked_proportions(const std::vector<std::pair<int32_t, double>>& given, int64_t K,
                                         double tolerance, const std::string& where);

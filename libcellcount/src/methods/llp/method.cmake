@@ -3,4 +3,6 @@ cellcount_add_method(llp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/llp/vp_solver.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/llp/llp_loss.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/llp/llp_transform.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/llp/llp_net.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/llp/llp_synth.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/llp/llp_method.cpp)

@@ -254,3 +254,271 @@ TEST(LlpTransform, InverseParsevalAndIdentity) {
   EXPECT_TRUE(torch::equal(torch::real(apply_T_inverse(r, id)), r));
   EXPECT_THROW(Optics::from_json({{"preset", "lens"}}), Error);
 }
+
+// ---------------------------------------------------------------------------------------------- network
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cellcount/cellcount.h"
+#include "core/dataset.h"
+#include "core/method.h"
+#include "core/model_io.h"
+#include "methods/llp/llp_net.h"
+#include "methods/llp/llp_synth.h"
+
+namespace fs = std::filesystem;
+
+TEST(LlpNet, LocalSoftMaxMatchesBruteForce) {
+  torch::manual_seed(2);
+  auto s = torch::randn({2, 1, 9, 11}, torch::kFloat64) * 3;
+  const int64_t m = 5, p = 2;
+  auto h = local_softmax(s, m);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t y = 0; y < 9; ++y)
+      for (int64_t x = 0; x < 11; ++x) {
+        double den = 0;
+        for (int64_t dy = -p; dy <= p; ++dy)
+          for (int64_t dx = -p; dx <= p; ++dx) {
+            const int64_t yy = std::clamp<int64_t>(y + dy, 0, 8), xx = std::clamp<int64_t>(x + dx, 0, 10);  // replicate
+            den += std::exp(s[b][0][yy][xx].item<double>());
+          }
+        EXPECT_NEAR(h[b][0][y][x].item<double>(), std::exp(s[b][0][y][x].item<double>()) / den, 1e-12);
+      }
+  // Huge scores do not overflow: a single peak of 1e4 gets ~1, its neighbours ~0, no NaN.
+  auto big = torch::zeros({1, 1, 7, 7}, torch::kFloat64);
+  big[0][0][3][3] = 1e4;
+  auto hb = local_softmax(big, 3);
+  EXPECT_FALSE(torch::isnan(hb).any().item<bool>());
+  EXPECT_NEAR(hb[0][0][3][3].item<double>(), 1.0, 1e-12);
+  EXPECT_LT(hb[0][0][3][4].item<double>(), 1e-30);
+}
+
+TEST(LlpNet, ComplexConvolutionIsTheComplexProduct) {
+  torch::manual_seed(4);
+  ComplexConv cc(2, 3, 3);
+  auto re = torch::randn({1, 2, 6, 6}), im = torch::randn({1, 2, 6, 6});
+  auto [yr, yi] = cc->forward(re, im);
+  // Reference: (W_r + i W_i) * (re + i im) with biases b_r + i b_i as complexPyTorch's apply_complex gives
+  // (f_r(re) - f_i(im)) + i (f_r(im) + f_i(re)): bias terms b_r - b_i and b_r + b_i.
+  namespace F = torch::nn::functional;
+  auto conv = [&](const torch::Tensor& x, const torch::Tensor& w) { return F::conv2d(x, w, F::Conv2dFuncOptions().padding(1)); };
+  auto wr = cc->fr->weight, wi = cc->fi->weight, br = cc->fr->bias.view({1, 3, 1, 1}), bi = cc->fi->bias.view({1, 3, 1, 1});
+  EXPECT_TRUE(torch::allclose(yr, conv(re, wr) - conv(im, wi) + br - bi, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(yi, conv(im, wr) + conv(re, wi) + br + bi, 1e-5, 1e-5));
+}
+
+TEST(LlpNet, ShapesSparseMaskAndGradients) {
+  DsdConfig c;
+  c.width = 4;
+  c.features = 3;
+  c.classes = 3;
+  torch::manual_seed(0);
+  DsdNet net(c);
+  auto x = torch::randn({2, 1, 32, 40}) * 0.1;
+  auto e = net->encode(x);
+  EXPECT_EQ(e.re.sizes(), (std::vector<int64_t>{2, 3, 32, 40}));
+  EXPECT_EQ(e.heat.sizes(), (std::vector<int64_t>{2, 1, 32, 40}));
+  auto mask = DsdNetImpl::sparse_mask(e.heat, 0.0, 5);
+  auto rec = net->reconstruct(e, mask);
+  EXPECT_EQ(rec.sizes(), (std::vector<int64_t>{2, 1, 32, 40}));
+  EXPECT_TRUE(rec.is_complex());
+  (rec.abs().pow(2).mean()).backward();
+  EXPECT_TRUE(net->enc[0]->as<ComplexConv>()->fr->weight.grad().defined());
+  // The mask is sparse: a local maximum per 5x5 at most.
+  EXPECT_LE((mask > 0).sum().item<int64_t>(), 2 * 32 * 40 / 9);
+  auto emb = net->embeddings_at(e, 1, {{3, 4}, {10, 20}});
+  EXPECT_EQ(emb.sizes(), (std::vector<int64_t>{2, 6}));
+  EXPECT_FLOAT_EQ(emb[1][0].item<float>(), e.re[1][0][10][20].item<float>());
+  EXPECT_FLOAT_EQ(emb[1][3].item<float>(), e.im[1][0][10][20].item<float>());
+  EXPECT_EQ(net->classify(emb).sizes(), (std::vector<int64_t>{2, 3}));
+}
+
+// ---------------------------------------------------------------------------------------------- simulator
+
+TEST(LlpSynth, DeterministicOverlappingClassesAndAHologram) {
+  Optics o;
+  const std::vector<double> p = {0.4, 0.4, 0.2};
+  auto a = render_wbc(96, 96, 12, p, o, 0.01, 5), b = render_wbc(96, 96, 12, p, o, 0.01, 5), c = render_wbc(96, 96, 12, p, o, 0.01, 6);
+  EXPECT_TRUE(torch::equal(a.hologram, b.hologram));
+  EXPECT_FALSE(torch::equal(a.hologram, c.hologram));
+  ASSERT_EQ(a.points.size(), b.points.size());
+  EXPECT_GE(a.points.size(), 8u);
+  // The sensor sees a hologram (fringes everywhere, background about 1), not the object.
+  const double mean = a.hologram.mean().item<double>();
+  EXPECT_NEAR(mean, 1.0, 0.1);
+  EXPECT_GT(a.hologram.std().item<double>(), 0.02);
+  // Back-propagated by T, the object plane is sparse: the energy of T(H - mean) near the cells dominates.
+  auto I = apply_T(a.hologram / mean - 1.0, o).abs();
+  double near = 0, all = I.pow(2).sum().item<double>();
+  auto cellmask = torch::zeros({96, 96}, torch::kBool);
+  for (const auto& q : a.points)
+    for (int64_t y = std::max<int64_t>(0, int64_t(q.y) - 5); y <= std::min<int64_t>(95, int64_t(q.y) + 5); ++y)
+      for (int64_t x = std::max<int64_t>(0, int64_t(q.x) - 5); x <= std::min<int64_t>(95, int64_t(q.x) + 5); ++x)
+        cellmask[y][x] = true;
+  near = (I.pow(2) * cellmask).sum().item<double>();
+  EXPECT_GT(near / all, 0.5);
+}
+
+namespace {
+fs::path fresh(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("cellcount-llp-test-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+std::string call(cellcount_status (*f)(const char*, cellcount_progress_fn, void*, char**), const nlohmann::json& req,
+                 cellcount_status expect = CELLCOUNT_OK) {
+  char* rep = nullptr;
+  const auto st = f(req.dump().c_str(), nullptr, nullptr, &rep);
+  std::string out = rep ? rep : "";
+  cellcount_string_free(rep);
+  EXPECT_EQ(st, expect) << cellcount_last_error();
+  return st == CELLCOUNT_OK ? out : std::string(cellcount_last_error());
+}
+}  // namespace
+
+class LlpModel : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fresh("suite");
+    call(cellcount_synthesize, {{"method", "llp"}, {"out", (root_ / "data").string()}, {"donors", {4, 2, 2}},
+                                {"width", 48}, {"height", 48}, {"min_cells", 2}, {"max_cells", 5}, {"seed", 1}});
+    report_ = nlohmann::json::parse(call(cellcount_train, train_request(root_ / "data", root_ / "model")));
+  }
+  static nlohmann::json train_request(const fs::path& data, const fs::path& out) {
+    return {{"method", "llp"}, {"dataset", data.string()}, {"out", out.string()}, {"recon_epochs", 2}, {"cls_epochs", 3},
+            {"width", 2}, {"features", 2}, {"hidden", 4}, {"threads", 1}, {"compare_losses", {"kl", "supervised"}}};
+  }
+  static fs::path root_;
+  static nlohmann::json report_;
+};
+fs::path LlpModel::root_;
+nlohmann::json LlpModel::report_;
+
+TEST_F(LlpModel, SynthWritesTheDatasetContract) {
+  const auto ds = load_dataset((root_ / "data").string());
+  EXPECT_EQ(ds.samples.size(), 16u);  // 8 donors x 2 images
+  EXPECT_EQ(ds.indices("train").size(), 8u);
+  EXPECT_EQ(ds.indices("val").size(), 4u);
+  EXPECT_EQ(ds.indices("test").size(), 4u);
+  EXPECT_EQ(ds.class_names.size(), 3u);
+  for (const auto& s : ds.samples) {
+    double sum = 0;
+    for (const auto& [k, v] : s.proportions) sum += v;
+    EXPECT_NEAR(sum, 1.0, 1e-5) << s.image;
+    EXPECT_TRUE(s.has_points);
+  }
+  EXPECT_TRUE(fs::exists(root_ / "data" / "donors.csv"));
+  // Deterministic by seed: the same request writes the same files.
+  call(cellcount_synthesize, {{"method", "llp"}, {"out", (root_ / "data2").string()}, {"donors", {4, 2, 2}},
+                              {"width", 48}, {"height", 48}, {"min_cells", 2}, {"max_cells", 5}, {"seed", 1}});
+  for (const char* f : {"points.csv", "proportions.csv", "images/donor0003_01.png"}) {
+    std::ifstream a(root_ / "data" / f, std::ios::binary), b(root_ / "data2" / f, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {})) << f;
+  }
+}
+
+TEST_F(LlpModel, TrainsSavesLoadsAndPredictsClasses) {
+  const auto meta = read_model((root_ / "model").string()).meta;
+  EXPECT_EQ(meta["method"], "llp");
+  EXPECT_EQ(meta["classes"].size(), 3u);
+  EXPECT_EQ(meta["training"]["loss"], "vp_ce");
+  EXPECT_EQ(meta["training"]["bag"], "donor");
+  EXPECT_EQ(meta["metrics"]["loss_comparison"].size(), 2u);
+  EXPECT_TRUE(meta["metrics"]["test"].contains("f1"));
+  cellcount_model* m = nullptr;
+  ASSERT_EQ(cellcount_model_load((root_ / "model").string().c_str(), &m), CELLCOUNT_OK) << cellcount_last_error();
+  // A test image through the C ABI: class ids within the model's, class counts adding up to the count.
+  auto holo = render_wbc(48, 48, 4, {0.5, 0.3, 0.2}, Optics(), 0.01, 9).hologram.contiguous();
+  cellcount_image_view v{holo.data_ptr<float>(), 48, 48, 1, 0, CELLCOUNT_DTYPE_F32, 0};
+  auto params = cellcount_predict_default_params();
+  params.options_json = "{\"detect_threshold\": 0.0}";  // every local maximum: some points, whatever the training
+  cellcount_result* r = nullptr;
+  ASSERT_EQ(cellcount_predict(m, &v, nullptr, 0, nullptr, &params, &r), CELLCOUNT_OK) << cellcount_last_error();
+  const size_t n = cellcount_result_n_points(r);
+  EXPECT_GT(n, 0u);
+  std::vector<float> xy(2 * n);
+  std::vector<int32_t> cls(n);
+  ASSERT_EQ(cellcount_result_points(r, xy.data(), cls.data(), nullptr, n), CELLCOUNT_OK);
+  for (int32_t c : cls) EXPECT_TRUE(c >= 0 && c < 3);
+  EXPECT_DOUBLE_EQ(cellcount_result_count(r), double(n));
+  cellcount_result_free(r);
+  // Zero detections (threshold 1 keeps nothing): count 0, class counts 0, no NaN.
+  params.options_json = "{\"detect_threshold\": 1.0}";
+  ASSERT_EQ(cellcount_predict(m, &v, nullptr, 0, nullptr, &params, &r), CELLCOUNT_OK) << cellcount_last_error();
+  EXPECT_EQ(cellcount_result_n_points(r), 0u);
+  EXPECT_EQ(cellcount_result_count(r), 0.0);
+  cellcount_result_free(r);
+  cellcount_model_free(m);
+  // Evaluation through the method's request: detection, class and proportion figures.
+  const auto ev = nlohmann::json::parse(call(cellcount_evaluate, {{"model", (root_ / "model").string()},
+                                                                  {"dataset", (root_ / "data").string()}}));
+  EXPECT_TRUE(ev.contains("points"));
+  EXPECT_TRUE(ev.contains("classes"));
+  EXPECT_TRUE(ev["proportions"].contains("per_donor"));
+}
+
+TEST_F(LlpModel, BadProportionsAndClassesAreRefusedNamingTheRow) {
+  // Fractions summing to 0.8: an error naming the image.
+  const auto bad = root_ / "bad";
+  fs::remove_all(bad);
+  fs::copy(root_ / "data", bad, fs::copy_options::recursive);
+  {
+    std::ifstream in(bad / "proportions.csv");
+    std::string all((std::istreambuf_iterator<char>(in)), {}), line;
+    in.close();
+    const std::string key = "images/donor0000_00.png,granulocyte,";
+    const auto pos = all.find(key);
+    ASSERT_NE(pos, std::string::npos);
+    const auto end = all.find('\n', pos);
+    all.replace(pos, end - pos, key + "0.000001");
+    std::ofstream(bad / "proportions.csv") << all;
+  }
+  auto req = train_request(bad, root_ / "bad-model");
+  const std::string msg = call(cellcount_train, req, CELLCOUNT_ERR_DATASET);
+  EXPECT_NE(msg.find("donor0000_00.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("sum to"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(root_ / "bad-model"));
+  // A class of proportions.csv that the model's class list lacks.
+  auto req2 = train_request(root_ / "data", root_ / "bad-model2");
+  req2["classes"] = {"granulocyte", "lymphocyte"};
+  const std::string msg2 = call(cellcount_train, req2, CELLCOUNT_ERR_DATASET);
+  EXPECT_NE(msg2.find("monocyte"), std::string::npos) << msg2;
+  // Evaluating a dataset whose classes the model lacks, likewise.
+  const auto other = root_ / "other";
+  fs::create_directories(other);
+  fs::copy(root_ / "data" / "images", other / "images", fs::copy_options::recursive);
+  std::ofstream(other / "points.csv") << "image,x,y,class\nimages/donor0000_00.png,10,10,basophil\n";
+  const std::string msg3 = call(cellcount_evaluate, {{"model", (root_ / "model").string()}, {"dataset", other.string()}, {"split", "all"}},
+                                CELLCOUNT_ERR_DATASET);
+  EXPECT_NE(msg3.find("basophil"), std::string::npos) << msg3;
+}
+
+TEST_F(LlpModel, OneClassTrains) {
+  // K = 1: every fraction is 1; the classifier stage is skipped, detections are that class.
+  const auto one = root_ / "one";
+  fs::create_directories(one);
+  fs::copy(root_ / "data" / "images", one / "images", fs::copy_options::recursive);
+  std::ofstream p(one / "proportions.csv");
+  p << "image,class,fraction\n";
+  for (const auto& e : fs::directory_iterator(one / "images")) p << "images/" << e.path().filename().string() << ",cell,1\n";
+  p.close();
+  auto req = train_request(one, root_ / "one-model");
+  req["compare_losses"] = nlohmann::json::array();
+  call(cellcount_train, req);
+  const auto meta = read_model((root_ / "one-model").string()).meta;
+  EXPECT_EQ(meta["classes"], nlohmann::json::array({"cell"}));
+}
+
+TEST(LlpSolverRequest, SolveAndBenchThroughTheEvaluateRequest) {
+  const auto r = nlohmann::json::parse(call(cellcount_evaluate, {{"method", "llp"}, {"kind", "solve"},
+                                                                  {"costs", {{0.0, 1.0}, {1.0, 0.0}}}, {"proportions", {0.25, 0.75}}}));
+  EXPECT_NEAR(r["cost"].get<double>(), 0.25, 1e-12);
+  const auto b = nlohmann::json::parse(call(cellcount_evaluate, {{"method", "llp"}, {"kind", "solver_bench"},
+                                                                  {"sizes", {{50, 3}}}, {"repeat", 2}}));
+  EXPECT_EQ(b["bench"][0]["n"], 50);
+  call(cellcount_evaluate, {{"method", "llp"}, {"kind", "solve"}, {"costs", {{0.0, 1.0}}}, {"proportions", {0.0, 0.0}}},
+       CELLCOUNT_ERR_INVALID_ARGUMENT);
+}
