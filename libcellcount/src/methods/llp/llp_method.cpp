@@ -207,6 +207,8 @@ Options train_options() {
       Opt::integer("hidden", 32).range(1, 4096).help("classifier hidden units").folded(),
       Opt::int_list("scales", {1}).range(1, 63)
           .help("embedding: A at the detection (1, the paper's) and A averaged over s x s around it for each further odd s"),
+      Opt::int_list("image_scales", {}).range(1, 63)
+          .help("embedding (our addition, [] = the paper's): |T(x)|^2 averaged over s x s around the detection, per odd s"),
       Opt::path("init_from").help("an llp model whose detector (encoder and reconstruction head, same architecture) this training starts from; the classifier is trained anew"),
       Opt::integer("recon_epochs", 10).range(0, 100000).help("stage 1: self-supervised reconstruction epochs"),
       Opt::number("train_threshold", 0.0).range(0.0, 1.0).help("heatmap threshold of the sparse mask while training the reconstruction").folded(),
@@ -220,9 +222,13 @@ Options train_options() {
           .help("stage 2 classifier loss: VP-CE, VP-L2, bag KL-div or MSE from proportions; supervised = per-cell classes from points (ceiling)"),
       Opt::choice("bag", "auto", {"auto", "image", "donor"})
           .help("what one proportion label covers: image, donor (donors.csv: image,donor), auto = donor when donors.csv exists"),
+      Opt::integer("warmup_kl_epochs", 0).range(0, 100000)
+          .help("VP losses: first train the classifier this many epochs with the bag KL-div (the paper initialises instance-level LLP methods so)"),
       Opt::integer("cls_epochs", 60).range(0, 100000).help("stage 2: classifier epochs (over bags)"),
       Opt::number("cls_lr", 0.003).range(1e-8, 10.0).help("classifier learning rate"),
       Opt::integer("cls_batch", 8).range(1, 100000).help("bags per classifier step"),
+      Opt::boolean("proportions_from_points", false)
+          .help("make each image's proportions from the classes of its points (bags from annotated images; the classifier still sees only the proportions)"),
       Opt::number("proportion_tolerance", 0.02).range(0.0, 1.0)
           .help("|sum of an image's fractions - 1| above this is an error; below it they are renormalised (warning)"),
       Opt::string_list("compare_losses", {})
@@ -388,6 +394,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   cfg.lambda = req["lambda"];
   cfg.hidden = req["hidden"];
   cfg.scales = req["scales"].get<std::vector<int64_t>>();
+  cfg.image_scales = req["image_scales"].get<std::vector<int64_t>>();
   cfg.classes = K;
   cfg = DsdConfig::from_json(cfg.to_json());  // range checks (odd window)
   const int64_t nms = req["nms"];
@@ -403,9 +410,17 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   CC_CHECK(bag_mode != "donor" || !donors.empty(), CELLCOUNT_ERR_DATASET,
            "llp train: bag \"donor\" needs donors.csv (image,donor) in '" + data_dir + "'");
   std::vector<std::vector<double>> props(train_idx.size());
+  const bool from_points = req["proportions_from_points"];
   for (size_t t = 0; t < train_idx.size(); ++t) {
     const auto& s = ds.samples[train_idx[t]];
     if (loss_kind == BagLoss::supervised) continue;
+    if (from_points) {
+      CC_CHECK(s.has_points && !s.points.empty(), CELLCOUNT_ERR_DATASET,
+               "llp train: proportions_from_points: image '" + s.image + "' has no points");
+      props[t].assign(size_t(K), 0.0);
+      for (const auto& q : s.points) props[t][size_t(cmap[size_t(q.cls)])] += 1.0 / double(s.points.size());
+      continue;
+    }
     CC_CHECK(!s.proportions.empty(), CELLCOUNT_ERR_DATASET,
              "llp train: image '" + s.image + "' has no row in proportions.csv (every training image needs its class proportions)");
     std::vector<std::pair<int32_t, double>> given;
@@ -455,7 +470,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     auto theirs = DsdConfig::from_json(init.meta.at("architecture"));
     auto detector = [](DsdConfig c) {
       auto j = c.to_json();
-      for (const char* k : {"hidden", "classes", "scales"}) j.erase(k);
+      for (const char* k : {"hidden", "classes", "scales", "image_scales"}) j.erase(k);
       return j;
     };
     check_same_architecture(from, "llp", detector(theirs), detector(cfg));
@@ -547,11 +562,12 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
       for (const auto& [pi, ti] : m.pairs) labels[t][pi] = cmap[size_t(s.points[ti].cls)];
     }
   }
-  auto train_classifier = [&](torch::nn::Sequential& cls, BagLoss kind, const std::string& ckpt, const Progress& pr) {
-    TrainConfig c2 = TrainConfig::from_json(req);
-    c2.epochs = req["cls_epochs"];
-    c2.lr = req["cls_lr"];
-    c2.batch_size = req["cls_batch"];
+  auto train_classifier_impl = [&](const nlohmann::json& rq, torch::nn::Sequential& cls, BagLoss kind,
+                                   const std::string& ckpt, const Progress& pr) {
+    TrainConfig c2 = TrainConfig::from_json(rq);
+    c2.epochs = rq["cls_epochs"];
+    c2.lr = rq["cls_lr"];
+    c2.batch_size = rq["cls_batch"];
     c2.checkpoint = ckpt;
     Trainer tr(c2, *cls);
     return tr.fit(
@@ -587,6 +603,20 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
           return loss / double(used);
         },
         pr);
+  };
+  auto train_classifier = [&](torch::nn::Sequential& cls, BagLoss kind, const std::string& ckpt, const Progress& pr) -> nlohmann::json {
+    const int64_t warm = req["warmup_kl_epochs"];
+    nlohmann::json warm_report;
+    if (warm > 0 && (kind == BagLoss::vp_ce || kind == BagLoss::vp_l2)) {
+      auto sub = req;
+      sub["warmup_kl_epochs"] = 0;
+      sub["cls_epochs"] = warm;
+      // (no checkpoint: the warm-up is cheap and reruns on resume before the main stage loads its checkpoint)
+      warm_report = train_classifier_impl(sub, cls, BagLoss::kl, "", pr.sub(0.0f, 0.3f));
+    }
+    auto r = train_classifier_impl(req, cls, kind, ckpt, warm_report.is_null() ? pr : pr.sub(0.3f, 1.0f));
+    if (!warm_report.is_null()) r["warmup_kl"] = warm_report;
+    return r;
   };
   nlohmann::json cls_report = nlohmann::json::object();
   if (K >= 2) {
@@ -665,6 +695,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
                         {"classifier", cls_report},
                         {"loss", bag_loss_name(loss_kind)},
                         {"bag", bag_mode},
+                        {"proportions_from_points", from_points},
                         {"bags", bags.size()},
                         {"train_images", xs.size()},
                         {"train_threshold", train_thr},

@@ -6,7 +6,7 @@ namespace cellcount::llp {
 
 nlohmann::json DsdConfig::to_json() const {
   return {{"optics", optics.to_json()}, {"width", width},   {"features", features}, {"window", window},
-          {"hidden", hidden},           {"classes", classes}, {"lambda", lambda}, {"scales", scales}};
+          {"hidden", hidden},           {"classes", classes}, {"lambda", lambda}, {"scales", scales}, {"image_scales", image_scales}};
 }
 
 DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
@@ -19,6 +19,10 @@ DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
   c.classes = j.value("classes", c.classes);
   c.lambda = j.value("lambda", c.lambda);
   c.scales = j.value("scales", c.scales);
+  c.image_scales = j.value("image_scales", c.image_scales);
+  CC_CHECK(c.image_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 16 image scales");
+  for (int64_t s : c.image_scales)
+    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: image_scales must be odd, 1..63");
   CC_CHECK(!c.scales.empty() && c.scales.size() <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: 1..8 embedding scales");
   for (int64_t s : c.scales)
     CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: scales must be odd, 1..63");
@@ -78,6 +82,7 @@ Encoding DsdNetImpl::encode(const torch::Tensor& x) {
     im = torch::relu(i);
   }
   Encoding e;
+  e.energy = (torch::real(I).pow(2) + torch::imag(I).pow(2)).detach();
   e.re = re;
   e.im = im;
   auto strength = (re * re + im * im).sum(1, true);  // ||A(., x, y)||^2
@@ -121,6 +126,12 @@ torch::Tensor DsdNetImpl::embeddings_at(const Encoding& e, int64_t b, const std:
     }
     parts.push_back(re[0].reshape({d, -1}).index_select(1, idx));
     parts.push_back(im[0].reshape({d, -1}).index_select(1, idx));
+  }
+  for (int64_t s : cfg.image_scales) {
+    namespace F = torch::nn::functional;
+    auto en = e.energy.narrow(0, b, 1);
+    if (s > 1) en = F::avg_pool2d(en, F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false));
+    parts.push_back(en[0].reshape({1, -1}).index_select(1, idx));
   }
   return torch::cat(parts, 0).t().contiguous();  // [N, E]
 }

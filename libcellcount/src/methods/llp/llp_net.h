@@ -23,7 +23,10 @@ struct DsdConfig {
   int64_t width = 8, features = 8, window = 7, hidden = 32, classes = 3;
   double lambda = 1.0;
   std::vector<int64_t> scales = {1};
-  int64_t embedding_size() const { return 2 * features * int64_t(scales.size()); }
+  // Our addition (empty = the paper's embedding): the object-plane energy |I|^2 = |T(x)|^2 averaged over
+  // s x s around the detection for each s, a radial profile that measures the cell's extent directly.
+  std::vector<int64_t> image_scales = {};
+  int64_t embedding_size() const { return 2 * features * int64_t(scales.size()) + int64_t(image_scales.size()); }
   nlohmann::json to_json() const;
   static DsdConfig from_json(const nlohmann::json& j);  // CELLCOUNT_ERR_INVALID_ARGUMENT / range checks
 };
@@ -44,6 +47,7 @@ torch::Tensor local_softmax(const torch::Tensor& score, int64_t m);
 struct Encoding {
   torch::Tensor re, im;   // A: [B,d,H,W]
   torch::Tensor heat;     // H_A: [B,1,H,W] in (0,1]
+  torch::Tensor energy;   // |I|^2 of the input in the object plane: [B,1,H,W]
 };
 
 struct DsdNetImpl : torch::nn::Module {
