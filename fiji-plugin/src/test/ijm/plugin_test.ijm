@@ -259,8 +259,8 @@ msg = call(probe + ".runExpectingError", "Count cells", "model=dcl-vgg slices=cu
 check((indexOf(msg, "NaN") >= 0), "NaN pixel: '" + msg + "'");
 close();
 newImage("two", "8-bit black", 64, 64, 1);
-msg = call(probe + ".runExpectingError", "Detect and classify cells", "slices=current");
-check((indexOf(msg, "llp") >= 0), "a method without models (or not in the library): '" + msg + "'");
+msg = call(probe + ".runExpectingError", "Count cells in chamber", "slices=current");
+check((indexOf(msg, "twinvae") >= 0), "a method without models (or not in the library): '" + msg + "'");
 close();
 // (with out= given: the library names the first missing field, and checks out before dataset)
 msg = call(probe + ".runExpectingError", "Train model", "method=selftest out=[" + work + "/never-written] epochs=2");
