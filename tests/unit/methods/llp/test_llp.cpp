@@ -337,7 +337,7 @@ TEST(LlpNet, ShapesSparseMaskAndGradients) {
 
 // ---------------------------------------------------------------------------------------------- simulator
 
-TEST(LlpSynth, DeterministicOverlappingClassesAndAHologram) {
+TEST(LlpSynth, DeterministicAndAHologramOfASparseObject) {
   Optics o;
   const std::vector<double> p = {0.4, 0.4, 0.2};
   auto a = render_wbc(96, 96, 12, p, o, 0.01, 5), b = render_wbc(96, 96, 12, p, o, 0.01, 5), c = render_wbc(96, 96, 12, p, o, 0.01, 6);
@@ -389,7 +389,8 @@ class LlpModel : public ::testing::Test {
   }
   static nlohmann::json train_request(const fs::path& data, const fs::path& out) {
     return {{"method", "llp"}, {"dataset", data.string()}, {"out", out.string()}, {"recon_epochs", 2}, {"cls_epochs", 3},
-            {"width", 2}, {"features", 2}, {"hidden", 4}, {"threads", 1}, {"compare_losses", {"kl", "supervised"}}};
+            {"width", 2}, {"features", 2}, {"hidden", 4}, {"threads", 1}, {"compare_losses", {"kl", "supervised"}},
+            {"scales", {1, 3}}, {"image_scales", {1, 5}}, {"warmup_kl_epochs", 1}};
   }
   static fs::path root_;
   static nlohmann::json report_;
@@ -427,6 +428,9 @@ TEST_F(LlpModel, TrainsSavesLoadsAndPredictsClasses) {
   EXPECT_EQ(meta["training"]["loss"], "vp_ce");
   EXPECT_EQ(meta["training"]["bag"], "donor");
   EXPECT_EQ(meta["metrics"]["loss_comparison"].size(), 2u);
+  EXPECT_EQ(meta["architecture"]["image_scales"], nlohmann::json::array({1, 5}));
+  EXPECT_EQ(meta["training"]["classifier"]["warmup_kl"]["epochs_run"], 1);  // KL-div before the VP loss
+  EXPECT_EQ(meta["training"]["classifier"]["epochs_run"], 3);
   EXPECT_TRUE(meta["metrics"]["test"].contains("f1"));
   cellcount_model* m = nullptr;
   ASSERT_EQ(cellcount_model_load((root_ / "model").string().c_str(), &m), CELLCOUNT_OK) << cellcount_last_error();
@@ -494,6 +498,30 @@ TEST_F(LlpModel, BadProportionsAndClassesAreRefusedNamingTheRow) {
   const std::string msg3 = call(cellcount_evaluate, {{"model", (root_ / "model").string()}, {"dataset", other.string()}, {"split", "all"}},
                                 CELLCOUNT_ERR_DATASET);
   EXPECT_NE(msg3.find("basophil"), std::string::npos) << msg3;
+}
+
+TEST_F(LlpModel, ProportionsFromPointsAndEarlyRefusals) {
+  // Bags from annotated images: proportions.csv is not needed (nor read) with proportions_from_points.
+  const auto pts = root_ / "from-points";
+  fs::create_directories(pts);
+  fs::copy(root_ / "data" / "images", pts / "images", fs::copy_options::recursive);
+  for (const char* f : {"points.csv", "split.csv"}) fs::copy_file(root_ / "data" / f, pts / f);
+  auto req = train_request(pts, root_ / "from-points-model");
+  req["proportions_from_points"] = true;
+  req["compare_losses"] = nlohmann::json::array();
+  call(cellcount_train, req);
+  EXPECT_TRUE(read_model((root_ / "from-points-model").string()).meta["training"]["proportions_from_points"].get<bool>());
+  // Without it, the same dataset (no proportions.csv) is refused naming an image.
+  req["proportions_from_points"] = false;
+  req["out"] = (root_ / "no-props-model").string();
+  const std::string msg = call(cellcount_train, req, CELLCOUNT_ERR_DATASET);
+  EXPECT_NE(msg.find("proportions.csv"), std::string::npos) << msg;
+  // A typo in compare_losses fails before any work.
+  auto req2 = train_request(root_ / "data", root_ / "typo-model");
+  req2["compare_losses"] = {"vp-ce"};
+  const std::string msg2 = call(cellcount_train, req2, CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(msg2.find("vp-ce"), std::string::npos) << msg2;
+  EXPECT_FALSE(fs::exists(root_ / "typo-model"));
 }
 
 TEST_F(LlpModel, OneClassTrains) {
