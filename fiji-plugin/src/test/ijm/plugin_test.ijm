@@ -276,8 +276,25 @@ msg = call(probe + ".runExpectingError", "Count cells", "model=dcl-vgg slices=cu
 check((indexOf(msg, "NaN") >= 0), "NaN pixel: '" + msg + "'");
 close();
 newImage("two", "8-bit black", 64, 64, 1);
-msg = call(probe + ".runExpectingError", "Detect and classify cells", "slices=current");
-check((indexOf(msg, "llp") >= 0), "a method without models (or not in the library): '" + msg + "'");
+msg = call(probe + ".runExpectingError", "Count cells in chamber", "slices=current");
+check((indexOf(msg, "twinvae") >= 0), "a method without models (or not in the library): '" + msg + "'");
+close();
+// llp (models/llp-wbc on its simulated sample): classes in the table (per-class counts adding up to the count)
+// and in the overlay (one element per class present), with no method-specific front-end code
+open(repo + "/samples/llp-wbc/images/donor0001_00.png");
+n0 = rows();
+run("Detect and classify cells", "model=llp-wbc slices=current points");
+check((Table.size(T) == n0 + 1), "llp: one new row");
+r = Table.size(T) - 1;
+c = Table.get("count", r, T);
+check((c == 17), "llp: count " + c + ", the golden count (tests/golden/llp-wbc.counts.csv) is 17");
+g = Table.get("count granulocyte", r, T);
+l = Table.get("count lymphocyte", r, T);
+m = Table.get("count monocyte", r, T);
+check((g + l + m == c), "llp: per-class counts " + g + " + " + l + " + " + m + " should add up to " + c);
+present = (g > 0) + (l > 0) + (m > 0);
+check((Overlay.size == present), "llp: one overlay element per class present (" + present + "), got " + Overlay.size);
+check((Table.getString("method", r, T) == "llp"), "llp: method column");
 close();
 // (with out= given: the library names the first missing field, and checks out before dataset)
 msg = call(probe + ".runExpectingError", "Train model", "method=selftest out=[" + work + "/never-written] epochs=2");

@@ -1,0 +1,139 @@
+#include "methods/llp/llp_net.h"
+
+#include "core/error.h"
+
+namespace cellcount::llp {
+
+nlohmann::json DsdConfig::to_json() const {
+  return {{"optics", optics.to_json()}, {"width", width},   {"features", features}, {"window", window},
+          {"hidden", hidden},           {"classes", classes}, {"lambda", lambda}, {"scales", scales}, {"image_scales", image_scales}};
+}
+
+DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
+  DsdConfig c;
+  if (j.contains("optics")) c.optics = Optics::from_json(j.at("optics"));
+  c.width = j.value("width", c.width);
+  c.features = j.value("features", c.features);
+  c.window = j.value("window", c.window);
+  c.hidden = j.value("hidden", c.hidden);
+  c.classes = j.value("classes", c.classes);
+  c.lambda = j.value("lambda", c.lambda);
+  c.scales = j.value("scales", c.scales);
+  c.image_scales = j.value("image_scales", c.image_scales);
+  CC_CHECK(c.image_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 16 image scales");
+  for (int64_t s : c.image_scales)
+    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: image_scales must be odd, 1..63");
+  CC_CHECK(!c.scales.empty() && c.scales.size() <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: 1..8 embedding scales");
+  for (int64_t s : c.scales)
+    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: scales must be odd, 1..63");
+  CC_CHECK(c.width >= 1 && c.width <= 512 && c.features >= 1 && c.features <= 512 && c.hidden >= 1 && c.hidden <= 4096,
+           CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: width, features and hidden must be in 1..512 (hidden 1..4096)");
+  CC_CHECK(c.window >= 3 && c.window <= 63 && c.window % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "llp architecture: window must be odd, 3..63");
+  CC_CHECK(c.classes >= 1 && c.classes <= 256, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: classes must be 1..256");
+  CC_CHECK(std::isfinite(c.lambda) && c.lambda > 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: lambda must be > 0");
+  return c;
+}
+
+ComplexConvImpl::ComplexConvImpl(int64_t in, int64_t out, int64_t k)
+    : fr(torch::nn::Conv2dOptions(in, out, k).padding(k / 2)), fi(torch::nn::Conv2dOptions(in, out, k).padding(k / 2)) {
+  register_module("fr", fr);
+  register_module("fi", fi);
+}
+
+std::pair<torch::Tensor, torch::Tensor> ComplexConvImpl::forward(const torch::Tensor& re, const torch::Tensor& im) {
+  const int64_t B = re.size(0);
+  auto both = torch::cat({re, im}, 0);  // one call per real filter bank
+  auto r = fr(both), i = fi(both);
+  return {r.narrow(0, 0, B) - i.narrow(0, B, B), r.narrow(0, B, B) + i.narrow(0, 0, B)};
+}
+
+torch::Tensor local_softmax(const torch::Tensor& s, int64_t m) {
+  // H(c) = exp(s(c)) / sum_{u in W(c)} exp(s(u)) = 1 / sum_u exp(s(u) - s(c)): one shifted view per window
+  // offset (memory of one map, not m*m); an exponent above 80 is clamped (H ~ e^-80 instead of 1/inf).
+  const int64_t p = m / 2, H = s.size(2), W = s.size(3);
+  namespace F = torch::nn::functional;
+  auto padded = F::pad(s, F::PadFuncOptions({p, p, p, p}).mode(torch::kReplicate));
+  torch::Tensor sum;
+  for (int64_t dy = 0; dy < m; ++dy)
+    for (int64_t dx = 0; dx < m; ++dx) {
+      auto t = torch::exp((padded.narrow(2, dy, H).narrow(3, dx, W) - s).clamp_max(80.0));
+      sum = sum.defined() ? sum + t : t;
+    }
+  return 1.0 / sum;
+}
+
+DsdNetImpl::DsdNetImpl(const DsdConfig& c) : cfg(c) {
+  enc = register_module("enc", torch::nn::ModuleList(ComplexConv(1, c.width, 5), ComplexConv(c.width, c.width, 5),
+                                                     ComplexConv(c.width, c.features, 3)));
+  dec = register_module("dec", torch::nn::ModuleList(ComplexConv(c.features, c.width, 5), ComplexConv(c.width, 1, 5)));
+  cls = register_module("cls", torch::nn::Sequential(torch::nn::Linear(c.embedding_size(), c.hidden), torch::nn::ReLU(),
+                                                     torch::nn::Linear(c.hidden, c.classes)));
+  emb_mean = register_buffer("emb_mean", torch::zeros({c.embedding_size()}));
+  emb_std = register_buffer("emb_std", torch::ones({c.embedding_size()}));
+}
+
+Encoding DsdNetImpl::encode(const torch::Tensor& x) {
+  auto I = apply_T(x, cfg.optics);
+  torch::Tensor re = torch::real(I).contiguous(), im = torch::imag(I).contiguous();
+  for (size_t l = 0; l < enc->size(); ++l) {
+    auto [r, i] = enc[l]->as<ComplexConv>()->forward(re, im);
+    re = torch::relu(r);  // complex ReLU: on the real and imaginary parts
+    im = torch::relu(i);
+  }
+  Encoding e;
+  e.energy = (torch::real(I).pow(2) + torch::imag(I).pow(2)).detach();
+  e.re = re;
+  e.im = im;
+  auto strength = (re * re + im * im).sum(1, true);  // ||A(., x, y)||^2
+  e.heat = local_softmax(cfg.lambda * strength, cfg.window);
+  return e;
+}
+
+torch::Tensor DsdNetImpl::sparse_mask(const torch::Tensor& heat, double threshold, int64_t nms) {
+  auto h = heat.detach();
+  auto peak = h == torch::max_pool2d(h, {nms, nms}, {1, 1}, {nms / 2, nms / 2});
+  return heat * (peak & (h >= threshold)).to(heat.scalar_type());
+}
+
+torch::Tensor DsdNetImpl::reconstruct(const Encoding& e, const torch::Tensor& mask) {
+  torch::Tensor re = e.re * mask, im = e.im * mask;
+  for (size_t l = 0; l < dec->size(); ++l) {
+    auto [r, i] = dec[l]->as<ComplexConv>()->forward(re, im);
+    const bool last = l + 1 == dec->size();
+    re = last ? r : torch::relu(r);
+    im = last ? i : torch::relu(i);
+  }
+  return apply_T_inverse(torch::complex(re, im), cfg.optics);
+}
+
+torch::Tensor DsdNetImpl::classify(const torch::Tensor& emb) { return cls->forward((emb - emb_mean) / emb_std); }
+
+torch::Tensor DsdNetImpl::embeddings_at(const Encoding& e, int64_t b, const std::vector<std::pair<int64_t, int64_t>>& yx) const {
+  const int64_t d = e.re.size(1), W = e.re.size(3);
+  if (yx.empty()) return torch::zeros({0, cfg.embedding_size()}, e.re.options());
+  std::vector<int64_t> flat;
+  for (const auto& [y, x] : yx) flat.push_back(y * W + x);
+  auto idx = torch::tensor(flat, torch::kLong).to(e.re.device());
+  std::vector<torch::Tensor> parts;
+  for (int64_t s : cfg.scales) {
+    auto re = e.re.narrow(0, b, 1), im = e.im.narrow(0, b, 1);
+    if (s > 1) {
+      namespace F = torch::nn::functional;
+      const auto o = F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false);
+      re = F::avg_pool2d(re, o);
+      im = F::avg_pool2d(im, o);
+    }
+    parts.push_back(re[0].reshape({d, -1}).index_select(1, idx));
+    parts.push_back(im[0].reshape({d, -1}).index_select(1, idx));
+  }
+  for (int64_t s : cfg.image_scales) {
+    namespace F = torch::nn::functional;
+    auto en = e.energy.narrow(0, b, 1);
+    if (s > 1) en = F::avg_pool2d(en, F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false));
+    parts.push_back(en[0].reshape({1, -1}).index_select(1, idx));
+  }
+  return torch::cat(parts, 0).t().contiguous();  // [N, E]
+}
+
+}  // namespace cellcount::llp
