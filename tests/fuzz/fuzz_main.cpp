@@ -422,7 +422,7 @@ std::string load_and_predict(const fs::path& dir) {
   } catch (const std::exception& e) {
     fail(std::string("model_info lacks input.channels or needs_exemplars: ") + e.what());
   }
-  if (c < 1 || c > 16) fail("model_info input.channels out of range: " + std::to_string(c));
+  if (c < 1 || c > 64) fail("model_info input.channels out of range: " + std::to_string(c));
   View img;
   make_view(img, 40, 36, c, CELLCOUNT_DTYPE_U8, 0, 0, 0, 0, 5, true);
   const cellcount_box box{4, 4, 12, 12};

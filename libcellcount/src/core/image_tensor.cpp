@@ -27,8 +27,8 @@ torch::Tensor view_to_tensor(const cellcount_image_view& v, const char* what) {
   CC_CHECK(v.data != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, w + ": data is NULL");
   CC_CHECK(v.width >= 1 && v.height >= 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
            w + ": expected width and height >= 1, got " + std::to_string(v.width) + " x " + std::to_string(v.height));
-  CC_CHECK(v.channels >= 1 && v.channels <= 64, CELLCOUNT_ERR_INVALID_ARGUMENT,
-           w + ": expected 1..64 channels, got " + std::to_string(v.channels));
+  CC_CHECK(v.channels >= 1 && v.channels <= kMaxChannels, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           w + ": expected 1.." + std::to_string(kMaxChannels) + " channels, got " + std::to_string(v.channels));
   const int64_t es = dtype_size(v.dtype);
   CC_CHECK(es > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
            w + ": expected dtype CELLCOUNT_DTYPE_U8 (1), U16 (2) or F32 (3), got " + std::to_string(v.dtype));

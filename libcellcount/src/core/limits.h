@@ -11,6 +11,8 @@ namespace cellcount {
 // image or slice. 2^28 pixels = 16384 x 16384, 1 GiB as float32 per channel.
 constexpr int64_t kMaxImageSide = int64_t(1) << 20;
 constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
+// Channels of an image (C ABI views) and of a model's input (model.json input.channels).
+constexpr int64_t kMaxChannels = 64;
 // Pixel values: |v| <= 1e9. Larger finite values (3.4e38) overflow the normalisation and the networks to
 // inf/NaN; no microscope image holds them (uint16 tops at 65535).
 constexpr double kMaxAbsPixel = 1e9;

@@ -8,6 +8,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/peaks.h"
 #include "core/train_run.h"
 
@@ -69,7 +70,13 @@ InputSpec InputSpec::from_json(const nlohmann::json& j) {
   if (j.contains("normalization")) s.normalization = Normalization::from_json(j["normalization"]);
   s.align = j.value("align", s.align);
   s.min_side = j.value("min_side", s.min_side);
-  CC_CHECK(s.channels >= 1 && s.align >= 1, CELLCOUNT_ERR_MODEL_FORMAT, "model.json input: bad channels/align");
+  // A model no image can feed (channels beyond the views' limit) is refused at load (the fuzz target model
+  // found channels 9223372036854775807 loaded and reported by model_info).
+  CC_CHECK(s.channels >= 1 && s.channels <= kMaxChannels && s.align >= 1 && s.align <= 4096 && s.min_side >= 1,
+           CELLCOUNT_ERR_MODEL_FORMAT,
+           "model.json input: channels must be in 1.." + std::to_string(kMaxChannels) +
+               ", align in 1..4096 and min_side >= 1; got channels " + std::to_string(s.channels) + ", align " +
+               std::to_string(s.align) + ", min_side " + std::to_string(s.min_side));
   return s;
 }
 

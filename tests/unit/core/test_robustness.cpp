@@ -219,6 +219,14 @@ TEST(BadModelFolder, TypeErrorsAndMissingSectionsAreModelFormatNamingTheFile) {
   EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT);
   EXPECT_NE(msg.find("model.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("\"input.channels\": expected a number, got a string"), std::string::npos) << msg;
+  for (const auto& bad : {nlohmann::json{{"channels", 9223372036854775807LL}}, nlohmann::json{{"channels", 65}},
+                          nlohmann::json{{"align", 0}}, nlohmann::json{{"min_side", -3}}}) {
+    meta = good;
+    meta["input"].update(bad);
+    spit(d / "model.json", meta.dump());
+    EXPECT_EQ(load(d, &msg), CELLCOUNT_ERR_MODEL_FORMAT) << bad.dump();  // channels 2^63-1 loaded (fuzz target model)
+    EXPECT_NE(msg.find("model.json input"), std::string::npos) << msg;
+  }
   meta = good;
   meta["input"]["normalization"]["p_low"] = nlohmann::json::array();
   spit(d / "model.json", meta.dump());
