@@ -44,6 +44,7 @@ Options train_options() {
           .help("with transfer_from: frozen_outer (readers/writers fixed), frozen_core (shared layers fixed), "
                 "simultaneous (nothing fixed), thawing (layers freed in five stages)"),
       Opt::boolean("transfer_decoder", false).help("with transfer_from: train the decoder/writers too (false = decoder off: no reconstruction term)"),
+      Opt::number("clip_grad_norm", 0.0).range(0.0, 1e9).help("clip the gradient's norm to this (0 = off, as upstream)").folded(),
       Opt::integer("validate_every", 1).range(1, 1000000).help("epochs between validations (checkpoint selection on the validation frames, never test)"),
   });
   set_default(o, "batch_size", 128);
@@ -127,14 +128,18 @@ nlohmann::json score(TwinVae& net, const Frames& f, Domain d, const std::string&
 
 namespace {
 
-// One pass over `order` of a domain's frames in batches; returns {loss sum, images}.
-std::pair<double, int64_t> run_pass(TwinVae& net, torch::optim::Optimizer& opt, const Frames& f,
+struct PassSums {
+  double total = 0, rec = 0, kl = 0, count = 0;
+  int64_t images = 0;
+};
+
+// One pass over `order` of a domain's frames in batches; returns the loss sums (x images) and the images.
+PassSums run_pass(TwinVae& net, torch::optim::Optimizer& opt, const Frames& f,
                                     const std::vector<int64_t>& order, Domain d, bool decode, bool count_on,
                                     const LossWeights& w, double noise, std::mt19937_64& rng, at::Generator& gen,
-                                    torch::Device device, const Progress& progress, float p0, float p1) {
+                                    torch::Device device, const Progress& progress, float p0, float p1, double clip) {
   net->train();
-  double sum = 0;
-  int64_t seen = 0;
+  PassSums sums;
   const int64_t b = w.batch_size, n = int64_t(order.size());
   for (int64_t i0 = 0; i0 < n; i0 += b) {
     progress.report(p0 + (p1 - p0) * float(i0) / float(std::max<int64_t>(1, n)), std::string("training ") + domain_name(d));
@@ -149,11 +154,16 @@ std::pair<double, int64_t> run_pass(TwinVae& net, torch::optim::Optimizer& opt, 
     CC_CHECK(loss.kl.item<double>() < 1e10, CELLCOUNT_ERR_INTERNAL, "twinvae: the KL term diverged (> 1e10), as upstream aborts");
     opt.zero_grad();
     loss.total.backward();
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), clip);
     opt.step();
-    sum += loss.total.item<double>() * double(i1 - i0);
-    seen += i1 - i0;
+    const double k = double(i1 - i0);
+    sums.total += loss.total.item<double>() * k;
+    sums.rec += loss.rec.item<double>() * k;
+    sums.kl += loss.kl.item<double>() * k;
+    sums.count += loss.count.item<double>() * k;
+    sums.images += i1 - i0;
   }
-  return {sum, seen};
+  return sums;
 }
 
 std::vector<torch::Tensor> snapshot(TwinVae& net) {
@@ -189,6 +199,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   const bool decode = !transfer || req["transfer_decoder"].get<bool>();
   const int64_t epochs = req["epochs"];
   const double noise = req["noise"];
+  const double clip = req["clip_grad_norm"];
   LossWeights w;
   w.rec = req["rec_weight"];
   w.kl = req["kl_weight"];
@@ -316,18 +327,22 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
         }
         order.push_back(syn_perm[size_t(syn_cursor++)]);
       }
-      auto [s, k] = run_pass(net, opt, data.syn_train, order, Domain::synthetic, decode, count_on, w, noise, rng, gen, device,
-                             progress, p0, use_nat ? (p0 + p1) / 2 : p1);
-      row["synthetic_loss"] = s / double(std::max<int64_t>(1, k));
-      loss_sum += s;
-      seen += k;
+      const auto ps = run_pass(net, opt, data.syn_train, order, Domain::synthetic, decode, count_on, w, noise, rng, gen, device,
+                               progress, p0, use_nat ? (p0 + p1) / 2 : p1, clip);
+      const double k = double(std::max<int64_t>(1, ps.images));
+      row["synthetic_loss"] = ps.total / k;
+      row["synthetic_terms"] = {{"rec", ps.rec / k}, {"kl", ps.kl / k}, {"count", ps.count / k}};
+      loss_sum += ps.total;
+      seen += ps.images;
     }
     if (use_nat) {  // 2. natural pass over every natural training frame, labelled or not
-      auto [s, k] = run_pass(net, opt, data.nat_train, shuffled(n_nat), Domain::natural, decode, count_on, w, noise, rng, gen,
-                             device, progress, use_syn ? (p0 + p1) / 2 : p0, p1);
-      row["natural_loss"] = s / double(std::max<int64_t>(1, k));
-      loss_sum += s;
-      seen += k;
+      const auto ps = run_pass(net, opt, data.nat_train, shuffled(n_nat), Domain::natural, decode, count_on, w, noise, rng, gen,
+                               device, progress, use_syn ? (p0 + p1) / 2 : p0, p1, clip);
+      const double k = double(std::max<int64_t>(1, ps.images));
+      row["natural_loss"] = ps.total / k;
+      row["natural_terms"] = {{"rec", ps.rec / k}, {"kl", ps.kl / k}, {"count", ps.count / k}};
+      loss_sum += ps.total;
+      seen += ps.images;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     train_seconds += secs;
@@ -418,12 +433,12 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
       {"classes", {"cell"}},
       {"count_range", {1, 30}},
       {"settings", {{"which", w.rec == 1e3 && w.kl == 1 && w.count == 1 && req["lr"] == 1e-4 && req["weight_decay"] == 1e-4 &&
-                                      req["batch_size"] == 128 && req["regressor_start"] == 0
+                                      req["batch_size"] == 128 && req["regressor_start"] == 0 && clip == 0
                                   ? "code defaults"
                                   : "own (see loss and request)"},
                     {"loss", {{"rec_weight", w.rec}, {"kl_weight", w.kl}, {"count_weight", w.count}, {"reconstruction", "mse"},
                               {"beta", "1/(batch_size*128*128), configured batch size"}}},
-                    {"optimizer", "adam"}, {"lr", req["lr"]}, {"weight_decay", req["weight_decay"]}, {"batch_size", req["batch_size"]},
+                    {"optimizer", "adam"}, {"clip_grad_norm", clip}, {"lr", req["lr"]}, {"weight_decay", req["weight_decay"]}, {"batch_size", req["batch_size"]},
                     {"mode", mode}, {"synthetic_ratio", ratio}, {"synthetic_frames_per_epoch", n_syn_epoch},
                     {"natural_frames_per_epoch", use_nat ? n_nat : 0}}},
       {"choices", {
