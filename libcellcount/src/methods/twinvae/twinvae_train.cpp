@@ -166,6 +166,16 @@ PassSums run_pass(TwinVae& net, torch::optim::Optimizer& opt, const Frames& f,
   return sums;
 }
 
+// Choice: every trainable parameter holds a (zero) gradient from the start. zero_grad() zeroes gradients rather
+// than dropping them (LibTorch 1.13, and upstream's PyTorch before 2.0), so after its first step of each domain
+// upstream's Adam keeps moving the other domain's reader/writer during a pass (zero gradient: momentum and weight
+// decay). Defining them up front does the same from the first step, and makes a resumed run (whose loaded
+// parameters have no gradients) equal to an uninterrupted one.
+void define_grads(TwinVae& net) {
+  for (auto& p : net->parameters())
+    if (p.requires_grad() && !p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+}
+
 std::vector<torch::Tensor> snapshot(TwinVae& net) {
   std::vector<torch::Tensor> s;
   for (auto& p : net->parameters()) s.push_back(p.detach().clone());
@@ -273,16 +283,21 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     torch::serialize::InputArchive ao;
     a.read("optimizer", ao);
     opt.load(ao);
-    torch::Tensor gs;
+    torch::Tensor gs, ggs;
     a.read("gen_state", gs);
     gen.set_state(gs);
+    a.read("global_gen_state", ggs);  // dropout's generator, where the interrupted run left it
+    {
+      std::lock_guard<std::mutex> lock(torch_rng_mutex());
+      at::Generator global = at::detail::getDefaultCPUGenerator();  // (shares the default generator)
+      global.set_state(ggs);
+    }
     std::istringstream(st["rng"].get<std::string>()) >> rng;
     {
-      TwinVae b;
+      // (tensors, not a network: building one would draw from the global generator restored above)
       torch::serialize::InputArchive ab;
       ab.load_from(ck_best);
-      b->load(ab);
-      best_state = snapshot(b);
+      for (size_t i = 0; i < best_state.size(); ++i) ab.read("t" + std::to_string(i), best_state[i]);
     }
     start = st["epoch"].get<int64_t>() + 1;
     history = st["history"];
@@ -313,6 +328,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   for (int64_t e = start; e <= epochs; ++e) {
     const auto t0 = std::chrono::steady_clock::now();
     if (transfer) apply_scheme(net, scheme, e, epochs);
+    define_grads(net);
     const bool count_on = e > req["regressor_start"].get<int64_t>() || req["regressor_start"].get<int64_t>() == 0;
     const float p0 = 0.05f + 0.9f * float(e - 1) / float(epochs), p1 = 0.05f + 0.9f * float(e) / float(epochs);
     double loss_sum = 0;
@@ -370,12 +386,14 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
       opt.save(ao);
       a.write("optimizer", ao);
       a.write("gen_state", gen.get_state());
+      {
+        std::lock_guard<std::mutex> lock(torch_rng_mutex());
+        a.write("global_gen_state", at::detail::getDefaultCPUGenerator().get_state());
+      }
       a.save_to(ck_model);
       {
-        TwinVae b;
-        restore(b, best_state);
         torch::serialize::OutputArchive ab;
-        b->save(ab);
+        for (size_t i = 0; i < best_state.size(); ++i) ab.write("t" + std::to_string(i), best_state[i]);
         ab.save_to(ck_best);
       }
       std::ostringstream rs;
@@ -399,6 +417,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
                        {"authors", score(net, data.nat_test, Domain::natural, "authors", noise, 1, cpu)}};
   const double img_per_s = train_seconds > 0 ? double(train_images) / train_seconds : 0;
   nlohmann::json report{{"epochs_run", int64_t(history.size())},
+                        {"resumed_from", start - 1},
                         {"best_epoch", best_epoch},
                         {"best_val_mae", std::isfinite(best) ? nlohmann::json(best) : nlohmann::json()},
                         {"converged_epoch", std::isfinite(best) ? converged_at(history, best) : -1},
@@ -458,7 +477,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
       {"metrics", metrics},
       {"training", report}};
   auto saved = run.save(meta, *net, device_name(device));
-  return {{"out", run.out()}, {"epochs_run", report["epochs_run"]}, {"best_epoch", best_epoch}, {"seconds", train_seconds},
+  return {{"out", run.out()}, {"epochs_run", report["epochs_run"]}, {"resumed_from", start - 1}, {"best_epoch", best_epoch}, {"seconds", train_seconds},
           {"images_per_second", img_per_s}, {"metrics", metrics}, {"warnings", warnings}};
 }
 

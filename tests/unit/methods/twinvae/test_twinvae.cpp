@@ -294,3 +294,34 @@ TEST(TwinVae, SynthesizeTrainPredictEvaluate) {
     EXPECT_TRUE(ev[k].contains("mre") && ev[k].contains("rounded_accuracy")) << ev[k].dump();
   }
 }
+
+TEST(TwinVae, ResumedTrainingEqualsUninterruptedRun) {
+  const auto assets = fake_assets();
+  const auto data = fresh_dir("resume_data");
+  // No validation frames: the last epoch is shipped, so the weights compared below are the second epoch's.
+  synthesize({{"out", data.string()}, {"assets", assets.string()}, {"modality", "bf"}, {"synthetic_train", 8},
+              {"synthetic_val", 0}, {"synthetic_test", 0}, {"natural_train", 8}, {"natural_test", 0},
+              {"labelled_fraction", 0.5}, {"val_fraction", 0.0}},
+             Progress());
+  auto request = [&](const fs::path& out) {
+    return nlohmann::json{{"method", "twinvae"}, {"dataset", data.string()}, {"out", out.string()}, {"epochs", 2},
+                          {"batch_size", 4}, {"synthetic_ratio", 1.0}, {"threads", 1}, {"seed", 3}};
+  };
+  const auto a = fresh_dir("resume_a"), b = fresh_dir("resume_b");
+  train(request(a), Progress());
+  // The same training cancelled in its second epoch, then run again: it resumes from the first epoch's checkpoint.
+  bool second_epoch = false;
+  Progress cancel_in_epoch_2([&](float f, const std::string&) {
+    if (f > 0.6f) second_epoch = true;
+    return second_epoch;
+  });
+  EXPECT_THROW(train(request(b), cancel_in_epoch_2), Cancelled);
+  EXPECT_FALSE(fs::exists(b / "model.json"));
+  auto r = train(request(b), Progress());
+  EXPECT_EQ(r["resumed_from"], 1);  // (a restart from scratch would give the same weights too)
+  EXPECT_EQ(r["epochs_run"], 2);
+  const auto ma = read_model(a.string()).meta, mb = read_model(b.string()).meta;
+  EXPECT_EQ(ma["training"]["best_epoch"], 2);
+  EXPECT_EQ(ma["training"]["history"][1]["loss"], mb["training"]["history"][1]["loss"]);
+  EXPECT_EQ(ma["weights_sha256"], mb["weights_sha256"]);
+}
