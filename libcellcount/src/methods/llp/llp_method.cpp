@@ -127,11 +127,10 @@ Detection detect(DsdNet& net, const torch::Tensor& x, double threshold, double m
 
 // ---------------------------------------------------------------------------------------------- the model
 
-class LlpMethod : public Method {
+class LlpMethod : public ModelMethod {
  public:
   explicit LlpMethod(const ModelFiles& f)
-      : meta_(f.meta), cfg_(DsdConfig::from_json(meta_.at("architecture"))), net_(cfg_) {
-    spec_ = InputSpec::from_json(meta_.at("input"));
+      : ModelMethod(f.meta), cfg_(DsdConfig::from_json(meta_.at("architecture"))), net_(cfg_) {
     CC_CHECK(meta_.contains("thresholds") && meta_["thresholds"].is_object() && meta_["thresholds"].contains("detect_threshold"),
              CELLCOUNT_ERR_MODEL_FORMAT, "'" + f.dir + "/model.json' has no \"thresholds\" with \"detect_threshold\"");
     CC_CHECK(meta_.contains("classes") && meta_["classes"].is_array() && int64_t(meta_["classes"].size()) == cfg_.classes,
@@ -139,22 +138,13 @@ class LlpMethod : public Method {
     load_weights(*net_, f);
     net_->eval();
   }
-  nlohmann::json info() const override {
-    nlohmann::json j = meta_;
-    j["device"] = device_name(device_);
-    return j;
-  }
   Prediction predict(const PredictInput& in, const PredictOptions& o) override {
-    if (o.device != device_) {
-      net_->to(o.device);
-      device_ = o.device;
-    }
-    const auto& th = meta_["thresholds"];
-    double thr = th["detect_threshold"].get<double>();
+    move_to(*net_, o.device);
+    double thr = meta_["thresholds"]["detect_threshold"].get<double>();
     if (o.method_options.contains("detect_threshold") && o.method_options["detect_threshold"].is_number())
       thr = o.method_options["detect_threshold"].get<double>();
     if (!std::isnan(o.peak_threshold)) thr = o.peak_threshold;  // the generic parameter wins when given
-    const double md = std::isnan(o.peak_min_distance) ? th.value("peak_min_distance", 3.0) : double(o.peak_min_distance);
+    const double md = peak_settings(o).second;
     o.progress.report(0.0f, "detecting");
     auto x = prepare_input(in.image, spec_, cfg_.optics).to(o.device);
     auto d = detect(net_, x, thr, md);
@@ -180,11 +170,8 @@ class LlpMethod : public Method {
   const nlohmann::json& meta() const { return meta_; }
 
  private:
-  nlohmann::json meta_;
   DsdConfig cfg_;
   DsdNet net_;
-  InputSpec spec_;
-  torch::Device device_ = torch::kCPU;
 };
 
 // ---------------------------------------------------------------------------------------------- options

@@ -32,18 +32,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TwinVaeMethod : public Method {
+class TwinVaeMethod : public ModelMethod {
  public:
-  explicit TwinVaeMethod(const ModelFiles& f) : meta_(f.meta) {
-    spec_ = InputSpec::from_json(meta_.at("input"));
+  explicit TwinVaeMethod(const ModelFiles& f) : ModelMethod(f.meta) {
     CC_CHECK(spec_.channels == 1, CELLCOUNT_ERR_MODEL_FORMAT, "'" + f.dir + "/model.json': a twinvae model reads one channel");
     load_weights(*net_, f);
     net_->eval();
-  }
-  nlohmann::json info() const override {
-    nlohmann::json j = meta_;
-    j["device"] = device_name(device_);
-    return j;
   }
   // The network input of a raw image (grey, normalised, 128x128).
   torch::Tensor input(const torch::Tensor& raw) const {
@@ -56,10 +50,7 @@ class TwinVaeMethod : public Method {
   Prediction predict(const PredictInput& in, const PredictOptions& o) override {
     CC_CHECK(!in.region.defined(), CELLCOUNT_ERR_INVALID_ARGUMENT,
              "twinvae counts a whole chamber frame: give the chamber's image (cropped) instead of a region mask");
-    if (o.device != device_) {
-      net_->to(o.device);
-      device_ = o.device;
-    }
+    move_to(*net_, o.device);
     const int64_t h = in.image.size(1), w = in.image.size(2);
     auto x = input(in.image).unsqueeze(0).to(o.device);
     torch::NoGradGuard ng;
@@ -79,10 +70,7 @@ class TwinVaeMethod : public Method {
   const InputSpec& spec() const { return spec_; }
 
  private:
-  nlohmann::json meta_;
   TwinVae net_;
-  InputSpec spec_;
-  torch::Device device_ = torch::kCPU;
 };
 
 // --- The classical baseline of the paper (watershed.py's idea): threshold + watershed. ---
