@@ -2,7 +2,7 @@
 # Installs the Cell Counting plugin into a Fiji.app (or an ImageJ folder, or an ImageJ plugins folder):
 # builds the JNI shim and the jars (scripts/setup-java.sh) unless --no-build, then copies
 #   Cell_Counting-<version>.jar              -> <plugins>/
-#   libcellcount_jni.so, libcellcount.so.1,  -> Fiji.app/lib/<platform>/ for Fiji, else beside the jar
+#   libcellcount_jni.so, libcellcount.so.<ABI>, -> Fiji.app/lib/<platform>/ for Fiji, else beside the jar
 #   libcellcount_omp.so (OpenMP wait policy)
 #   models/<name>/ (shipped models)          -> <plugins>/cellcount-models/<name>/
 # LibTorch itself is not copied: it must be installed on the machine (Debian: libtorch-dev, as
@@ -31,7 +31,10 @@ if [ $build = 1 ]; then bash "$repo/scripts/setup-java.sh"; fi
 version=$(sed -n "s:.*<version>\(.*\)</version>.*:\1:p" "$repo/fiji-plugin/pom.xml" | head -1)
 jar=$repo/fiji-plugin/target/Cell_Counting-$version.jar
 jni=$BUILD_DIR/lib/libcellcount_jni.so
-lib=$BUILD_DIR/lib/libcellcount.so.1
+# the library's file is its SONAME, libcellcount.so.<ABI> (the ABI number's one place is the public header)
+abi=$(sed -n 's/^#define CELLCOUNT_ABI_VERSION \([0-9][0-9]*\)$/\1/p' "$repo/libcellcount/include/cellcount/cellcount.h")
+soname=libcellcount.so.$abi
+lib=$BUILD_DIR/lib/$soname
 omp=$BUILD_DIR/lib/libcellcount_omp.so
 for f in "$jar" "$jni" "$lib" "$omp"; do
   if [ ! -e "$f" ]; then echo "install: $f is missing; run bash scripts/setup-java.sh" >&2; exit 1; fi
@@ -63,9 +66,9 @@ for old in "$plugins"/Cell_Counting-*.jar; do
   if [ -e "$old" ] && [ "$(basename "$old")" != "$(basename "$jar")" ]; then rm -f -- "$old"; fi
 done
 cp -f "$jar" "$plugins/"
-# libcellcount_jni finds libcellcount.so.1 beside it ($ORIGIN run path); copy the file, not the link.
+# libcellcount_jni finds libcellcount.so.<ABI> beside it ($ORIGIN run path); copy the file, not the link.
 cp -fL "$jni" "$natives/libcellcount_jni.so"
-cp -fL "$lib" "$natives/libcellcount.so.1"
+cp -fL "$lib" "$natives/$soname"
 cp -fL "$omp" "$natives/libcellcount_omp.so"  # loaded first: passive OpenMP waiting unless the user chose
 n=0
 for m in "$repo"/models/*/; do
@@ -78,7 +81,7 @@ done
 
 echo "Cell Counting installed into the $kind $target:"
 echo "  plugin jar      $plugins/$(basename "$jar")"
-echo "  native library  $natives/libcellcount_jni.so (+ libcellcount.so.1, libcellcount_omp.so)"
+echo "  native library  $natives/libcellcount_jni.so (+ $soname, libcellcount_omp.so)"
 echo "  models          $plugins/cellcount-models ($n)"
 if command -v ldd >/dev/null && ldd "$natives/libcellcount_jni.so" | grep -q "not found"; then
   echo "warning: some libraries libcellcount needs are not installed on this machine:" >&2

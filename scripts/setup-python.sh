@@ -26,7 +26,7 @@ LOCAL=(-e bindings/python -e napari-plugin)
 PY=${CELLCOUNT_PYTHON:-python3}
 VENV=.venv
 stamp_of() {
-  { printf '%s\n' "${SPECS[@]}"; cat bindings/python/pyproject.toml napari-plugin/pyproject.toml;
+  { printf '%s\n' "${SPECS[@]}"; cat bindings/python/pyproject.toml bindings/python/setup.py napari-plugin/pyproject.toml;
     "$PY" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1
 }
 want=$(stamp_of)

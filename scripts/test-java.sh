@@ -32,7 +32,7 @@ fi
 
 # Fixture model (selftest method, a few seconds), remade when the library is newer than it.
 fixture=$T/fixture
-if [ ! -f "$fixture/model/model.json" ] || [ "$BUILD_DIR/lib/libcellcount.so.1" -nt "$fixture/model/model.json" ]; then
+if [ ! -f "$fixture/model/model.json" ] || [ "$BUILD_DIR/lib/libcellcount.so" -nt "$fixture/model/model.json" ]; then
   echo "== fixture model"
   rm -rf "$fixture"
   "$CLI" synth --out "$fixture/data" --n 24 --width 64 --height 64 --min-cells 3 --max-cells 12 --seed 7 \

@@ -2,6 +2,7 @@
 #include "cellcount/cellcount.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Compile-time checks of the ABI's basic promises. */
 typedef char check_box_is_4_floats[sizeof(cellcount_box) == 4 * sizeof(float) ? 1 : -1];
@@ -23,6 +24,22 @@ int main(void) {
     fprintf(stderr, "ABI version mismatch: header %d, library %u\n", CELLCOUNT_ABI_VERSION, cellcount_abi_version());
     return 1;
   }
-  printf("1 passed, 0 failed\n");
+  /* the header's version macros and the library's version calls agree */
+  if (cellcount_version_number() != CELLCOUNT_VERSION_NUMBER ||
+      strcmp(cellcount_version_string(), CELLCOUNT_VERSION_STRING) != 0) {
+    fprintf(stderr, "version mismatch: header %s (%d), library %s (%u)\n", CELLCOUNT_VERSION_STRING,
+            CELLCOUNT_VERSION_NUMBER, cellcount_version_string(), cellcount_version_number());
+    return 1;
+  }
+  {
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", CELLCOUNT_VERSION_MAJOR, CELLCOUNT_VERSION_MINOR,
+             CELLCOUNT_VERSION_PATCH);
+    if (strcmp(expected, CELLCOUNT_VERSION_STRING) != 0) {
+      fprintf(stderr, "CELLCOUNT_VERSION_STRING %s is not major.minor.patch %s\n", CELLCOUNT_VERSION_STRING, expected);
+      return 1;
+    }
+  }
+  printf("2 passed, 0 failed\n");
   return 0;
 }

@@ -7,8 +7,9 @@
     cellcount.train("dcl", "my_dataset", "models/mine", counter_epochs=50, progress=print)
 
 Errors are raised as CellCountError (status name + the library's message); a cancelling progress callback
-raises Cancelled. The library is found through $CELLCOUNT_LIBRARY (file or folder), next to this package,
-or in the cellcount checkout's build/lib.
+raises Cancelled. The library is found through $CELLCOUNT_LIBRARY (file or folder), else the build/lib of the
+cellcount checkout this package sits in or was installed from, else an installed prefix (pkg-config, the
+standard library folders, the dynamic loader): see _lib._candidates.
 """
 from ._lib import ABI_VERSION, AbiMismatchError, LibraryNotFoundError, repo_root
 from .api import (Cancelled, CellCountError, Model, ProgressFn, Result, Status, abi_version, count, evaluate,

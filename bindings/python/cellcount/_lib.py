@@ -7,13 +7,16 @@ Nothing here is numeric; the pythonic layer is ``api.py``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 import threading
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, c_int32, c_int64, c_size_t,
                     c_uint32, c_void_p)
 from pathlib import Path
+from typing import Iterator
 
 # --------------------------------------------------------------------------- constants of the header
 # (each is compared with its #define / enum value by tests/test_header.py)
@@ -147,7 +150,11 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
 # --------------------------------------------------------------------------- finding the library
 
 LIBRARY_ENV = "CELLCOUNT_LIBRARY"
-_NAMES = {"linux": ["libcellcount.so"], "darwin": ["libcellcount.dylib"], "win32": ["cellcount.dll"]}
+BUILD_DIR_ENV = "CELLCOUNT_BUILD_DIR"
+# The file of the ABI this binding speaks first (the SONAME, libcellcount.so.<ABI>: a library of another ABI is
+# another file), then the development link, which may be any ABI (the ABI check after loading tells).
+_NAMES = {"linux": [f"libcellcount.so.{ABI_VERSION}", "libcellcount.so"],
+          "darwin": [f"libcellcount.{ABI_VERSION}.dylib", "libcellcount.dylib"], "win32": ["cellcount.dll"]}
 LIBRARY_NAMES = _NAMES.get(sys.platform, _NAMES["linux"])
 
 
@@ -163,30 +170,86 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
+def _is_checkout(root: Path) -> bool:
+    return (root / "libcellcount" / "include" / "cellcount" / "cellcount.h").is_file()
+
+
+def _installed_from() -> Path | None:
+    """The checkout a regular (non-editable) `pip install ./bindings/python` was made from: setup.py records it
+    in _checkout.py of the installed package. None when not recorded or no longer a checkout."""
+    try:
+        from ._checkout import CHECKOUT  # type: ignore[import-not-found]  # written by setup.py, not in git
+    except ImportError:
+        return None
+    root = Path(CHECKOUT)
+    return root if _is_checkout(root) else None
+
+
 def repo_root() -> Path | None:
-    """The cellcount checkout this package sits in (bindings/python/cellcount -> root), if it is one."""
-    root = package_dir().parents[2] if len(package_dir().parents) > 2 else None
-    if root is not None and (root / "libcellcount" / "include" / "cellcount" / "cellcount.h").exists():
-        return root
-    return None
+    """The cellcount checkout this package sits in (bindings/python/cellcount -> root: an editable install or
+    PYTHONPATH), else the checkout it was pip-installed from, if either is one."""
+    parents = package_dir().parents
+    if len(parents) > 2 and _is_checkout(parents[2]):
+        return parents[2]
+    return _installed_from()
 
 
-def _candidates() -> list[tuple[str, Path | str]]:
-    """(where, path) in search order. An explicit $CELLCOUNT_LIBRARY is the only candidate: a wrong setting
-    is reported, never silently replaced by another copy of the library."""
+def _pkg_config_libdir() -> Path | None:
+    """`pkg-config --variable=libdir cellcount` (the cellcount.pc that cmake --install writes), or None."""
+    exe = shutil.which("pkg-config") or shutil.which("pkgconf")
+    if exe is None:
+        return None
+    try:
+        r = subprocess.run([exe, "--variable=libdir", "cellcount"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = r.stdout.strip()
+    return Path(out) if r.returncode == 0 and out else None
+
+
+def standard_lib_dirs() -> list[Path]:
+    """Library folders of usual install prefixes that exist: this Python's prefix (a venv or conda env given
+    to cmake --install --prefix), /usr/local and /usr (with Debian's multiarch folder)."""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    dirs = [Path(sys.prefix) / "lib"]
+    for prefix in ("/usr/local", "/usr"):
+        dirs += [Path(prefix) / "lib" / multiarch] if multiarch else []
+        dirs += [Path(prefix) / "lib64", Path(prefix) / "lib"]
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d not in out:
+            out.append(d)
+    return out
+
+
+def _candidates() -> Iterator[tuple[str, Path | str]]:
+    """(where, path) in search order; a str path is a bare file name for the dynamic loader's own search.
+    1. $CELLCOUNT_LIBRARY (file or folder) -- then the only candidate: a wrong setting is reported, never
+       silently replaced by another copy of the library;
+    2. the build tree of the checkout (repo_root(): build/, or $CELLCOUNT_BUILD_DIR, then lib/);
+    3. an installed copy: beside this package (a wheel that bundles it), the prefix pkg-config names for
+       cellcount, the standard library folders, then the dynamic loader (LD_LIBRARY_PATH, the ldconfig cache).
+    Lazy: pkg-config runs only when the earlier places had no loadable library."""
     env = os.environ.get(LIBRARY_ENV)
     if env:
         p = Path(env)
-        return [(f"${LIBRARY_ENV} folder", p / n) for n in LIBRARY_NAMES] if p.is_dir() else [(f"${LIBRARY_ENV}", p)]
-    out: list[tuple[str, Path | str]] = [("next to the package", package_dir() / n) for n in LIBRARY_NAMES]
+        if p.is_dir():
+            yield from ((f"${LIBRARY_ENV} folder", p / n) for n in LIBRARY_NAMES)
+        else:
+            yield (f"${LIBRARY_ENV}", p)
+        return
     root = repo_root()
     if root is not None:
-        build = Path(os.environ.get("CELLCOUNT_BUILD_DIR", "build"))
+        build = Path(os.environ.get(BUILD_DIR_ENV, "build"))
         build = build if build.is_absolute() else root / build
-        out += [("the checkout's build", build / "lib" / n) for n in LIBRARY_NAMES]
-    found = ctypes.util.find_library("cellcount")
-    out.append(("the system library path", found or "libcellcount (ctypes.util.find_library found none)"))
-    return out
+        yield from (("the checkout's build", build / "lib" / n) for n in LIBRARY_NAMES)
+    yield from (("next to the package", package_dir() / n) for n in LIBRARY_NAMES)
+    libdir = _pkg_config_libdir()
+    if libdir is not None:
+        yield from (("pkg-config cellcount", libdir / n) for n in LIBRARY_NAMES)
+    for d in standard_lib_dirs():
+        yield from (("a standard library folder", d / n) for n in LIBRARY_NAMES)
+    yield ("the dynamic loader's search (LD_LIBRARY_PATH, ldconfig cache)", LIBRARY_NAMES[0])
 
 
 def _bind(dll: ctypes.CDLL) -> ctypes.CDLL:
@@ -213,6 +276,21 @@ _QT5_CLASH = ("libcellcount's LibTorch (Debian's) links OpenCV's highgui and thr
 OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def _mapped_file(path: Path | str) -> str:
+    """The file behind a library loaded by bare name (the loader's search): from /proc/self/maps on Linux."""
+    if isinstance(path, Path):
+        return str(path)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                file = line[line.find("/"):].strip() if "/" in line else ""
+                if Path(file).name == path:
+                    return file
+    except OSError:
+        pass
+    return path
+
+
 def _open() -> tuple[ctypes.CDLL, str]:
     for k, v in OMP_DEFAULTS.items():
         os.environ.setdefault(k, v)
@@ -221,20 +299,18 @@ def _open() -> tuple[ctypes.CDLL, str]:
         if isinstance(path, Path) and not path.exists():
             tried.append(f"  {where}: {path} (no such file)")
             continue
-        if isinstance(path, str) and "found none" in path:
-            tried.append(f"  {where}: {path}")
-            continue
         try:
             dll = ctypes.CDLL(str(path))
         except OSError as e:
             hint = f"\n    {_QT5_CLASH}" if "Qt_5" in str(e) else ""
             tried.append(f"  {where}: {path} (cannot load: {e}){hint}")
             continue
-        return _bind(dll), str(path)
+        return _bind(dll), _mapped_file(path)
     raise LibraryNotFoundError(
         "libcellcount not found or not loadable. Looked in:\n" + "\n".join(tried) +
-        f"\nBuild it (bash scripts/setup.sh, or cmake --build build, in the cellcount checkout) or set "
-        f"{LIBRARY_ENV} to the library file or its folder.")
+        f"\nBuild it (bash scripts/setup.sh, or cmake --build build, in the cellcount checkout), install it "
+        f"(cmake --install build --prefix P; pkg-config then finds P/lib/pkgconfig/cellcount.pc when P is on "
+        f"PKG_CONFIG_PATH), or set {LIBRARY_ENV} to the library file or its folder.")
 
 
 _lock = threading.RLock()

@@ -1,5 +1,6 @@
-# File I/O back ends for the `cellcount` target. include()d from libcellcount/CMakeLists.txt after
-# add_library(cellcount ...); the options CELLCOUNT_WITH_OPENCV / CELLCOUNT_WITH_ITK come from the top level.
+# File I/O back ends of the library (sources and links on cellcount_objects). include()d from
+# libcellcount/CMakeLists.txt after add_library(cellcount_objects ...); the options CELLCOUNT_WITH_OPENCV /
+# CELLCOUNT_WITH_ITK come from the top level.
 #
 # OpenCV and ITK headers are confined to their own source file: each back end's include directories are
 # set on that file only (as -isystem, so their headers' warnings stay out of our -Wall -Wextra), and its
@@ -9,7 +10,7 @@
 
 set(_io_dir ${CMAKE_CURRENT_LIST_DIR})
 set_property(GLOBAL PROPERTY CELLCOUNT_IO_BACKENDS "")
-target_sources(cellcount PRIVATE ${_io_dir}/image_file.cpp)
+target_sources(cellcount_objects PRIVATE ${_io_dir}/image_file.cpp)
 
 # Per-file -isystem flags (the INCLUDE_DIRECTORIES source property would give plain -I). The compiler's
 # own directories are skipped: ITK_INCLUDE_DIRS holds /usr/include (for FFTW), and "-isystem /usr/include"
@@ -25,7 +26,7 @@ function(_cellcount_io_isystem source)
 endfunction()
 
 # Links the library files behind imported targets, without their usage requirements (linking the
-# targets themselves would put their include directories on every source of `cellcount`; in
+# targets themselves would put their include directories on every source of the library; in
 # CMake 3.25 $<LINK_ONLY:...> does not prevent that for a target's own LINK_LIBRARIES). Header-only
 # (INTERFACE) targets are skipped; plain file names and flags pass through.
 function(_cellcount_io_link_files)
@@ -40,16 +41,16 @@ function(_cellcount_io_link_files)
       list(APPEND _files ${_l})
     endif()
   endforeach()
-  target_link_libraries(cellcount PRIVATE ${_files})
+  target_link_libraries(cellcount_objects PUBLIC ${_files})
 endfunction()
 
 if(CELLCOUNT_WITH_OPENCV)
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
   set(_src ${_io_dir}/image_file_opencv.cpp)
-  target_sources(cellcount PRIVATE ${_src})
+  target_sources(cellcount_objects PRIVATE ${_src})
   _cellcount_io_isystem(${_src} ${OpenCV_INCLUDE_DIRS})
   _cellcount_io_link_files(${OpenCV_LIBS})
-  target_compile_definitions(cellcount PRIVATE CELLCOUNT_WITH_OPENCV=1)
+  target_compile_definitions(cellcount_objects PRIVATE CELLCOUNT_WITH_OPENCV=1)
   set_property(GLOBAL APPEND PROPERTY CELLCOUNT_IO_BACKENDS opencv)
   message(STATUS "cellcount: image I/O through OpenCV ${OpenCV_VERSION}")
 endif()
@@ -67,14 +68,14 @@ if(CELLCOUNT_WITH_ITK)
   find_package(ITK 5 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIOTIFF ITKIOPNG ITKIOJPEG ITKIOBMP)
   set(CMAKE_MESSAGE_LOG_LEVEL "${_io_log_level}")
   set(_src ${_io_dir}/image_file_itk.cpp)
-  target_sources(cellcount PRIVATE ${_src})
+  target_sources(cellcount_objects PRIVATE ${_src})
   _cellcount_io_isystem(${_src} ${ITK_INCLUDE_DIRS})
   if(ITK_REQUIRED_CXX_FLAGS)
     separate_arguments(_itk_flags UNIX_COMMAND "${ITK_REQUIRED_CXX_FLAGS}")
     set_property(SOURCE ${_src} APPEND PROPERTY COMPILE_OPTIONS ${_itk_flags})
   endif()
   _cellcount_io_link_files(${ITK_LIBRARIES})
-  target_compile_definitions(cellcount PRIVATE CELLCOUNT_WITH_ITK=1)
+  target_compile_definitions(cellcount_objects PRIVATE CELLCOUNT_WITH_ITK=1)
   set_property(GLOBAL APPEND PROPERTY CELLCOUNT_IO_BACKENDS itk)
   message(STATUS "cellcount: image I/O through ITK ${ITK_VERSION}")
 endif()
