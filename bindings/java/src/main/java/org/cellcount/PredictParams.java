@@ -53,7 +53,8 @@ public final class PredictParams {
     if (optionsJson != null) {
       Object parsed = Json.parse(optionsJson);
       if (!(parsed instanceof java.util.Map)) return optionsJson;  // the library names the error
-      for (java.util.Map.Entry<?, ?> e : ((java.util.Map<?, ?>) parsed).entrySet()) o.put(String.valueOf(e.getKey()), e.getValue());
+      for (java.util.Map.Entry<?, ?> e : ((java.util.Map<?, ?>) parsed).entrySet())
+        o.put(String.valueOf(e.getKey()), e.getValue());
     }
     o.put("peak_threshold_relative", (double) peakThresholdRelative);
     return Json.write(o);

@@ -96,7 +96,8 @@ public final class Prediction {
 
   private double[] pointField(String key) {
     Object pts = measurements.get("points");
-    java.util.List<?> list = pts instanceof java.util.List ? (java.util.List<?>) pts : java.util.Collections.emptyList();
+    java.util.List<?> list =
+        pts instanceof java.util.List ? (java.util.List<?>) pts : java.util.Collections.emptyList();
     double[] out = new double[list.size()];
     for (int k = 0; k < out.length; k++) {
       Object v = list.get(k) instanceof java.util.Map ? ((java.util.Map<?, ?>) list.get(k)).get(key) : null;

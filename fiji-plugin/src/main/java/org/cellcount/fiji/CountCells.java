@@ -247,7 +247,8 @@ public class CountCells implements PlugIn {
         Object v = ((Map<?, ?>) th).get("peak_threshold");
         if (!(v instanceof Number)) v = ((Map<?, ?>) th).get("detect_threshold");
         if (v instanceof Number)
-          out.add(e.name + " " + String.format(Locale.ROOT, "%.3f", CellCount.peakThresholdRelative(((Number) v).doubleValue())));
+          out.add(e.name + " "
+              + String.format(Locale.ROOT, "%.3f", CellCount.peakThresholdRelative(((Number) v).doubleValue())));
       } catch (Exception ignored) {
         // an unreadable model.json is reported when the model is loaded
       }
