@@ -70,6 +70,28 @@ cp -f "$jar" "$plugins/"
 cp -fL "$jni" "$natives/libcellcount_jni.so"
 cp -fL "$lib" "$natives/$soname"
 cp -fL "$omp" "$natives/libcellcount_omp.so"  # loaded first: passive OpenMP waiting unless the user chose
+# Menu entries of methods this library lacks say so in the menu itself (issue 21 item 8): the installed jar's
+# plugins.config is rewritten from the methods the installed native library reports.
+installed=$plugins/$(basename "$jar")
+info=$(java -cp "$installed" org.cellcount.CellCount 2>/dev/null || true)
+have=$(printf '%s\n' "$info" | grep -o '"id": *"[a-z0-9_]*"' | sed 's/.*"\([a-z0-9_]*\)"$/\1/' | tr '\n' ' ')
+missing=""
+if [ -n "$have" ] && command -v jar >/dev/null; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && jar xf "$installed" plugins.config)
+  for id in $(sed -n 's/.*CountCells("\([a-z0-9_]*\)").*/\1/p' "$tmp/plugins.config"); do
+    case " $have " in *" $id "*) ;; *)
+      missing="$missing $id"
+      sed -i "s/^\(Plugins>Cell Counting, \"[^\"]*\)\(\", org.cellcount.fiji.CountCells(\"$id\")\)/\1 (not yet available)\2/" \
+        "$tmp/plugins.config" ;;
+    esac
+  done
+  if [ -n "$missing" ]; then (cd "$tmp" && jar uf "$installed" plugins.config); fi
+  rm -rf -- "$tmp"
+elif [ -z "$have" ]; then
+  echo "warning: could not ask the installed library for its methods; menu entries left as they are" >&2
+fi
+
 n=0
 for m in "$repo"/models/*/; do
   [ -f "$m/model.json" ] || continue
@@ -83,6 +105,7 @@ echo "Cell Counting installed into the $kind $target:"
 echo "  plugin jar      $plugins/$(basename "$jar")"
 echo "  native library  $natives/libcellcount_jni.so (+ $soname, libcellcount_omp.so)"
 echo "  models          $plugins/cellcount-models ($n)"
+echo "  methods         ${have:-unknown}${missing:+ (not yet available in this build:$missing)}"
 if command -v ldd >/dev/null && ldd "$natives/libcellcount_jni.so" | grep -q "not found"; then
   echo "warning: some libraries libcellcount needs are not installed on this machine:" >&2
   ldd "$natives/libcellcount_jni.so" | grep "not found" >&2

@@ -90,6 +90,47 @@ expect("density written as a float TIFF" 0 "1 image" ${CLI} count --model ${DIR}
 if(NOT EXISTS ${SCRATCH}/density/cells_00000_density.tif)
   message(SEND_ERROR "count --density wrote no cells_00000_density.tif")
 endif()
+# --- issue 21 items 8, 9 and the counted area: the 0-1 threshold, calibration, per-point measurements, labels;
+# all computed by the library (cellcount_measure.h), the CLI only writes them.
+expect("count relative threshold out of range" 1 "peak_threshold_relative.*\\[0, 1\\]" ${CLI} count
+       --model ${DIR}/model --threshold-relative 1.5 ${DIR}/data/images/cells_00000.png)
+expect("count relative and absolute threshold" 1 "not both" ${CLI} count --model ${DIR}/model --threshold-relative 0.3
+       --threshold 0.01 ${DIR}/data/images/cells_00000.png)
+expect("count relative threshold not a number" 1 "--threshold-relative expects a number, got 'x'" ${CLI} count
+       --model ${DIR}/model --threshold-relative x ${DIR}/data/images/cells_00000.png)
+expect("count unit without pixel size" 1 "--unit needs --pixel-size" ${CLI} count --model ${DIR}/model --unit um
+       ${DIR}/data/images/cells_00000.png)
+expect("count pixel size 0" 1 "--pixel-size expects sizes > 0" ${CLI} count --model ${DIR}/model --pixel-size 0
+       ${DIR}/data/images/cells_00000.png)
+expect("count with calibration, points and labels" 0 "no label images: method selftest gives no mask" ${CLI} count
+       --model ${DIR}/model --threshold-relative 0 --pixel-size 0.5,0.25 --unit um --csv ${SCRATCH}/measured.csv
+       --points ${SCRATCH}/points.csv --labels ${SCRATCH}/labels ${DIR}/data/images/cells_00000.png)
+file(STRINGS ${SCRATCH}/measured.csv mrows)
+list(GET mrows 0 mhead)
+if(NOT mhead MATCHES ",counted_pixels,area,unit,cells_per_unit2$")
+  message(SEND_ERROR "counts CSV header lacks the library's measurements: ${mhead}")
+endif()
+list(GET mrows 1 mrow)
+# 64 x 64 pixels of 0.5 x 0.25 um: 4096 pixels, 512 um2
+if(NOT mrow MATCHES ",4096,512(\\.0*)?,um,[0-9.e-]+$")
+  message(SEND_ERROR "counts CSV row: want 4096 pixels, area 512 um2 and cells per um2: ${mrow}")
+endif()
+string(REGEX MATCH "^[^,]*,1,[^,]*,[^,]*,[^,]*,([0-9]+)," _ "${mrow}")
+set(npts ${CMAKE_MATCH_1})
+file(STRINGS ${SCRATCH}/points.csv prows)
+list(LENGTH prows nprows)
+math(EXPR nprows "${nprows} - 1")
+list(GET prows 0 phead)
+if(NOT phead STREQUAL "image,slice,x,y,class,score,intensity,label" OR NOT nprows EQUAL npts OR npts EQUAL 0)
+  message(SEND_ERROR "points CSV: header '${phead}', ${nprows} rows for ${npts} points")
+endif()
+if(npts GREATER 0)
+  list(GET prows 1 prow)
+  if(NOT prow MATCHES ",[0-9.]+,0$")
+    message(SEND_ERROR "points CSV row: want an intensity and label 0 (no mask): ${prow}")
+  endif()
+endif()
+
 expect("split through the library" 0 "wrote .*: [0-9]+ train, [0-9]+ test, [0-9]+ val" ${CLI} split
        --dataset ${DIR}/data --out ${SCRATCH}/split.csv --ratios 2,1,1 --seed 3)
 expect("split never overwrites" 1 "CELLCOUNT_ERR_IO" ${CLI} split --dataset ${DIR}/data --out ${SCRATCH}/split.csv)

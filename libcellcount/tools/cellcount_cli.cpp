@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cellcount/cellcount.h"
+#include "cellcount/cellcount_measure.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -77,12 +78,18 @@ usage:
   cellcount info
   cellcount count --model DIR [options] INPUT...      count images, folders of images, TIFF stacks
       --device auto|cpu|cuda[:N]   --precision fp32|bf16|fp16   --threads N
-      --tile N --overlap N --threshold F --min-distance F
+      --tile N --overlap N --min-distance F
+      --threshold-relative R       peak threshold on the library's 0-1 scale (cellcount_measure.h; the
+                                   model's tuned value: model info "peak_threshold")
+      --threshold F                the same as an absolute peak height (density units)
       --options JSON               the method's own prediction options, e.g. '{"mask_threshold": 0.5}'
                                    (list: cellcount options --method M --kind predict)
       --exemplars boxes.csv        (image,x0,y0,x1,y1; for models that count like exemplars)
       --truth DATASET_DIR          (counts.csv/points.csv; a folder INPUT with them is used as truth too)
-      --csv FILE                   write one row per image/slice (never overwrites without --overwrite)
+      --csv FILE                   write one row per image/slice (never overwrites without --overwrite), with
+                                   the counted area and cells per unit2 (--pixel-size W[,H] --unit NAME)
+      --points FILE                write one row per point: x, y, class, score, local intensity, label
+      --labels DIR                 write <image>_labels.tif (16-bit) where the method gives a mask (exemplar)
       --overlays DIR               write <image>_overlay.png with the points
       --density DIR                write <image>_density.tif (32-bit)
       --overwrite
@@ -341,13 +348,23 @@ void params_from(const Args& a, PredictSettings& s) {
   s.p.tile_overlap = int32_opt(a, "overlap", s.p.tile_overlap);
   if (a.has("threshold")) s.p.peak_threshold = float(number_opt(a, "threshold", 0));
   if (a.has("min_distance")) s.p.peak_min_distance = float(number_opt(a, "min_distance", 0));
+  json options;
   if (a.has("options")) {
     // The library checks each option (name, type, range); here only that it is JSON.
     try {
-      s.options = json::parse(a.get("options")).dump();
+      options = json::parse(a.get("options"));
     } catch (const std::exception&) {
       throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --options expects a JSON object, got '" + a.get("options") + "'");
     }
+  }
+  if (a.has("threshold_relative")) {
+    // The library maps it to the absolute threshold and checks the range (cellcount_measure.h).
+    if (!options.is_null() && !options.is_object())
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --options expects a JSON object, got '" + a.get("options") + "'");
+    options["peak_threshold_relative"] = number_opt(a, "threshold_relative", 0);
+  }
+  if (!options.is_null()) {
+    s.options = options.dump();
     s.p.options_json = s.options.c_str();
   }
   s.p.progress = print_progress;
@@ -450,7 +467,8 @@ std::map<std::string, std::vector<Box>> read_exemplar_boxes(const std::string& p
 
 const std::vector<std::string> kCountOptions = {"model",   "device",    "precision", "threads", "tile",
                                                 "overlap", "threshold", "min_distance", "options", "exemplars",
-                                                "truth",   "csv",       "overlays",  "density", "overwrite"};
+                                                "truth",   "csv",       "overlays",  "density", "overwrite",
+                                                "threshold_relative", "points", "labels", "pixel_size", "unit"};
 
 // Statuses after which the next file may still succeed: the file itself was bad. Others (device, memory,
 // cancel, internal) end the run.
@@ -480,14 +498,37 @@ int cmd_count(const Args& a) {
   if (a.has("exemplars")) exemplar_boxes = read_exemplar_boxes(a.get("exemplars"));
   for (const char* k : {"overlays", "density"})
     if (a.has(k)) fs::create_directories(a.get(k));
-  std::ofstream csv;
-  if (a.has("csv")) {
-    if (fs::exists(a.get("csv")) && !overwrite)
-      throw Error(CELLCOUNT_ERR_IO, "'" + a.get("csv") + "' exists; pass --overwrite to replace it");
-    csv.open(a.get("csv"));
-    if (!csv) throw Error(CELLCOUNT_ERR_IO, "cannot write '" + a.get("csv") + "'");
-    csv << "image,slice,count,truth,abs_error,points,model,method,device,precision,seconds\n";
+  // Calibration for the counted area and cells per unit2 (computed by the library: cellcount_result_measure).
+  json measure_req = json::object();
+  if (a.has("pixel_size")) {
+    const std::string v = a.get("pixel_size");
+    const auto comma = v.find(',');
+    const double pw = number_value("option --pixel-size", v.substr(0, comma));
+    const double ph = comma == std::string::npos ? pw : number_value("option --pixel-size", v.substr(comma + 1));
+    if (!(pw > 0) || !(ph > 0) || !std::isfinite(pw) || !std::isfinite(ph))
+      throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --pixel-size expects sizes > 0, got '" + v + "'");
+    measure_req["pixel_width"] = pw;
+    measure_req["pixel_height"] = ph;
+    measure_req["unit"] = a.get("unit", "unit");
+  } else if (a.has("unit")) {
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --unit needs --pixel-size (calibrated units per pixel)");
   }
+  const std::string measure_json = measure_req.dump();
+  auto open_out = [&](const char* key, std::ofstream& f, const char* header) {
+    if (!a.has(key)) return;
+    if (fs::exists(a.get(key)) && !overwrite)
+      throw Error(CELLCOUNT_ERR_IO, "'" + a.get(key) + "' exists; pass --overwrite to replace it");
+    f.open(a.get(key));
+    if (!f) throw Error(CELLCOUNT_ERR_IO, "cannot write '" + a.get(key) + "'");
+    f << header;
+  };
+  std::ofstream csv, points_csv;
+  open_out("csv", csv,
+           "image,slice,count,truth,abs_error,points,model,method,device,precision,seconds,counted_pixels,area,unit,"
+           "cells_per_unit2\n");
+  open_out("points", points_csv, "image,slice,x,y,class,score,intensity,label\n");
+  if (a.has("labels")) fs::create_directories(a.get("labels"));
+  bool said_no_labels = false;
   std::printf("%-44s %5s %9s %7s %7s %6s %s\n", "image", "slice", "count", "truth", "error", "points", "device");
   json metrics{{"predicted", json::array()}, {"truth", json::array()}, {"points", json::array()}};
   bool all_points = true;
@@ -546,11 +587,45 @@ int cmd_count(const Args& a) {
       std::printf("%-44s %5zu %9.1f %7s %7s %6zu %s\n", name.substr(0, 44).c_str(), z + 1, count,
                   has_truth ? fmt(t, 0).c_str() : "-", has_truth ? fmt(count - t).c_str() : "-", np,
                   cellcount_result_device(rh.r));
+      char* mj = nullptr;
+      check(cellcount_result_measure(rh.r, measure_json.c_str(), &mj));
+      const json ms = json::parse(take_string(mj));
       if (csv.is_open())
         csv << csv_escape(file) << "," << z + 1 << "," << fmt(count, 3) << "," << (has_truth ? fmt(t, 0) : "") << ","
             << (has_truth ? fmt(std::abs(count - t), 3) : "") << "," << np << "," << csv_escape(a.get("model")) << ","
             << info.value("method", "") << "," << cellcount_result_device(rh.r) << ","
-            << cellcount_result_precision(rh.r) << "," << fmt(cellcount_result_seconds(rh.r), 3) << std::endl;
+            << cellcount_result_precision(rh.r) << "," << fmt(cellcount_result_seconds(rh.r), 3) << ","
+            << fmt(ms["counted_pixels"].get<double>(), 0) << "," << fmt(ms["area"].get<double>(), 6) << ","
+            << csv_escape(ms["unit"].get<std::string>()) << ","
+            << (ms["cells_per_unit2"].is_number() ? fmt(ms["cells_per_unit2"].get<double>(), 9) : "") << std::endl;
+      if (points_csv.is_open()) {
+        for (const auto& q : ms["points"])
+          points_csv << csv_escape(file) << "," << z + 1 << "," << fmt(q["x"].get<double>(), 2) << ","
+                     << fmt(q["y"].get<double>(), 2) << "," << q["class"].get<int>() << ","
+                     << fmt(q["score"].get<double>(), 4) << ","
+                     << (q["intensity"].is_number() ? fmt(q["intensity"].get<double>(), 4) : "") << ","
+                     << q["label"].get<int>() << "\n";
+        points_csv.flush();
+      }
+      if (a.has("labels")) {
+        if (!ms["labels"]["available"].get<bool>()) {
+          if (!said_no_labels)
+            std::fprintf(stderr, "cellcount: no label images: %s\n", ms["labels"]["reason"].get<std::string>().c_str());
+          said_no_labels = true;
+        } else {
+          int64_t w = 0, h = 0, c = 0;
+          check(cellcount_result_image_size(rh.r, CELLCOUNT_IMAGE_MASK, &w, &h, &c));
+          std::vector<int32_t> lab(size_t(w * h));
+          check(cellcount_result_labels(rh.r, lab.data(), lab.size()));
+          if (ms["labels"]["n"].get<int64_t>() > 65535)
+            throw Error(CELLCOUNT_ERR_UNSUPPORTED, "--labels: more than 65535 components in '" + where + "'");
+          std::vector<float> lf(lab.begin(), lab.end());
+          cellcount_image_view lv{lf.data(), w, h, 1, 0, CELLCOUNT_DTYPE_F32, 0};
+          const std::string lstem = fs::path(file).stem().string() + (planes > 1 ? "_z" + std::to_string(z + 1) : "");
+          check(cellcount_image_write((fs::path(a.get("labels")) / (lstem + "_labels.tif")).string().c_str(), &lv, 16,
+                                      overwrite));
+        }
+      }
       const std::string stem = fs::path(file).stem().string() + (planes > 1 ? "_z" + std::to_string(z + 1) : "");
       if (a.has("overlays"))
         check(cellcount_overlay_write((fs::path(a.get("overlays")) / (stem + "_overlay.png")).string().c_str(), &v,

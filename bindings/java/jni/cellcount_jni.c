@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cellcount/cellcount.h"
+#include "cellcount/cellcount_measure.h"
 
 /* ---------------------------------------------------------------- cached JVM handles (set in JNI_OnLoad) */
 
@@ -735,6 +736,57 @@ JNIEXPORT jfloatArray JNICALL Java_org_cellcount_Native_resultImage(JNIEnv * env
   if (!dst) return NULL;
   s = cellcount_result_image(RESULT(r), kind, dst, (size_t)n);
   (*env)->ReleaseFloatArrayElements(env, a, dst, 0);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  return a;
+}
+
+/* ---- cellcount_measure.h: measurements of a result, its label image, the 0-1 peak threshold scale */
+
+JNIEXPORT jdouble JNICALL Java_org_cellcount_Native_peakThresholdConvert(JNIEnv * env, jclass cls, jdouble value,
+                                                                        jboolean toRelative) {
+  double out = 0;
+  cellcount_status s = cellcount_peak_threshold_convert(value, toRelative ? 1 : 0, &out);
+  if (s != CELLCOUNT_OK) throw_last(env, s);
+  return out;
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_resultMeasure(JNIEnv * env, jclass cls, jlong r,
+                                                                    jbyteArray request) {
+  char * req = request ? cstring(env, request, "request") : NULL;
+  if (request && !req) return NULL;
+  char * json = NULL;
+  cellcount_status s = cellcount_result_measure(RESULT(r), req, &json);
+  free(req);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  return take_string(env, json);
+}
+
+/* The label image as int[] (row-major H x W, size of the mask), or null when the method gives no mask. */
+JNIEXPORT jintArray JNICALL Java_org_cellcount_Native_resultLabels(JNIEnv * env, jclass cls, jlong r) {
+  int64_t w = 0, h = 0, c = 0;
+  cellcount_status s = cellcount_result_image_size(RESULT(r), CELLCOUNT_IMAGE_MASK, &w, &h, &c);
+  if (s != CELLCOUNT_OK) {
+    throw_last(env, s);
+    return NULL;
+  }
+  if (w <= 0 || h <= 0) return NULL;
+  const uint64_t n = (uint64_t)w * (uint64_t)h;
+  if (n > (uint64_t)INT32_MAX) {
+    throw_status(env, CELLCOUNT_ERR_UNSUPPORTED, "label image too large for a Java array (> 2^31 values)");
+    return NULL;
+  }
+  jintArray a = (*env)->NewIntArray(env, (jsize)n);
+  if (!a) return NULL;
+  jint * dst = (*env)->GetIntArrayElements(env, a, NULL);
+  if (!dst) return NULL;
+  s = cellcount_result_labels(RESULT(r), (int32_t *)dst, (size_t)n);
+  (*env)->ReleaseIntArrayElements(env, a, dst, 0);
   if (s != CELLCOUNT_OK) {
     throw_last(env, s);
     return NULL;

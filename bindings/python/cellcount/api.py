@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import threading
-from ctypes import POINTER, byref, c_float, c_int32, c_int64, c_void_p
+from ctypes import POINTER, byref, c_double, c_float, c_int32, c_int64, c_void_p
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -25,7 +25,8 @@ from ._lib import Box, ImageView, PredictParams
 
 __all__ = [
     "Status", "CellCountError", "Cancelled", "Model", "Result", "count", "train", "evaluate", "synthesize",
-    "request_defaults", "request_options", "predict_defaults", "library_info", "methods", "version", "abi_version",
+    "request_defaults", "request_options", "predict_defaults", "peak_threshold_absolute", "peak_threshold_relative",
+    "library_info", "methods", "version", "abi_version",
     "set_num_threads", "set_log_handler", "ProgressFn", "metrics", "read_dataset", "split", "is_image_file",
     "read_image", "write_image", "write_overlay",
 ]
@@ -267,6 +268,7 @@ def predict_defaults() -> dict:
     for name in _PARAM_FIELDS:
         v = getattr(p, name)
         out[name] = v.decode() if isinstance(v, bytes) else v
+    out["peak_threshold_relative"] = float("nan")  # the 0-1 threshold (cellcount_measure.h), sent in options_json
     return out
 
 
@@ -379,6 +381,16 @@ class Result:
     precision: str = ""
     seconds: float = 0.0
     classes: list[str] = field(default_factory=list)
+    # the library's measurements (cellcount_result_measure): counted_pixels, area, unit, calibrated,
+    # cells_per_unit2, intensity_radius, points [{x, y, class, score, intensity, label}], labels {available, ...}
+    measurements: dict = field(default_factory=dict)
+    labels: np.ndarray | None = None         # int32 (H, W): components of the method's mask, 0 = none
+
+    @property
+    def intensities(self) -> np.ndarray:
+        """Per point, the mean of the original image in a small disc (the library's intensity_radius)."""
+        return np.array([np.nan if p["intensity"] is None else p["intensity"]
+                         for p in self.measurements.get("points", [])], dtype=np.float64)
 
     @property
     def n_points(self) -> int:
@@ -401,7 +413,37 @@ def _image_of(r: c_void_p, kind: int) -> np.ndarray | None:
     return out[:, :, 0] if c.value == 1 and kind != 3 else out
 
 
-def _collect(r: c_void_p, classes: list[str]) -> Result:
+def _measure(r: c_void_p, calibration: dict | None) -> tuple[dict, np.ndarray | None]:
+    """The library's measurements of a result (and its label image when the method gives a mask)."""
+    L = _lib.lib()
+    req = json.dumps(_jsonable(calibration or {})).encode()
+    out = c_void_p()
+    _raise(L.cellcount_result_measure(r, req, byref(out)))
+    m = json.loads(_take_string(out))
+    labels = None
+    if m["labels"]["available"]:
+        w, h, c = c_int64(), c_int64(), c_int64()
+        _raise(L.cellcount_result_image_size(r, _lib.IMAGE_KIND["CELLCOUNT_IMAGE_MASK"], byref(w), byref(h), byref(c)))
+        labels = np.zeros((h.value, w.value), dtype=np.int32)
+        _raise(L.cellcount_result_labels(r, labels.ctypes.data_as(POINTER(c_int32)), labels.size))
+    return m, labels
+
+
+def peak_threshold_relative(absolute: float) -> float:
+    """The library's 0-1 scale of the peak threshold for an absolute peak height (cellcount_measure.h)."""
+    out = c_double()
+    _raise(_lib.lib().cellcount_peak_threshold_convert(float(absolute), 1, byref(out)))
+    return out.value
+
+
+def peak_threshold_absolute(relative: float) -> float:
+    """The absolute peak height the library uses for a relative threshold in [0, 1]."""
+    out = c_double()
+    _raise(_lib.lib().cellcount_peak_threshold_convert(float(relative), 0, byref(out)))
+    return out.value
+
+
+def _collect(r: c_void_p, classes: list[str], calibration: dict | None = None) -> Result:
     L = _lib.lib()
     n = L.cellcount_result_n_points(r)
     xy = np.zeros((n, 2), dtype=np.float32)
@@ -411,7 +453,9 @@ def _collect(r: c_void_p, classes: list[str]) -> Result:
         _raise(L.cellcount_result_points(r, xy.ctypes.data_as(POINTER(c_float)), cls.ctypes.data_as(POINTER(c_int32)),
                                          scores.ctypes.data_as(POINTER(c_float)), n))
     k = L.cellcount_result_n_classes(r)
+    measurements, labels = _measure(r, calibration)
     return Result(
+        measurements=measurements, labels=labels,
         count=float(L.cellcount_result_count(r)),
         class_counts=np.array([L.cellcount_result_class_count(r, i) for i in range(k)], dtype=np.float64),
         xy=xy, class_ids=cls, scores=scores,
@@ -508,6 +552,10 @@ class Model:
         return request_options(self.method, "predict")
 
     def _params(self, progress: _Progress, params: dict, options: dict | None) -> tuple[PredictParams, list]:
+        params = dict(params)
+        rel = params.pop("peak_threshold_relative", None)
+        if rel is not None and rel == rel:  # (NaN = the model's) the 0-1 threshold travels in options_json
+            options = {**(options or {}), "peak_threshold_relative": float(rel)}
         unknown = set(params) - set(_PARAM_FIELDS)
         if unknown:
             raise TypeError(f"unknown prediction parameter(s) {sorted(unknown)}; known: {_PARAM_FIELDS} "
@@ -538,7 +586,8 @@ class Model:
         return p, keep
 
     def predict(self, image: Any, exemplars: Any = None, region: Any = None, *,
-                progress: ProgressFn | None = None, options: dict | None = None, **params: Any) -> Result:
+                progress: ProgressFn | None = None, options: dict | None = None, calibration: dict | None = None,
+                **params: Any) -> Result:
         """Counts (and locates) cells in one 2-D image.
 
         image      (H, W) or (H, W, C), uint8/uint16/float32 borrowed as is (other types become float32)
@@ -548,8 +597,10 @@ class Model:
         options    the method's own prediction options as a dict, e.g. {"mask_threshold": 0.5} for exemplar
                    (Model.predict_options() lists them); each left out takes the model's value. Unknown
                    options and values out of range are refused by the library, naming the option.
-        params     device, precision, tile_size, tile_overlap, peak_threshold, peak_min_distance,
-                   want_density; None or absent = the library's default."""
+        calibration  {"pixel_width", "pixel_height", "unit"} for the library's measurements (Result.measurements:
+                   area, cells_per_unit2); None = pixels
+        params     device, precision, tile_size, tile_overlap, peak_threshold, peak_threshold_relative (the
+                   library's 0-1 scale), peak_min_distance, want_density; None or absent = the library's default."""
         pixels = _as_pixels(image, "image")
         view = _view(pixels)
         reg_arr = None
@@ -569,7 +620,7 @@ class Model:
                 byref(reg_view) if reg_view is not None else None, byref(p), byref(out))
             try:
                 pr.check(status)
-                return _collect(out, self.classes)
+                return _collect(out, self.classes, calibration)
             finally:
                 _lib.lib().cellcount_result_free(out)
 

@@ -242,7 +242,7 @@ def test_no_params_means_library_defaults(model):
     img = synthetic()
     d = cellcount.predict_defaults()
     assert set(d) == {"device", "precision", "tile_size", "tile_overlap", "peak_threshold", "peak_min_distance",
-                      "want_density"}
+                      "want_density", "peak_threshold_relative"}
     a, b = model.predict(img), model.predict(img, **d)
     assert a.count == b.count and np.array_equal(a.xy, b.xy)
 
@@ -485,3 +485,49 @@ def test_dataset_read_and_split(fixture_model, tmp_path):
     with pytest.raises(CellCountError) as e:
         cellcount.split(data, tmp_path / "split.csv")
     assert e.value.status == Status.ERR_IO
+
+
+# ------------------------------------------------------------------ cellcount_measure.h (issue 21)
+
+
+def test_peak_threshold_scale_is_the_librarys(model):
+    """The 0-1 peak threshold: the library's scale (ends, round trip), the model's value on it in its info, and
+    a relative threshold given to predict acts as that absolute threshold."""
+    assert cellcount.peak_threshold_relative(0.0002) == 0 and cellcount.peak_threshold_relative(0.5) == 1
+    assert cellcount.peak_threshold_absolute(cellcount.peak_threshold_relative(0.004)) == pytest.approx(0.004)
+    with pytest.raises(cellcount.CellCountError, match="relative threshold must be in"):
+        cellcount.peak_threshold_absolute(1.5)
+    pt = model.info["peak_threshold"]
+    assert pt["relative"] == pytest.approx(cellcount.peak_threshold_relative(pt["value"]))
+    img = synthetic()
+    a = model.predict(img)
+    b = model.predict(img, peak_threshold_relative=pt["relative"])
+    assert np.array_equal(a.xy, b.xy)
+    c = model.predict(img, peak_threshold_relative=0.3)
+    d = model.predict(img, peak_threshold=cellcount.peak_threshold_absolute(0.3))
+    assert np.array_equal(c.xy, d.xy)
+    with pytest.raises(cellcount.CellCountError, match="peak_threshold_relative"):
+        model.predict(img, peak_threshold_relative=2)
+
+
+def test_measurements_are_the_librarys(model):
+    """Counted area, cells per unit², per-point intensity and labels come from the library."""
+    img = synthetic()
+    r = model.predict(img, calibration={"pixel_width": 0.5, "pixel_height": 2.0, "unit": "um"})
+    m = r.measurements
+    h, w = img.shape[:2]
+    assert m["counted_pixels"] == h * w and m["area"] == h * w * 1.0 and m["calibrated"]
+    assert m["cells_per_unit2"] == pytest.approx(r.count / (h * w))
+    assert len(m["points"]) == r.n_points and len(r.intensities) == r.n_points
+    x, y = np.round(r.xy[0]).astype(int)
+    rad = m["intensity_radius"]
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = (yy - y) ** 2 + (xx - x) ** 2 <= rad * rad
+    assert r.intensities[0] == pytest.approx(float(np.asarray(img, np.float64)[disc].mean()), rel=1e-5)
+    assert r.labels is None and not m["labels"]["available"] and "gives no mask" in m["labels"]["reason"]
+    region = np.zeros(img.shape[:2], np.uint8)
+    region[:, : w // 2] = 1
+    half = model.predict(img, region=region)
+    assert half.measurements["counted_pixels"] == h * (w // 2) and half.measurements["cells_per_unit2"] is None
+    with pytest.raises(cellcount.CellCountError, match="pixel_width"):
+        model.predict(img, calibration={"pixel_width": -1})

@@ -11,12 +11,15 @@ import pytest
 from cellcount import _lib
 
 HEADER = Path(__file__).resolve().parents[3] / "libcellcount" / "include" / "cellcount" / "cellcount.h"
+# the companion header of the same ABI (measurements, the 0-1 threshold scale)
+HEADERS = [HEADER, HEADER.with_name("cellcount_measure.h")]
 
 
 def header_text() -> str:
-    if not HEADER.exists():
-        pytest.fail(f"header not found at {HEADER}")
-    text = HEADER.read_text()
+    for h in HEADERS:
+        if not h.exists():
+            pytest.fail(f"header not found at {h}")
+    text = "\n".join(h.read_text() for h in HEADERS)
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
     return re.sub(r"//[^\n]*", " ", text)
 
@@ -56,6 +59,7 @@ C_TO_CTYPES = {
     "float *": POINTER(c_float),
     "int32_t *": POINTER(c_int32),
     "int64_t *": POINTER(c_int64),
+    "double *": POINTER(c_double),
     "cellcount_progress_fn": _lib.PROGRESS_FN,
     "cellcount_log_fn": _lib.LOG_FN,
 }

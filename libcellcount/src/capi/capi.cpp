@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cellcount/cellcount.h"
+#include "cellcount/cellcount_measure.h"
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -37,11 +38,37 @@ struct cellcount_result {
   Prediction p;
   std::string device, precision;
   double seconds = 0;
+  // For cellcount_result_measure (issue 21): what the prediction saw.
+  std::string method;               // the model's method id (why there is no label image)
+  double counted_pixels = 0;        // region pixels, else the whole image
+  std::vector<float> intensities;   // per point: mean of the original image in a disc of kIntensityRadius
 };
 
 namespace {
 
 thread_local std::string t_last_error;
+
+// The 0-1 scale of the peak threshold (cellcount_measure.h): logarithmic over the tuner's range
+// (core/peaks peak_threshold_grid: 0.0002 up to 0.5).
+constexpr double kRelativeMin = 0.0002, kRelativeMax = 0.5;
+double threshold_to_relative(double absolute) {
+  if (absolute <= kRelativeMin) return 0.0;
+  if (absolute >= kRelativeMax) return 1.0;
+  return std::log(absolute / kRelativeMin) / std::log(kRelativeMax / kRelativeMin);
+}
+double threshold_from_relative(double relative) { return kRelativeMin * std::pow(kRelativeMax / kRelativeMin, relative); }
+// The generic peak threshold a model uses when the call gives none: model.json's tuned one (dcl, exemplar,
+// selftest: "peak_threshold"; llp: its "detect_threshold", which the generic parameter replaces), else the
+// core's default (ModelMethod).
+std::pair<double, bool> model_peak_threshold(const nlohmann::json& info) {
+  const auto th = info.value("thresholds", nlohmann::json::object());
+  for (const char* k : {"peak_threshold", "detect_threshold"})
+    if (th.is_object() && th.contains(k) && th[k].is_number()) return {th[k].get<double>(), true};
+  return {0.01, false};
+}
+
+// Radius (pixels) of the disc whose mean is a point's local intensity.
+constexpr int kIntensityRadius = 2;
 
 cellcount_status set_error(cellcount_status s, const std::string& msg) {
   t_last_error = msg;
@@ -118,7 +145,10 @@ Options generic_predict_options() {
           Opt::choice("precision", "fp32", {"fp32", "bf16", "fp16"}).help("arithmetic precision of the network"),
           Opt::integer("tile_size", 0).at_least(0).help("tile side in pixels; 0 = the model's default, else >= 32").folded(),
           Opt::integer("tile_overlap", -1).at_least(-1).help("tile overlap; -1 = the model's default, else < tile_size/2").folded(),
-          unset(Opt::number("peak_threshold", 0).at_least(0).or_null().help("peak height for a point; null = the model's tuned value")),
+          unset(Opt::number("peak_threshold_relative", 0).range(0, 1).or_null().help(
+              "peak threshold on the 0-1 scale (0 keeps every faint peak, 1 only the strongest); null = the model's "
+              "tuned value; passed as options_json's \"peak_threshold_relative\"")),
+          unset(Opt::number("peak_threshold", 0).at_least(0).or_null().help("peak height for a point (absolute, density units); null = the model's tuned value").folded()),
           unset(Opt::number("peak_min_distance", 0).at_least(0).or_null().help("minimum distance between points (pixels); null = the model's").folded()),
           Opt::boolean("want_density", true).help("keep the density map in the result").folded()};
 }
@@ -202,6 +232,76 @@ std::vector<Point> point_list(const nlohmann::json& j, const char* key, const st
 
 // An owned float image from a borrowed view (any dtype, any stride; checked), for the file writers.
 Image view_to_image(const cellcount_image_view& v) { return tensor_to_image(view_to_tensor(v, "image")); }
+
+// Per point, the mean of `image` ([C,H,W] float, raw values) over every channel and every pixel within
+// `radius` of the point's pixel (pixel centres at integer coordinates), clipped to the image.
+std::vector<float> local_intensities(const torch::Tensor& image, const std::vector<Point>& points, int radius) {
+  std::vector<float> out;
+  out.reserve(points.size());
+  if (points.empty()) return out;
+  const torch::Tensor im = image.to(torch::kCPU, torch::kFloat32).contiguous();
+  const int64_t c = im.size(0), h = im.size(1), w = im.size(2);
+  const float* px = im.data_ptr<float>();
+  for (const auto& p : points) {
+    const int64_t cx = std::llround(double(p.x)), cy = std::llround(double(p.y));
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t y = std::max<int64_t>(0, cy - radius); y <= std::min<int64_t>(h - 1, cy + radius); ++y)
+      for (int64_t x = std::max<int64_t>(0, cx - radius); x <= std::min<int64_t>(w - 1, cx + radius); ++x) {
+        if ((x - cx) * (x - cx) + (y - cy) * (y - cy) > int64_t(radius) * radius) continue;
+        for (int64_t k = 0; k < c; ++k) sum += px[(k * h + y) * w + x];
+        n += c;
+      }
+    out.push_back(n ? float(sum / double(n)) : NAN);
+  }
+  return out;
+}
+
+// The label image of a mask: pixels > 0.5 split into 8-connected components numbered 1..n in raster order of
+// their first pixel, 0 elsewhere. Returns n.
+int32_t label_components(const torch::Tensor& mask, std::vector<int32_t>& labels) {
+  const torch::Tensor m = mask.to(torch::kCPU, torch::kFloat32).contiguous();
+  const int64_t h = m.size(0), w = m.size(1);
+  const float* v = m.data_ptr<float>();
+  labels.assign(size_t(h * w), 0);
+  int32_t n = 0;
+  std::vector<int64_t> stack;
+  for (int64_t i = 0; i < h * w; ++i) {
+    if (!(v[i] > 0.5f) || labels[size_t(i)] != 0) continue;
+    labels[size_t(i)] = ++n;
+    stack.assign(1, i);
+    while (!stack.empty()) {
+      const int64_t j = stack.back();
+      stack.pop_back();
+      const int64_t y = j / w, x = j % w;
+      for (int64_t dy = -1; dy <= 1; ++dy)
+        for (int64_t dx = -1; dx <= 1; ++dx) {
+          const int64_t yy = y + dy, xx = x + dx;
+          if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+          const int64_t k = yy * w + xx;
+          if (v[k] > 0.5f && labels[size_t(k)] == 0) {
+            labels[size_t(k)] = n;
+            stack.push_back(k);
+          }
+        }
+    }
+  }
+  return n;
+}
+
+// Why a result has no label image (the message of cellcount_result_labels and the measure report's reason).
+std::string no_labels_reason(const cellcount_result& r) {
+  return "method " + r.method + " gives no mask for this result (points only" +
+         (r.method == "exemplar" ? "; the mask is kept only with want_density" : "") + ")";
+}
+
+double positive_number(const nlohmann::json& j, const char* key, double fallback) {
+  if (!j.contains(key)) return fallback;
+  const auto& v = j[key];
+  CC_CHECK(v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           std::string("result_measure: \"") + key + "\" must be a finite number > 0, got " + v.dump());
+  return v.get<double>();
+}
 
 }  // namespace
 
@@ -287,6 +387,14 @@ const char* cellcount_model_info(cellcount_model* m) {
     j["needs_exemplars"] = m->spec->needs_exemplars;
     j["fixture"] = m->spec->fixture;
     j["path"] = m->files.dir;
+    // The threshold on the 0-1 scale front ends show and take (cellcount_measure.h; issue 21 item 8).
+    const auto [thr, tuned] = model_peak_threshold(j);
+    j["peak_threshold"] = {{"value", thr},
+                           {"relative", threshold_to_relative(thr)},
+                           {"tuned", tuned},
+                           {"min", kRelativeMin},
+                           {"max", kRelativeMax},
+                           {"rule", "absolute = min * (max / min)^relative"}};
     m->info = j.dump();
   });
   if (s != CELLCOUNT_OK) m->info = "{}";
@@ -344,12 +452,24 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
                "predict: params.options_json must be a JSON object of " + m->spec->id + " prediction options");
     }
 
+    // The generic 0-1 threshold (cellcount_measure.h) rides in options_json; the method never sees it.
+    float peak_threshold = p.peak_threshold;
+    if (caller_options.is_object() && caller_options.contains("peak_threshold_relative")) {
+      const auto& rel = caller_options["peak_threshold_relative"];
+      CC_CHECK(rel.is_number() && rel.get<double>() >= 0 && rel.get<double>() <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "predict: option \"peak_threshold_relative\" must be a number in [0, 1], got " + rel.dump());
+      CC_CHECK(std::isnan(p.peak_threshold), CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "predict: give either params.peak_threshold or the option \"peak_threshold_relative\", not both");
+      peak_threshold = float(threshold_from_relative(rel.get<double>()));
+      caller_options.erase("peak_threshold_relative");
+    }
+
     PredictOptions opt;
     opt.device = resolve_device(p.device ? p.device : "auto");
     opt.precision = resolve_precision(p.precision ? p.precision : "fp32", opt.device);
     opt.tile_size = p.tile_size;
     opt.tile_overlap = p.tile_overlap;
-    opt.peak_threshold = p.peak_threshold;
+    opt.peak_threshold = peak_threshold;
     opt.peak_min_distance = p.peak_min_distance;
     opt.method_options = resolve_method_options(*m->spec, m->files.meta, caller_options);
     opt.want_density = p.want_density != 0;
@@ -378,6 +498,9 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     if (r->p.class_counts.empty()) r->p.class_counts = {r->p.count};
     r->device = device_name(opt.device);
     r->precision = precision_name(opt.precision);
+    r->method = m->spec->id;
+    r->counted_pixels = reg.defined() ? double(reg.sum().item<int64_t>()) : double(image.size(1) * image.size(2));
+    r->intensities = local_intensities(image, r->p.points, kIntensityRadius);
     r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     *out = r.release();
   });
@@ -673,6 +796,92 @@ cellcount_status cellcount_overlay_write(const char* path, const cellcount_image
       pts[i] = Point{xy[2 * i], xy[2 * i + 1], class_ids ? class_ids[i] : 0, 1.0f};
     }
     io::write_overlay(path, view_to_image(*img), pts, radius, overwrite != 0);
+  });
+}
+
+cellcount_status cellcount_peak_threshold_convert(double value, int32_t to_relative, double* out) {
+  return guard([&] {
+    CC_CHECK(out != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "peak_threshold_convert: out is NULL");
+    CC_CHECK(std::isfinite(value) && value >= 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "peak_threshold_convert: the threshold must be a finite number >= 0, got " + std::to_string(value));
+    CC_CHECK(to_relative || value <= 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "peak_threshold_convert: a relative threshold must be in [0, 1], got " + std::to_string(value));
+    *out = to_relative ? threshold_to_relative(value) : threshold_from_relative(value);
+  });
+}
+
+cellcount_status cellcount_result_measure(const cellcount_result* r, const char* request_json, char** out_json) {
+  if (out_json) *out_json = nullptr;
+  return guard([&] {
+    CC_CHECK(r != nullptr && out_json != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "result_measure: result or out is NULL");
+    nlohmann::json req = nlohmann::json::object();
+    if (request_json) {
+      try {
+        req = nlohmann::json::parse(request_json);
+      } catch (const std::exception& e) {
+        fail(CELLCOUNT_ERR_INVALID_ARGUMENT, std::string("result_measure: request is not valid JSON: ") + e.what());
+      }
+      CC_CHECK(req.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, "result_measure: request must be a JSON object");
+    }
+    for (const auto& [k, v] : req.items())
+      CC_CHECK(k == "pixel_width" || k == "pixel_height" || k == "unit", CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "result_measure: unknown field \"" + k + "\" (pixel_width, pixel_height, unit)");
+    const double pw = positive_number(req, "pixel_width", 1.0), ph = positive_number(req, "pixel_height", 1.0);
+    std::string unit = "pixel";
+    if (req.contains("unit")) {
+      CC_CHECK(req["unit"].is_string(), CELLCOUNT_ERR_INVALID_ARGUMENT, "result_measure: \"unit\" must be a string");
+      unit = req["unit"].get<std::string>();
+    }
+    // As ImageJ's Calibration.scaled() and napari's layer scale: a unit other than pixels, or a pixel size
+    // other than 1.
+    const bool calibrated = !(unit.empty() || unit == "pixel" || unit == "pixels" || unit == "px") || pw != 1.0 || ph != 1.0;
+    const double area = r->counted_pixels * pw * ph;
+    nlohmann::json rep{{"count", r->p.count},
+                       {"n_points", r->p.points.size()},
+                       {"counted_pixels", r->counted_pixels},
+                       {"area", area},
+                       {"unit", unit},
+                       {"calibrated", calibrated},
+                       {"cells_per_unit2", calibrated && area > 0 ? nlohmann::json(r->p.count / area) : nlohmann::json()},
+                       {"intensity_radius", kIntensityRadius}};
+    std::vector<int32_t> labels;
+    int32_t n_labels = 0;
+    const bool has_mask = r->p.mask.defined() && r->p.mask.dim() == 2;
+    if (has_mask) {
+      n_labels = label_components(r->p.mask, labels);
+      rep["labels"] = {{"available", true}, {"n", n_labels}, {"source", r->method + " mask > 0.5, 8-connected components"}};
+    } else {
+      rep["labels"] = {{"available", false}, {"n", 0}, {"reason", no_labels_reason(*r)}};
+    }
+    nlohmann::json pts = nlohmann::json::array();
+    const auto& ps = r->p.points;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const double in = i < r->intensities.size() ? double(r->intensities[i]) : NAN;
+      int32_t label = 0;
+      if (has_mask) {
+        const int64_t h = r->p.mask.size(0), w = r->p.mask.size(1);
+        const int64_t x = std::llround(double(ps[i].x)), y = std::llround(double(ps[i].y));
+        if (x >= 0 && x < w && y >= 0 && y < h) label = labels[size_t(y * w + x)];
+      }
+      pts.push_back({{"x", ps[i].x}, {"y", ps[i].y}, {"class", ps[i].cls}, {"score", ps[i].score},
+                     {"intensity", std::isfinite(in) ? nlohmann::json(in) : nlohmann::json()}, {"label", label}});
+    }
+    rep["points"] = std::move(pts);
+    *out_json = dup_string(rep.dump());
+  });
+}
+
+cellcount_status cellcount_result_labels(const cellcount_result* r, int32_t* dst, size_t capacity) {
+  return guard([&] {
+    CC_CHECK(r != nullptr && dst != nullptr, CELLCOUNT_ERR_INVALID_ARGUMENT, "result_labels: result or dst is NULL");
+    CC_CHECK(r->p.mask.defined() && r->p.mask.dim() == 2, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "result_labels: " + no_labels_reason(*r));
+    const size_t need = size_t(r->p.mask.numel());
+    CC_CHECK(capacity >= need, CELLCOUNT_ERR_BUFFER_TOO_SMALL,
+             "result_labels: capacity " + std::to_string(capacity) + " < " + std::to_string(need) + " pixels");
+    std::vector<int32_t> labels;
+    label_components(r->p.mask, labels);
+    std::memcpy(dst, labels.data(), labels.size() * sizeof(int32_t));
   });
 }
 

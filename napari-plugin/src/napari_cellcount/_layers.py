@@ -245,11 +245,17 @@ def class_colours(classes: list[str]) -> dict[str, str]:
 
 
 def points_data(results: list[tuple[tuple[int, ...], Any]], classes: list[str]) -> tuple[np.ndarray, dict]:
-    """(N, n_lead + 2) coordinates (plane..., row, col) and features (class, score, class_id, plane)."""
+    """(N, n_lead + 2) coordinates (plane..., row, col) and features (class, score, class_id, plane, and the
+    library's intensity (mean of the image in a small disc) and label (component of the label image, 0 = none))."""
     n_lead = len(results[0][0]) if results else 0
-    coords, cls, score, cid, plane = [], [], [], [], []
+    coords, cls, score, cid, plane, inten, label = [], [], [], [], [], [], []
     for idx, r in results:
         n = r.n_points
+        # the library's per-point measurements (cellcount_result_measure), in the points' order
+        pm = r.measurements.get("points", []) if getattr(r, "measurements", None) else []
+        inten += [float("nan") if k >= len(pm) or pm[k]["intensity"] is None else float(pm[k]["intensity"])
+                  for k in range(n)]
+        label += [int(pm[k]["label"]) if k < len(pm) else 0 for k in range(n)]
         if n:
             coords.append(np.hstack([np.tile(np.array(idx, float), (n, 1)), r.yx.astype(float)]))
         ids = r.class_ids.astype(int)
@@ -262,5 +268,6 @@ def points_data(results: list[tuple[tuple[int, ...], Any]], classes: list[str]) 
 
     cats = list(dict.fromkeys(list(classes) + cls))
     features = pd.DataFrame({"class": pd.Categorical(cls, categories=cats), "score": np.array(score, np.float32),
-                             "class_id": np.array(cid, np.int32), "plane": plane})
+                             "class_id": np.array(cid, np.int32), "plane": plane,
+                             "intensity": np.array(inten, np.float64), "label": np.array(label, np.int32)})
     return data, features

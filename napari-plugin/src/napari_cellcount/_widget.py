@@ -23,7 +23,7 @@ import cellcount
 from . import _models
 from ._form import OptionsForm
 from ._jobs import JobWidget, Report
-from ._layers import (ImageSpec, InputError, boxes_for, calibrated, class_colours, current_plane, image_spec,
+from ._layers import (ImageSpec, InputError, boxes_for, class_colours, current_plane, image_spec,
                       labels_region, plane_label, point_size, points_data, shapes_region, shapes_to_boxes)
 from ._table import table_for
 
@@ -323,7 +323,10 @@ class CountWidget(JobWidget):
                 r = model.predict(plan.image.plane(idx),
                                   exemplars=(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else None,
                                   region=plan.regions[idx] if plan.regions is not None else None,
-                                  progress=progress, options=plan.options or None, **plan.params)
+                                  progress=progress, options=plan.options or None,
+                                  calibration={"pixel_width": float(plan.image.pixel[1]),
+                                               "pixel_height": float(plan.image.pixel[0]), "unit": plan.image.unit},
+                                  **plan.params)
             except cellcount.CellCountError as e:
                 if where and not isinstance(e, cellcount.Cancelled):
                     raise type(e)(e.status, f"{where}{e.message}") from e
@@ -369,18 +372,22 @@ class CountWidget(JobWidget):
         self._result_image(plan, results, "mask", f"{base} mask", tf,
                            dict(colormap="gray", blending="additive", opacity=0.3, visible=False))
 
-        # table: the source file, its calibration (the layer's scale and unit), the counted area and density
+        # labels where the method gives a mask (exemplar: its mask's connected components; the library's)
+        self._labels_layer(plan, results, f"{base} labels", tf)
+
+        # table: the source file, its calibration (the layer's scale and unit), the counted area and density,
+        # the last two measured by the library (cellcount_result_measure)
         rows = []
         ph, pw = spec.pixel
         for idx, r in results:
-            pixels = (float(np.count_nonzero(plan.regions[idx])) if plan.regions is not None
-                      else float(spec.plane_shape[0] * spec.plane_shape[1]))
-            area = pixels * ph * pw
+            m = r.measurements
+            area = float(m["area"])
+            per = m.get("cells_per_unit2")
             row = {"image": spec.name, "plane": plane_label(idx), "count": float(r.count), "points": r.n_points,
                    "model": Path(info.get("path", str(plan.model_path))).name, "method": info.get("method", ""),
                    "region": plan.region_name,
                    "exemplars": len(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else "",
-                   "area": area, "cells per unit2": float(r.count) / area if calibrated(spec) and area > 0 else "",
+                   "area": area, "cells per unit2": float(per) if per is not None else "",
                    "pixel width": pw, "pixel height": ph, "unit": spec.unit, "path": spec.path,
                    "device": r.device, "precision": r.precision, "seconds": float(r.seconds)}
             if len(classes) > 1:
@@ -395,7 +402,11 @@ class CountWidget(JobWidget):
         where = f"{len(results)} planes of " if len(results) > 1 else ""
         self.status.setText(f"{total:.1f} cells ({sum(r.n_points for _, r in results)} points) in {where}"
                             f"'{spec.name}', {sum(r.seconds for _, r in results):.2f} s on {results[-1][1].device}")
-        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows, "saved": saved}
+        labels_note = next((r.measurements["labels"].get("reason", "") for _, r in results
+                            if not r.measurements.get("labels", {}).get("available", True)), "")
+        self.last_outcome = {"info": info, "results": results, "points_layer": name, "rows": rows, "saved": saved,
+                             "labels_layer": f"{base} labels" if f"{base} labels" in self.viewer.layers else None,
+                             "labels_note": labels_note}
 
     def save_beside(self, spec: ImageSpec, table: Any, points: Any) -> list[Path]:
         """Writes <image>_cellcount.csv (the table's rows of this image file) and <image>_cellcount_points.csv
@@ -419,10 +430,11 @@ class CountWidget(JobWidget):
             data = np.asarray(points.data)
             with pts.open("w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["plane", "y", "x", "class", "score"])
+                w.writerow(["plane", "y", "x", "class", "score", "intensity", "label"])
                 for k in range(len(data)):
                     w.writerow([feats["plane"].iloc[k], repr(float(data[k, -2])), repr(float(data[k, -1])),
-                                feats["class"].iloc[k], repr(float(feats["score"].iloc[k]))])
+                                feats["class"].iloc[k], repr(float(feats["score"].iloc[k])),
+                                repr(float(feats["intensity"].iloc[k])), int(feats["label"].iloc[k])])
         except OSError as e:
             show_warning(f"{self.title}: could not save beside '{src}': {e}")
             return []
@@ -435,6 +447,31 @@ class CountWidget(JobWidget):
             if isinstance(layer, kind) and "cellcount" in layer.metadata and layer.ndim == ndim:
                 return layer
         return None
+
+    def _labels_layer(self, plan: Plan, results: list, name: str, tf: dict) -> None:
+        """A Labels layer of the library's label image (Result.labels) of the planes counted, when the method
+        gives one; a method without a mask (dcl) makes none (the outcome's labels_note says why)."""
+        maps = [(idx, r.labels) for idx, r in results if r.labels is not None]
+        if not maps:
+            return
+        spec = plan.image
+        shape = tuple(spec.lead_shape) + tuple(spec.plane_shape)
+        if int(np.prod(shape)) * 4 > MAX_RESULT_IMAGE_BYTES:
+            show_info(f"{self.title}: the label stack would take over 1 GiB; not shown")
+            return
+        old = self._own_layer(name, Labels, spec.ndim)
+        arr = old.data if old is not None and old.data.shape == shape and old.data.dtype == np.int32 else \
+            np.zeros(shape, np.int32)
+        for idx, lab in maps:
+            if lab.shape != tuple(spec.plane_shape):
+                return
+            arr[idx] = lab
+        if old is not None and old.data is arr:
+            old.refresh()
+            return
+        if old is not None:
+            self.viewer.layers.remove(old)
+        self.viewer.add_labels(arr, name=name, metadata={"cellcount": {"kind": "labels"}}, opacity=0.4, **tf)
 
     def _result_image(self, plan: Plan, results: list, attr: str, name: str, tf: dict, style: dict) -> None:
         maps = [(idx, getattr(r, attr)) for idx, r in results if getattr(r, attr) is not None]

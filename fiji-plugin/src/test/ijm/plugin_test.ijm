@@ -604,6 +604,57 @@ check((Table.get("area", r, T) == getWidth() * getHeight() && isNaN(Table.get("c
       "uncalibrated: area in pixels, no density");
 close("*");
 lap("section 14");
+// ---- 15. issue 21 items 8, 9: the peak threshold on the library's 0-1 scale, per-point measurements in the
+// "Cell points" table and the points CSV, label outlines where the method gives a mask (exemplar), none for dcl
+open(calib);
+k = find(vggNames, File.getName(calib));
+run("Count cells", "model=dcl-vgg slices=current region=[whole image] relative=1 table");
+r = Table.size(T) - 1;
+check((Table.get("points", r, T) < parseInt(vggPoints[k])), "relative=1 keeps fewer points than the tuned threshold: "
+      + Table.get("points", r, T) + " of " + vggPoints[k]);
+run("Count cells", "model=dcl-vgg slices=current region=[whole image] relative=[] label table");
+r = Table.size(T) - 1;
+checkRow(r, parseFloat(vggCounts[k]), parseInt(vggPoints[k]), "empty relative threshold = the model's tuned value");
+pts = call(probe + ".plugin", "pointTableCsv");
+lines = split(pts, "\n");
+check((startsWith(pts, "image,slice,x,y,class,score,intensity,label")), "points table header: " + lines[0]);
+inten = column(pts, "intensity");
+labs = column(pts, "label");
+n = parseInt(vggPoints[k]);
+check((inten.length >= n), "points table has the last count's " + n + " points, got " + inten.length + " rows");
+okI = true;
+for (i = inten.length - n; i < inten.length; i++) {
+  v = parseFloat(inten[i]);
+  if (isNaN(v) || v < 0 || v > 255 || parseInt(labs[i]) != 0) okI = false;
+}
+check(okI, "every point has a local intensity in 0..255 and label 0 (dcl gives no mask)");
+msg = call(probe + ".runExpectingError", "Count cells", "model=dcl-vgg slices=current relative=2");
+check((indexOf(msg, "Relative threshold") >= 0 && indexOf(msg, "[0, 1]") >= 0), "relative=2 refused: '" + msg + "'");
+msg = call(probe + ".runExpectingError", "Count cells", "model=dcl-vgg slices=current relative=0.5 threshold=0.01");
+check((indexOf(msg, "not both") >= 0), "relative and absolute together refused: '" + msg + "'");
+close("*");
+if (exModel != "") {
+  open(exDir + "/" + exNames[0]);
+  roiManager("reset");
+  for (b = 0; b < bImage.length; b++) {
+    if (bImage[b] != exNames[0]) continue;
+    makeRectangle(parseFloat(bx0[b]), parseFloat(by0[b]), parseFloat(bx1[b]) - parseFloat(bx0[b]), parseFloat(by1[b]) - parseFloat(by0[b]));
+    roiManager("add");
+  }
+  run("Select None");
+  run("Remove Overlay");
+  run("Count like exemplars", "folder=[" + exModel + "] slices=current exemplars=[ROI Manager rectangles] region=[whole image] label");
+  nOut = 0;
+  for (o = 0; o < Overlay.size; o++) {
+    Overlay.activateSelection(o);
+    if (startsWith(Roi.getName, "cellcount label ")) nOut++;
+  }
+  run("Select None");
+  check((nOut >= 1 && nOut == Overlay.size), "exemplar: label outlines in the overlay, got " + nOut + " of " + Overlay.size);
+  roiManager("reset");
+  close("*");
+}
+lap("section 15");
 print("CELLCOUNT PLUGIN TEST: " + checks + " checks, " + failures + " failed");
 if (failures == 0) print("CELLCOUNT PLUGIN TEST PASSED");
 else print("CELLCOUNT PLUGIN TEST FAILED");

@@ -99,6 +99,18 @@ public final class CellCount {
     return out;
   }
 
+  /** The library's 0-1 scale of the peak threshold for an absolute peak height (cellcount_measure.h). */
+  public static double peakThresholdRelative(double absolute) throws CellCountException {
+    load();
+    return Native.peakThresholdConvert(absolute, true);
+  }
+
+  /** The absolute peak height the library uses for a relative threshold in [0, 1]. */
+  public static double peakThresholdAbsolute(double relative) throws CellCountException {
+    load();
+    return Native.peakThresholdConvert(relative, false);
+  }
+
   /**
    * Count metrics and point matching (cellcount_metrics): request {"predicted": [...], "truth": [...]
    * [, "points": [{"predicted": [[x,y]...], "truth": [[x,y]...]}...], "radius": r]}; returns the report JSON

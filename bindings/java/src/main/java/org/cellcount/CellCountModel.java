@@ -171,10 +171,18 @@ public final class CellCountModel implements AutoCloseable {
       }
     }
     PredictParams pp = params != null ? params : PredictParams.defaults();
-    long r = Native.predict(p, image.array, image.dtype, image.width, image.height, image.channels, boxes, region,
-        pp, Native.bridge(progress));
+    // the 0-1 threshold rides in the options JSON (cellcount_measure.h); the caller's params are left as given
+    String given = pp.optionsJson;
+    long r;
     try {
-      return new Prediction(r);
+      pp.optionsJson = pp.effectiveOptionsJson();
+      r = Native.predict(p, image.array, image.dtype, image.width, image.height, image.channels, boxes, region,
+          pp, Native.bridge(progress));
+    } finally {
+      pp.optionsJson = given;
+    }
+    try {
+      return new Prediction(r, pp.measureJson());
     } finally {
       Native.resultFree(r);
     }

@@ -26,6 +26,15 @@ public final class PredictParams {
   public String optionsJson;
   /** Keep the density map in the result. */
   public boolean wantDensity;
+  /**
+   * The peak threshold on the library's 0-1 scale (cellcount_measure.h; sent as options_json's
+   * "peak_threshold_relative"); NaN = the model's tuned value. Not with {@link #peakThreshold}.
+   */
+  public float peakThresholdRelative = Float.NaN;
+  /** Calibration for the library's measurements of the result ({@link Prediction#measurements}): calibrated
+   * units per pixel and the unit's name ("pixel" = uncalibrated). */
+  public double pixelWidth = 1, pixelHeight = 1;
+  public String unit = "pixel";
 
   private PredictParams() {}
 
@@ -35,6 +44,29 @@ public final class PredictParams {
     PredictParams p = new PredictParams();
     Native.defaultParams(p);
     return p;
+  }
+
+  /** The options JSON the library gets: {@link #optionsJson} with {@link #peakThresholdRelative} when set. */
+  String effectiveOptionsJson() {
+    if (Float.isNaN(peakThresholdRelative)) return optionsJson;
+    java.util.Map<String, Object> o = new java.util.LinkedHashMap<>();
+    if (optionsJson != null) {
+      Object parsed = Json.parse(optionsJson);
+      if (!(parsed instanceof java.util.Map)) return optionsJson;  // the library names the error
+      for (java.util.Map.Entry<?, ?> e : ((java.util.Map<?, ?>) parsed).entrySet())
+        o.put(String.valueOf(e.getKey()), e.getValue());
+    }
+    o.put("peak_threshold_relative", (double) peakThresholdRelative);
+    return Json.write(o);
+  }
+
+  /** The request of cellcount_result_measure for this calibration. */
+  String measureJson() {
+    java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("pixel_width", pixelWidth);
+    m.put("pixel_height", pixelHeight);
+    m.put("unit", unit == null ? "pixel" : unit);
+    return Json.write(m);
   }
 
   /** Sets {@link #optionsJson} from a map (values: numbers, strings, booleans, lists, maps); null clears it. */

@@ -40,8 +40,21 @@ public final class Prediction {
   public final String precision;
   /** Wall time of the library call. */
   public final double seconds;
+  /**
+   * The library's measurements (cellcount_result_measure) for the calibration of the params: count,
+   * counted_pixels, area, unit, calibrated, cells_per_unit2 (null when uncalibrated), intensity_radius,
+   * points [{x, y, class, score, intensity, label}], labels {available, n, source or reason}.
+   */
+  public final java.util.Map<String, Object> measurements;
+  /** Label image (row-major, mask size: {@link #mask}'s width x height), 0 = none; null when the method gives
+   * no mask (measurements' labels.reason says why). */
+  public final int[] labels;
 
   Prediction(long r) throws CellCountException {
+    this(r, null);
+  }
+
+  Prediction(long r, String measureJson) throws CellCountException {
     count = Native.resultCount(r);
     classCounts = Native.resultClassCounts(r);
     int n = Native.resultNumPoints(r);
@@ -55,6 +68,42 @@ public final class Prediction {
     device = Native.utf8(Native.resultDevice(r));
     precision = Native.utf8(Native.resultPrecision(r));
     seconds = Native.resultSeconds(r);
+    measurements = Json.parseObject(Native.utf8(Native.resultMeasure(r, measureJson == null ? null
+        : measureJson.getBytes(java.nio.charset.StandardCharsets.UTF_8))));
+    Object lab = measurements.get("labels");
+    labels = lab instanceof java.util.Map && Boolean.TRUE.equals(((java.util.Map<?, ?>) lab).get("available"))
+        ? Native.resultLabels(r) : null;
+  }
+
+  /** A number of {@link #measurements}, NaN when absent or null. */
+  public double measurement(String key) {
+    Object v = measurements.get(key);
+    return v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+  }
+
+  /** Per point, the mean of the original image in the library's small disc (NaN when none). */
+  public double[] intensities() {
+    return pointField("intensity");
+  }
+
+  /** Per point, its component of the label image (0 = none). */
+  public int[] pointLabels() {
+    double[] v = pointField("label");
+    int[] out = new int[v.length];
+    for (int k = 0; k < v.length; k++) out[k] = Double.isNaN(v[k]) ? 0 : (int) v[k];
+    return out;
+  }
+
+  private double[] pointField(String key) {
+    Object pts = measurements.get("points");
+    java.util.List<?> list =
+        pts instanceof java.util.List ? (java.util.List<?>) pts : java.util.Collections.emptyList();
+    double[] out = new double[list.size()];
+    for (int k = 0; k < out.length; k++) {
+      Object v = list.get(k) instanceof java.util.Map ? ((java.util.Map<?, ?>) list.get(k)).get(key) : null;
+      out[k] = v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+    }
+    return out;
   }
 
   private static Image image(long r, int kind) throws CellCountException {

@@ -206,6 +206,34 @@ public class CellCountTest {
   }
 
   @Test
+  public void measurementsAndRelativeThresholdAreTheLibrarys() throws Exception {
+    // issue 21: counted area and cells per unit2 for the image's calibration, per-point intensity, no labels
+    PredictParams p = PredictParams.defaults();
+    p.pixelWidth = 0.5;
+    p.pixelHeight = 0.25;
+    p.unit = "um";
+    Prediction r = model.predict(image, null, null, p, null);
+    double area = image.width * (double) image.height * 0.125;
+    assertEquals(area, r.measurement("area"), 1e-9);
+    assertEquals(r.count / area, r.measurement("cells_per_unit2"), 1e-12);
+    assertEquals(r.numPoints(), r.intensities().length);
+    for (double v : r.intensities()) assertTrue("intensity " + v, v >= 0 && v <= 255);
+    assertNull(r.labels);
+    // the model's tuned threshold on the 0-1 scale gives the default points; 1 keeps fewer
+    double rel = ((Number) ((java.util.Map<?, ?>) Json.parseObject(model.infoJson()).get("peak_threshold"))
+        .get("relative")).doubleValue();
+    assertEquals(rel, CellCount.peakThresholdRelative(CellCount.peakThresholdAbsolute(rel)), 1e-12);
+    PredictParams q = PredictParams.defaults();
+    q.peakThresholdRelative = (float) rel;
+    assertEquals(r.numPoints(), model.predict(image, null, null, q, null).numPoints());
+    assertNull("the caller's options are left as given", q.optionsJson);
+    q.peakThresholdRelative = 1f;
+    assertTrue(model.predict(image, null, null, q, null).numPoints() < r.numPoints());
+    q.peakThresholdRelative = 2f;
+    expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> model.predict(image, null, null, q, null));
+  }
+
+  @Test
   public void badParamsAreRefused() throws Exception {
     PredictParams p = PredictParams.defaults();
     p.tileSize = 5;

@@ -69,6 +69,10 @@ public class CountCells implements PlugIn {
     boolean roiManager;
     /** Write <image>_cellcount.csv and <image>_cellcount_points.csv beside the image file after the count. */
     boolean saveBeside;
+    /** Outlines of the label image (the library's components of the method's mask) as overlay / ROI Manager. */
+    boolean labelOutlines;
+    /** A "Cell points" table: one row per point with the library's per-point measurements. */
+    boolean pointTable;
     PredictParams params;
     /** The method's own prediction options given in the dialog (the rest take the model's values). */
     Map<String, Object> methodOptions = new LinkedHashMap<>();
@@ -162,12 +166,18 @@ public class CountCells implements PlugIn {
     gd.addCheckbox("Points as overlay", true);
     if (!Support.headless()) gd.addCheckbox("ROI Manager: add the points", false);
     gd.addCheckbox("Save CSV and points next to the image", false);
+    gd.addCheckbox("Label outlines (methods that give a mask)", false);
+    gd.addCheckbox("Table of points (intensity, class, score, label)", false);
     gd.addMessage("Prediction (library defaults; empty = the model's tuned value)");
     gd.addChoice("Device", Support.deviceChoices(lib, p.device), p.device);
     gd.addChoice("Precision", precisions(p.precision), p.precision);
     gd.addNumericField("Tile size (0 = the model's)", p.tileSize, 0);
     gd.addNumericField("Overlap of tiles (-1 = the model's)", p.tileOverlap, 0);
-    gd.addStringField("Threshold of peaks", Support.formatOptional(p.peakThreshold), 8);
+    // the peak threshold on the library's 0-1 scale (cellcount_measure.h), with the models' tuned values
+    gd.addStringField("Relative threshold of peaks (0-1)", Support.formatOptional(p.peakThresholdRelative), 8);
+    String tuned = tunedRelative(models);
+    if (!tuned.isEmpty()) gd.addMessage("Tuned relative threshold (used when empty): " + tuned);
+    gd.addStringField("Threshold of peaks (absolute)", Support.formatOptional(p.peakThreshold), 8);
     gd.addStringField("Minimum distance of peaks (pixels)", Support.formatOptional(p.peakMinDistance), 8);
     // The method's own prediction options, as the library declares them (cellcount_request_options(m,
     // "predict")); "Count with any model" offers those of every method. Empty = the model's tuned value.
@@ -187,11 +197,17 @@ public class CountCells implements PlugIn {
     o.overlay = gd.getNextBoolean();
     o.roiManager = !Support.headless() && gd.getNextBoolean();
     o.saveBeside = gd.getNextBoolean();
+    o.labelOutlines = gd.getNextBoolean();
+    o.pointTable = gd.getNextBoolean();
     p.device = gd.getNextChoice();
     p.precision = gd.getNextChoice();
     p.tileSize = (int) gd.getNextNumber();
     p.tileOverlap = (int) gd.getNextNumber();
     if (gd.invalidNumber()) throw new IllegalArgumentException("Tile size and overlap must be whole numbers");
+    p.peakThresholdRelative = Support.parseOptional(gd.getNextString(), "Relative threshold of peaks");
+    if (!Float.isNaN(p.peakThresholdRelative) && !(p.peakThresholdRelative >= 0 && p.peakThresholdRelative <= 1))
+      throw new IllegalArgumentException("Relative threshold of peaks: expected a number in [0, 1] or empty (the "
+          + "model's tuned value), got " + p.peakThresholdRelative);
     p.peakThreshold = Support.parseOptional(gd.getNextString(), "Threshold of peaks");
     p.peakMinDistance = Support.parseOptional(gd.getNextString(), "Minimum distance of peaks");
     // By exact key in a macro (ImageJ alone would find a key inside a longer one, see RequestDialog).
@@ -202,7 +218,7 @@ public class CountCells implements PlugIn {
       if (exact != null) text = exact.getOrDefault(name, "");
       if (!text.trim().isEmpty()) o.methodOptions.put(name, RequestDialog.value(mo, text));
     }
-    p.wantDensity = o.density;
+    p.wantDensity = o.density || o.labelOutlines;  // exemplar keeps its mask (the labels) only with the density
     o.params = p;
 
     if (!folder.isEmpty()) {
@@ -216,6 +232,28 @@ public class CountCells implements PlugIn {
       LAST_MODEL.put(method, o.modelName);
     }
     return o;
+  }
+
+  /** "name value, ..." of the models' tuned peak thresholds on the library's 0-1 scale ("" when none says):
+   * model.json's thresholds.peak_threshold (dcl, exemplar) or detect_threshold (llp), converted by the library. */
+  static String tunedRelative(List<ModelFinder.Entry> models) {
+    List<String> out = new ArrayList<>();
+    for (ModelFinder.Entry e : models) {
+      try {
+        String text = new String(java.nio.file.Files.readAllBytes(new File(e.dir, "model.json").toPath()),
+            java.nio.charset.StandardCharsets.UTF_8);
+        Object th = org.cellcount.Json.parseObject(text).get("thresholds");
+        if (!(th instanceof Map)) continue;
+        Object v = ((Map<?, ?>) th).get("peak_threshold");
+        if (!(v instanceof Number)) v = ((Map<?, ?>) th).get("detect_threshold");
+        if (v instanceof Number)
+          out.add(e.name + " "
+              + String.format(Locale.ROOT, "%.3f", CellCount.peakThresholdRelative(((Number) v).doubleValue())));
+      } catch (Exception ignored) {
+        // an unreadable model.json is reported when the model is loaded
+      }
+    }
+    return String.join(", ", out);
   }
 
   /** The prediction options of the method, or of every method of the library (first declaration of a name
@@ -299,13 +337,13 @@ public class CountCells implements PlugIn {
     List<Prediction.Image> reconstructions = new ArrayList<>();
     List<Integer> doneIndices = new ArrayList<>();
     double total = 0;
-    int countedPixels = 0;
-    if (mask != null) {
-      for (byte b : mask) if (b != 0) countedPixels++;
-    } else {
-      countedPixels = imp.getWidth() * imp.getHeight();
-    }
+    // the counted area and cells per unit2 are the library's (cellcount_result_measure), for this calibration
+    Calibration cal = imp.getCalibration();
+    o.params.pixelWidth = cal.pixelWidth;
+    o.params.pixelHeight = cal.pixelHeight;
+    o.params.unit = cal.getUnit();
     List<String> pointRows = new ArrayList<>();
+    String noLabels = "";
     List<Integer> rowsWritten = new ArrayList<>();
     String device = "", precision = "";
     boolean cancelled = false;
@@ -328,14 +366,22 @@ public class CountCells implements PlugIn {
         device = r.device;
         precision = r.precision;
         doneIndices.add(p.index);
-        rowsWritten.add(addRow(rt, imp, p, r, classes, model, o, needs ? boxes.get(i).length : -1, region != null,
-            countedPixels));
+        rowsWritten.add(addRow(rt, imp, p, r, classes, model, o, needs ? boxes.get(i).length : -1, region != null));
+        double[] intensity = r.intensities();
+        int[] label = r.pointLabels();
         for (int k = 0; k < r.numPoints(); k++) {
           int c = r.classIds[k];
           pointRows.add(p.index + "," + r.xy[2 * k] + "," + r.xy[2 * k + 1] + ","
-              + CountFolder.quote(c >= 0 && c < classes.size() ? classes.get(c) : "class " + c) + "," + r.scores[k]);
+              + CountFolder.quote(c >= 0 && c < classes.size() ? classes.get(c) : "class " + c) + "," + r.scores[k]
+              + "," + (k < intensity.length && !Double.isNaN(intensity[k]) ? Double.toString(intensity[k]) : "")
+              + "," + (k < label.length ? label[k] : 0));
         }
+        if (o.pointTable) addPointRows(imp, p, r, classes);
         if (o.overlay || o.roiManager) addPoints(imp, overlay, p, r, classes, o);
+        if (o.labelOutlines) {
+          if (r.labels != null && r.mask != null) addOutlines(imp, overlay, p, r, o);
+          else if (noLabels.isEmpty()) noLabels = labelsReason(r);
+        }
         if (r.density != null) densities.add(r.density);
         if (r.mask != null) masks.add(r.mask);
         if (r.reconstruction != null) reconstructions.add(r.reconstruction);
@@ -344,7 +390,7 @@ public class CountCells implements PlugIn {
     } finally {
       Support.done();
       IJ.resetEscape();
-      if (o.overlay && overlay.size() > 0) imp.setOverlay(overlay);
+      if ((o.overlay || o.labelOutlines) && overlay.size() > 0) imp.setOverlay(overlay);
       String stem = imp.getShortTitle();
       if (o.density) showImages(imp, stem + "-density", densities, doneIndices);
       if (o.otherImages) {
@@ -356,6 +402,7 @@ public class CountCells implements PlugIn {
       if ((o.density && !densities.isEmpty()) || (o.otherImages && !(masks.isEmpty() && reconstructions.isEmpty())))
         activate(imp);
     }
+    if (!noLabels.isEmpty()) IJ.log(Support.TITLE + ": no label outlines: " + noLabels);
     if (o.saveBeside && !doneIndices.isEmpty()) saveBeside(rt, imp, pointRows);
     double seconds = (System.nanoTime() - t0) / 1e9;
     String line = String.format(Locale.ROOT, "%s: %s%d of %d plane(s) of '%s', total count %.1f, model %s (%s) on %s %s, %.2f s",
@@ -391,12 +438,12 @@ public class CountCells implements PlugIn {
     String stem = src.getName().replaceFirst("\\.[^.]*$", "");
     File counts = new File(src.getParentFile(), stem + "_cellcount.csv");
     File points = new File(src.getParentFile(), stem + "_cellcount_points.csv");
-    String countsHead = String.join(",", SAVED_COLUMNS), pointsHead = "slice,x,y,class,score";
+    String countsHead = String.join(",", SAVED_COLUMNS), pointsHead = "slice,x,y,class,score,intensity,label";
     try {
       for (File f : new File[] {counts, points}) {
         if (!f.exists()) continue;
         String first = java.nio.file.Files.newBufferedReader(f.toPath()).readLine();
-        if (first == null || !(first.equals(countsHead) || first.equals(pointsHead))) {
+        if (first == null || !(first.equals(countsHead) || first.equals(pointsHead) || first.equals("slice,x,y,class,score"))) {
           Support.error(f + " exists and was not written by Cell Counting; not replaced (nothing saved)");
           return;
         }
@@ -454,7 +501,7 @@ public class CountCells implements PlugIn {
   }
 
   private static int addRow(ResultsTable rt, ImagePlus imp, Inputs.Position p, Prediction r, List<String> classes,
-      CellCountModel model, Options o, int exemplars, boolean inRegion, int countedPixels) {
+      CellCountModel model, Options o, int exemplars, boolean inRegion) {
     String path = path(imp);
     String regionName = inRegion ? "selection" : "whole image";
     int row = -1;
@@ -470,7 +517,6 @@ public class CountCells implements PlugIn {
       row = rt.size() - 1;
     }
     Calibration cal = imp.getCalibration();
-    double area = countedPixels * cal.pixelWidth * cal.pixelHeight;
     rt.setValue("image", row, imp.getTitle());
     rt.setValue("slice", row, p.index);
     if (imp.isHyperStack()) {
@@ -485,8 +531,8 @@ public class CountCells implements PlugIn {
     rt.setValue("points", row, r.numPoints());
     if (exemplars >= 0) rt.setValue("exemplars", row, exemplars);
     rt.setValue("region", row, regionName);
-    rt.setValue("area", row, area);
-    rt.setValue("cells per unit2", row, cal.scaled() && area > 0 ? r.count / area : Double.NaN);
+    rt.setValue("area", row, r.measurement("area"));
+    rt.setValue("cells per unit2", row, r.measurement("cells_per_unit2"));
     rt.setValue("pixel width", row, cal.pixelWidth);
     rt.setValue("pixel height", row, cal.pixelHeight);
     rt.setValue("unit", row, cal.getUnit());
@@ -502,6 +548,84 @@ public class CountCells implements PlugIn {
 
   /** Points as one PointRoi per class and plane, positioned on that plane. Earlier cellcount points of the
    * same plane are replaced; other overlay elements and the ROI Manager are never cleared. */
+  static final String POINTS_TABLE = "Cell points";
+
+  /** One row per point into the "Cell points" table (headless: a table without a window, kept for macros). */
+  private static void addPointRows(ImagePlus imp, Inputs.Position p, Prediction r, List<String> classes) {
+    ResultsTable pt = Support.headless() ? POINTS_HEADLESS : ResultsTable.getResultsTable(POINTS_TABLE);
+    if (pt == null) pt = new ResultsTable();
+    double[] intensity = r.intensities();
+    int[] label = r.pointLabels();
+    for (int k = 0; k < r.numPoints(); k++) {
+      int c = r.classIds[k];
+      pt.incrementCounter();
+      pt.addValue("image", imp.getTitle());
+      pt.addValue("slice", p.index);
+      pt.addValue("x", r.xy[2 * k]);
+      pt.addValue("y", r.xy[2 * k + 1]);
+      pt.addValue("class", c >= 0 && c < classes.size() ? classes.get(c) : "class " + c);
+      pt.addValue("score", r.scores[k]);
+      pt.addValue("intensity", k < intensity.length ? intensity[k] : Double.NaN);
+      pt.addValue("label", k < label.length ? label[k] : 0);
+    }
+    if (!Support.headless()) pt.show(POINTS_TABLE);
+  }
+
+  private static final ResultsTable POINTS_HEADLESS = new ResultsTable();
+
+  /** For macros and the tests: the "Cell points" table's rows as CSV text (also headless). */
+  public static String pointTableCsv() {
+    ResultsTable pt = Support.headless() ? POINTS_HEADLESS : ResultsTable.getResultsTable(POINTS_TABLE);
+    if (pt == null) return "";
+    StringBuilder b = new StringBuilder("image,slice,x,y,class,score,intensity,label\n");
+    for (int k = 0; k < pt.size(); k++)
+      b.append(CountFolder.quote(pt.getStringValue("image", k))).append(',').append((long) pt.getValue("slice", k))
+          .append(',').append(pt.getValue("x", k)).append(',').append(pt.getValue("y", k)).append(',')
+          .append(CountFolder.quote(pt.getStringValue("class", k))).append(',').append(pt.getValue("score", k))
+          .append(',').append(pt.getValue("intensity", k)).append(',').append((long) pt.getValue("label", k)).append('\n');
+    return b.toString();
+  }
+
+  /** Why a result has no label image (the library's reason). */
+  private static String labelsReason(Prediction r) {
+    Object lab = r.measurements.get("labels");
+    Object why = lab instanceof Map ? ((Map<?, ?>) lab).get("reason") : null;
+    return why == null ? "the method gives no mask" : String.valueOf(why);
+  }
+
+  static final String OUTLINE_PREFIX = "cellcount label ";
+
+  /** The library's label image as one outline ROI per component, in the overlay (earlier outlines of the plane
+   * replaced) and, when asked, the ROI Manager. */
+  private static void addOutlines(ImagePlus imp, Overlay overlay, Inputs.Position p, Prediction r, Options o) {
+    boolean stack = imp.getStackSize() > 1;
+    int w = r.mask.width, h = r.mask.height;
+    int n = 0;
+    for (int v : r.labels) n = Math.max(n, v);
+    for (Roi old : overlay.toArray())
+      if (old.getName() != null && old.getName().startsWith(OUTLINE_PREFIX)
+          && (!stack || old.getPosition() == p.index || (old.hasHyperStackPosition() && old.getZPosition() == p.z
+              && old.getTPosition() == p.t)))
+        overlay.remove(old);
+    ij.process.ShortProcessor ip = new ij.process.ShortProcessor(w, h);
+    for (int k = 0; k < r.labels.length; k++) ip.set(k, Math.min(r.labels[k], 65535));
+    for (int id = 1; id <= n && id <= 65535; id++) {
+      ip.setThreshold(id, id, ij.process.ImageProcessor.NO_LUT_UPDATE);
+      Roi roi = ij.plugin.filter.ThresholdToSelection.run(new ImagePlus("", ip));
+      if (roi == null) continue;
+      roi.setName(OUTLINE_PREFIX + id + (stack ? " slice " + p.index : ""));
+      roi.setStrokeColor(Color.yellow);
+      if (imp.isHyperStack()) roi.setPosition(p.c, p.z, p.t);
+      else if (stack) roi.setPosition(p.index);
+      overlay.add(roi);
+      if (o.roiManager) {
+        RoiManager rm = RoiManager.getInstance2();
+        if (rm == null) rm = RoiManager.getRoiManager();
+        rm.add(imp, (Roi) roi.clone(), -1);
+      }
+    }
+  }
+
   private static void addPoints(ImagePlus imp, Overlay overlay, Inputs.Position p, Prediction r, List<String> classes,
       Options o) {
     boolean stack = imp.getStackSize() > 1;

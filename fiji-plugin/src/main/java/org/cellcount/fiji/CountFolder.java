@@ -64,7 +64,16 @@ public class CountFolder implements PlugIn {
     String modelFolder = gd.getNextString().trim();
     String output = gd.getNextString().trim();
     boolean all = CountCells.SLICES[1].equals(gd.getNextChoice());
+    runFolder(input, modelName, modelFolder, output, all, models);
+  }
 
+  /**
+   * The work of the command, without its dialog (also the headless route, {@link Headless}): returns the
+   * number of images that failed. Bad arguments (no folder, no model, an existing output) throw
+   * IllegalArgumentException with the reason.
+   */
+  static int runFolder(String input, String modelName, String modelFolder, String output, boolean all,
+      List<ModelFinder.Entry> models) throws CellCountException {
     File dir = new File(input);
     if (input.isEmpty() || !dir.isDirectory())
       throw new IllegalArgumentException("Count folder: input '" + input + "' is not a folder");
@@ -144,6 +153,7 @@ public class CountFolder implements PlugIn {
     if (failed > 0 && !Support.unattended())
       IJ.showMessage(Support.TITLE, failed + " of " + files.size() + " image(s) could not be counted; the Log and the"
           + " status column say why.");
+    return failed;
   }
 
   /** One table row as CSV: the columns above; an error row has its image and status only. */
