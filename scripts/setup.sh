@@ -41,6 +41,6 @@ cmake --build "$BUILD_DIR" -j "${CELLCOUNT_JOBS:-2}"
 
 # Front ends: each has its own set-up script (Python venv + napari plugin, Maven build of the Fiji plugin),
 # run after the library is built because they load it.
-for part in python java; do
+for part in python java bioimageio; do
   if [ -f "scripts/setup-$part.sh" ]; then bash "scripts/setup-$part.sh"; fi
 done

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cellcount/cellcount.h"
+#include "cellcount/cellcount_export.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -95,6 +96,9 @@ usage:
   cellcount defaults --method M --kind train|evaluate|synthesize|predict
   cellcount options  --method M --kind train|evaluate|synthesize|predict   (type, default, range, doc)
   cellcount split --dataset DIR --out FILE.csv [--ratios 10,9,1] [--seed 0]
+  cellcount export --format bioimageio --model DIR --out FILE.zip [--test-image IMG] [--size N]
+                  [--exemplars X0,Y0,X1,Y1[;X0,...]] [--license SPDX] [--seed 0] [--threads N] [--overwrite]
+      BioImage Model Zoo package (spec 0.5): TorchScript weights, rdf.yaml, test tensors, cover, README
 
 Request fields of train/eval/synth: `cellcount defaults --method M --kind K`. Ctrl-C cancels cleanly.
 )";
@@ -782,6 +786,43 @@ int cmd_split(const Args& a) {
   return 0;
 }
 
+// A model folder as a package for another tool (cellcount_export).
+int cmd_export(const Args& a) {
+  check_known_options(a, {"format", "model", "out", "test_image", "size", "exemplars", "license", "seed", "overwrite",
+                          "threads"});
+  apply_threads(a);
+  if (!a.has("model") || !a.has("out"))
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "export: --model DIR and --out FILE.zip are required");
+  json req{{"format", a.get("format", "bioimageio")}, {"model", a.get("model")}, {"out", a.get("out")},
+           {"overwrite", a.get("overwrite") == "true"}};
+  if (a.has("test_image")) req["test_image"] = a.get("test_image");
+  if (a.has("size")) req["size"] = int_opt(a, "size", 0);
+  if (a.has("seed")) req["seed"] = int_opt(a, "seed", 0);
+  if (a.has("license")) req["license"] = a.get("license");
+  if (a.has("exemplars")) {
+    json boxes = json::array();
+    std::stringstream all(a.get("exemplars"));
+    for (std::string box; std::getline(all, box, ';');) {
+      json b = json::array();
+      std::stringstream ss(box);
+      for (std::string v; std::getline(ss, v, ',');) b.push_back(number_value("option --exemplars", v));
+      if (b.size() != 4)
+        throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "export: --exemplars expects X0,Y0,X1,Y1 boxes separated by ';', got '" + box + "'");
+      boxes.push_back(b);
+    }
+    req["exemplars"] = boxes;
+  }
+  char* out = nullptr;
+  check(cellcount_export(req.dump().c_str(), &out));
+  const json r = json::parse(take_string(out));
+  std::cout << "wrote " << r["out"].get<std::string>() << " (" << r["format"].get<std::string>() << ", method "
+            << r["method"].get<std::string>() << "); the test output sums to " << r["test_count"].get<double>() << "\n";
+  for (const auto& f : r["files"])
+    std::cout << "  " << f["name"].get<std::string>() << "  " << f["bytes"].get<uint64_t>() << " bytes  sha256 "
+              << f["sha256"].get<std::string>() << "\n";
+  return 0;
+}
+
 int cmd_defaults(const Args& a, bool metadata) {
   check_known_options(a, {"method", "kind"});
   char* out = nullptr;
@@ -812,6 +853,7 @@ int main(int argc, char** argv) {
     if (a.command == "defaults") return cmd_defaults(a, false);
     if (a.command == "options") return cmd_defaults(a, true);
     if (a.command == "split") return cmd_split(a);
+    if (a.command == "export") return cmd_export(a);
     std::cerr << "cellcount: unknown command '" << a.command << "'\n\n" << kUsage;
     return 2;
   } catch (const Error& e) {

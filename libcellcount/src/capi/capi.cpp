@@ -7,6 +7,8 @@
 #include <string>
 
 #include "cellcount/cellcount.h"
+#include "cellcount/cellcount_export.h"
+#include "core/bioimageio.h"
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -604,6 +606,14 @@ cellcount_status cellcount_split(const char* request_json, char** out_report) {
                                             {"test", ds.indices("test").size()},
                                             {"val", ds.indices("val").size()}}
                                  .dump());
+  });
+}
+
+cellcount_status cellcount_export(const char* request_json, char** out_report) {
+  if (out_report) *out_report = nullptr;
+  return guard([&] {
+    const auto report = export_model(parse_request(request_json, "export"));
+    if (out_report) *out_report = dup_string(report.dump());
   });
 }
 
