@@ -105,11 +105,7 @@ ExportPackage export_bioimageio(const ExportInput& in) {
     << "What a generic consumer does not get: cell points. cellcount finds them as peaks of this map (threshold "
     << meta.value("thresholds", nlohmann::json::object()).value("peak_threshold", 0.0) << ", minimum distance "
     << meta.value("thresholds", nlohmann::json::object()).value("peak_min_distance", 0.0)
-    << " pixels, both tuned on the validation split and kept in the attached model.json); any local-maximum "
-    << "detector on the map gives comparable points.\n\n"
-    << "Exported network vs the library: on a " << S << " x " << S << " image counted with tile size " << S
-    << " (one tile), cellcount's density equals this network's output to float rounding (checked by the project's "
-    << "tests within 1e-4 per pixel).";
+    << " pixels, both tuned on the validation split and kept in the attached model.json).";
   p.documentation = d.str();
   p.cover_image = x[0].mean(0);
   p.cover_map = out[0][0];
