@@ -483,6 +483,7 @@ nlohmann::json export_model(const nlohmann::json& request) {
 
   // Written whole or not at all: a temporary file beside `out`, renamed over it.
   const std::string tmp = out + ".part";
+  CC_CHECK(!fs::exists(tmp), CELLCOUNT_ERR_IO, "export: '" + tmp + "' exists (the export writes there first); move it away");
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     CC_CHECK(f, CELLCOUNT_ERR_IO, "export: cannot write '" + tmp + "'");

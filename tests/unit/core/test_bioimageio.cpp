@@ -216,6 +216,12 @@ TEST(Bioimageio, RefusesWhatItCannotDo) {
     f << "mine";
   }
   EXPECT_EQ(status_of({{"model", models + "/dcl-vgg"}, {"out", out}}), CELLCOUNT_ERR_IO);
+  {
+    std::ofstream part(out + "2.part");  // a file of the user's where the export would stage its zip
+    part << "mine too";
+  }
+  EXPECT_EQ(status_of({{"model", models + "/dcl-vgg"}, {"out", out + "2"}}), CELLCOUNT_ERR_IO);
+  EXPECT_EQ(fs::file_size(out + "2.part"), 8u);
   std::ifstream f(out);
   std::string s;
   f >> s;
