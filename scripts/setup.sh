@@ -39,8 +39,8 @@ fi
 # 2 jobs: each LibTorch translation unit takes ~1 GB and ~12 s.
 cmake --build "$BUILD_DIR" -j "${CELLCOUNT_JOBS:-2}"
 
-# Front ends: each has its own set-up script (Python venv + napari plugin, Maven build of the Fiji plugin),
-# run after the library is built because they load it.
-for part in python java; do
+# Front ends: each has its own set-up script (Python venv + napari plugin, Maven build of the Fiji plugin, the
+# bioimage.io validation venv), run after the library is built because they load it.
+for part in python java bioimageio; do
   if [ -f "scripts/setup-$part.sh" ]; then bash "scripts/setup-$part.sh"; fi
 done

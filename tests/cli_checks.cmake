@@ -91,7 +91,7 @@ if(NOT EXISTS ${SCRATCH}/density/cells_00000_density.tif)
   message(SEND_ERROR "count --density wrote no cells_00000_density.tif")
 endif()
 # --- issue 21 items 8, 9 and the counted area: the 0-1 threshold, calibration, per-point measurements, labels;
-# all computed by the library (cellcount_measure.h), the CLI only writes them.
+# all computed by the library (cellcount.h, measurements), the CLI only writes them.
 expect("count relative threshold out of range" 1 "peak_threshold_relative.*\\[0, 1\\]" ${CLI} count
        --model ${DIR}/model --threshold-relative 1.5 ${DIR}/data/images/cells_00000.png)
 expect("count relative and absolute threshold" 1 "not both" ${CLI} count --model ${DIR}/model --threshold-relative 0.3

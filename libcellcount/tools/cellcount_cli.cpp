@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "cellcount/cellcount.h"
-#include "cellcount/cellcount_measure.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -79,7 +78,7 @@ usage:
   cellcount count --model DIR [options] INPUT...      count images, folders of images, TIFF stacks
       --device auto|cpu|cuda[:N]   --precision fp32|bf16|fp16   --threads N
       --tile N --overlap N --min-distance F
-      --threshold-relative R       peak threshold on the library's 0-1 scale (cellcount_measure.h; the
+      --threshold-relative R       peak threshold on the library's 0-1 scale (cellcount.h, measurements; the
                                    model's tuned value: model info "peak_threshold")
       --threshold F                the same as an absolute peak height (density units)
       --options JSON               the method's own prediction options, e.g. '{"mask_threshold": 0.5}'
@@ -102,6 +101,9 @@ usage:
   cellcount defaults --method M --kind train|evaluate|synthesize|predict
   cellcount options  --method M --kind train|evaluate|synthesize|predict   (type, default, range, doc)
   cellcount split --dataset DIR --out FILE.csv [--ratios 10,9,1] [--seed 0]
+  cellcount export --format bioimageio --model DIR --out FILE.zip [--test-image IMG] [--size N]
+                  [--exemplars X0,Y0,X1,Y1[;X0,...]] [--license SPDX] [--seed 0] [--threads N] [--overwrite]
+      BioImage Model Zoo package (spec 0.5): TorchScript weights, rdf.yaml, test tensors, cover, README
 
 Request fields of train/eval/synth: `cellcount defaults --method M --kind K`. Ctrl-C cancels cleanly.
 )";
@@ -358,7 +360,7 @@ void params_from(const Args& a, PredictSettings& s) {
     }
   }
   if (a.has("threshold_relative")) {
-    // The library maps it to the absolute threshold and checks the range (cellcount_measure.h).
+    // The library maps it to the absolute threshold and checks the range (cellcount.h, measurements).
     if (!options.is_null() && !options.is_object())
       throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "option --options expects a JSON object, got '" + a.get("options") + "'");
     options["peak_threshold_relative"] = number_opt(a, "threshold_relative", 0);
@@ -857,6 +859,43 @@ int cmd_split(const Args& a) {
   return 0;
 }
 
+// A model folder as a package for another tool (cellcount_export).
+int cmd_export(const Args& a) {
+  check_known_options(a, {"format", "model", "out", "test_image", "size", "exemplars", "license", "seed", "overwrite",
+                          "threads"});
+  apply_threads(a);
+  if (!a.has("model") || !a.has("out"))
+    throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "export: --model DIR and --out FILE.zip are required");
+  json req{{"format", a.get("format", "bioimageio")}, {"model", a.get("model")}, {"out", a.get("out")},
+           {"overwrite", a.get("overwrite") == "true"}};
+  if (a.has("test_image")) req["test_image"] = a.get("test_image");
+  if (a.has("size")) req["size"] = int_opt(a, "size", 0);
+  if (a.has("seed")) req["seed"] = int_opt(a, "seed", 0);
+  if (a.has("license")) req["license"] = a.get("license");
+  if (a.has("exemplars")) {
+    json boxes = json::array();
+    std::stringstream all(a.get("exemplars"));
+    for (std::string box; std::getline(all, box, ';');) {
+      json b = json::array();
+      std::stringstream ss(box);
+      for (std::string v; std::getline(ss, v, ',');) b.push_back(number_value("option --exemplars", v));
+      if (b.size() != 4)
+        throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "export: --exemplars expects X0,Y0,X1,Y1 boxes separated by ';', got '" + box + "'");
+      boxes.push_back(b);
+    }
+    req["exemplars"] = boxes;
+  }
+  char* out = nullptr;
+  check(cellcount_export(req.dump().c_str(), &out));
+  const json r = json::parse(take_string(out));
+  std::cout << "wrote " << r["out"].get<std::string>() << " (" << r["format"].get<std::string>() << ", method "
+            << r["method"].get<std::string>() << "); the test output sums to " << r["test_count"].get<double>() << "\n";
+  for (const auto& f : r["files"])
+    std::cout << "  " << f["name"].get<std::string>() << "  " << f["bytes"].get<uint64_t>() << " bytes  sha256 "
+              << f["sha256"].get<std::string>() << "\n";
+  return 0;
+}
+
 int cmd_defaults(const Args& a, bool metadata) {
   check_known_options(a, {"method", "kind"});
   char* out = nullptr;
@@ -887,6 +926,7 @@ int main(int argc, char** argv) {
     if (a.command == "defaults") return cmd_defaults(a, false);
     if (a.command == "options") return cmd_defaults(a, true);
     if (a.command == "split") return cmd_split(a);
+    if (a.command == "export") return cmd_export(a);
     std::cerr << "cellcount: unknown command '" << a.command << "'\n\n" << kUsage;
     return 2;
   } catch (const Error& e) {

@@ -612,6 +612,26 @@ int main(int argc, char** argv) {
     EXPECT_STATUS(cellcount_synthesize(req, NULL, NULL, &report), CELLCOUNT_ERR_IO);
   }
 
+  /* Export: the fixture's method has no bioimageio exporter; it and bad requests are refused, naming what is missing,
+   * and nothing is written (the shipped models' packages: tests/bioimageio and Bioimageio.*). */
+  {
+    char req[8192];
+    struct stat st;
+    snprintf(dir, sizeof dir, "%s/export.zip", scratch);
+    remove(dir);
+    snprintf(req, sizeof req, "{\"model\": \"%s\", \"out\": \"%s\", \"format\": \"bioimageio\"}", model, dir);
+    report = NULL;
+    EXPECT_STATUS(cellcount_export(req, &report), CELLCOUNT_ERR_UNSUPPORTED);
+    EXPECT(report == NULL, "no report from a refused export");
+    EXPECT(strstr(cellcount_last_error(), "no bioimageio export") != NULL, "the refusal names the missing export");
+    EXPECT_STATUS(cellcount_export(NULL, &report), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(cellcount_export("{\"model\": 1}", NULL), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(cellcount_export("not json", NULL), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    snprintf(req, sizeof req, "{\"model\": \"/nonexistent\", \"out\": \"%s\"}", dir);
+    EXPECT_STATUS(cellcount_export(req, NULL), CELLCOUNT_ERR_IO);
+    EXPECT(stat(dir, &st) != 0, "a refused export writes nothing");
+  }
+
   printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
 }

@@ -1,6 +1,5 @@
 /* The public header compiles as C99 with -Wall -Wextra -Werror -pedantic and needs nothing else. */
 #include "cellcount/cellcount.h"
-#include "cellcount/cellcount_measure.h"
 
 #include <stdio.h>
 #include <string.h>

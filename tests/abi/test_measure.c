@@ -1,8 +1,7 @@
-/* C-only test of cellcount_measure.h (issue 21 items 8, 9 and the counted area): the 0-1 peak threshold scale,
+/* C-only test of cellcount.h, measurements (issue 21 items 8, 9 and the counted area): the 0-1 peak threshold scale,
  * the measurements of a result (counted area, cells per unit2, per-point intensity, labels) with the fixture.
  * usage: cellcount_test_measure MODEL_DIR.  Prints "N passed, M failed"; exit 0 only when nothing failed. */
 #include "cellcount/cellcount.h"
-#include "cellcount/cellcount_measure.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "cellcount/cellcount.h"
-#include "cellcount/cellcount_measure.h"
 
 /* ---------------------------------------------------------------- cached JVM handles (set in JNI_OnLoad) */
 
@@ -743,7 +742,7 @@ JNIEXPORT jfloatArray JNICALL Java_org_cellcount_Native_resultImage(JNIEnv * env
   return a;
 }
 
-/* ---- cellcount_measure.h: measurements of a result, its label image, the 0-1 peak threshold scale */
+/* ---- cellcount.h, measurements: measurements of a result, its label image, the 0-1 peak threshold scale */
 
 JNIEXPORT jdouble JNICALL Java_org_cellcount_Native_peakThresholdConvert(JNIEnv * env, jclass cls, jdouble value,
                                                                         jboolean toRelative) {

@@ -125,10 +125,12 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cellcount_result_image_size": (status_t, [c_void_p, c_int32, POINTER(c_int64), POINTER(c_int64),
                                                POINTER(c_int64)]),
     "cellcount_result_image": (status_t, [c_void_p, c_int32, POINTER(c_float), c_size_t]),
-    # cellcount_measure.h: measurements of a result, label image, the 0-1 peak threshold scale
+    # cellcount.h, measurements: measurements of a result, label image, the 0-1 peak threshold scale
     "cellcount_peak_threshold_convert": (status_t, [c_double, c_int32, POINTER(c_double)]),
     "cellcount_result_measure": (status_t, [c_void_p, c_char_p, POINTER(c_void_p)]),
     "cellcount_result_labels": (status_t, [c_void_p, POINTER(c_int32), c_size_t]),
+    # export of a model folder as a package for another tool (the CLI's export; not wrapped in api.py yet)
+    "cellcount_export": (status_t, [c_char_p, POINTER(c_void_p)]),
     # train, evaluate, synthesize
     "cellcount_train": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),
     "cellcount_evaluate": (status_t, [c_char_p, PROGRESS_FN, c_void_p, POINTER(c_void_p)]),

@@ -268,7 +268,7 @@ def predict_defaults() -> dict:
     for name in _PARAM_FIELDS:
         v = getattr(p, name)
         out[name] = v.decode() if isinstance(v, bytes) else v
-    out["peak_threshold_relative"] = float("nan")  # the 0-1 threshold (cellcount_measure.h), sent in options_json
+    out["peak_threshold_relative"] = float("nan")  # the 0-1 threshold (cellcount.h, measurements), sent in options_json
     return out
 
 
@@ -430,7 +430,7 @@ def _measure(r: c_void_p, calibration: dict | None) -> tuple[dict, np.ndarray | 
 
 
 def peak_threshold_relative(absolute: float) -> float:
-    """The library's 0-1 scale of the peak threshold for an absolute peak height (cellcount_measure.h)."""
+    """The library's 0-1 scale of the peak threshold for an absolute peak height (cellcount.h, measurements)."""
     out = c_double()
     _raise(_lib.lib().cellcount_peak_threshold_convert(float(absolute), 1, byref(out)))
     return out.value

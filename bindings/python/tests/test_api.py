@@ -487,7 +487,7 @@ def test_dataset_read_and_split(fixture_model, tmp_path):
     assert e.value.status == Status.ERR_IO
 
 
-# ------------------------------------------------------------------ cellcount_measure.h (issue 21)
+# ------------------------------------------------------------------ cellcount.h, measurements (issue 21)
 
 
 def test_peak_threshold_scale_is_the_librarys(model):

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cellcount/cellcount.h"
-#include "cellcount/cellcount_measure.h"
+#include "core/bioimageio.h"
 #include "core/dataset.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -48,7 +48,7 @@ namespace {
 
 thread_local std::string t_last_error;
 
-// The 0-1 scale of the peak threshold (cellcount_measure.h): logarithmic over the tuner's range
+// The 0-1 scale of the peak threshold (cellcount.h, measurements): logarithmic over the tuner's range
 // (core/peaks peak_threshold_grid: 0.0002 up to 0.5).
 constexpr double kRelativeMin = 0.0002, kRelativeMax = 0.5;
 double threshold_to_relative(double absolute) {
@@ -387,7 +387,7 @@ const char* cellcount_model_info(cellcount_model* m) {
     j["needs_exemplars"] = m->spec->needs_exemplars;
     j["fixture"] = m->spec->fixture;
     j["path"] = m->files.dir;
-    // The threshold on the 0-1 scale front ends show and take (cellcount_measure.h; issue 21 item 8).
+    // The threshold on the 0-1 scale front ends show and take (cellcount.h, measurements; issue 21 item 8).
     const auto [thr, tuned] = model_peak_threshold(j);
     j["peak_threshold"] = {{"value", thr},
                            {"relative", threshold_to_relative(thr)},
@@ -452,7 +452,7 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
                "predict: params.options_json must be a JSON object of " + m->spec->id + " prediction options");
     }
 
-    // The generic 0-1 threshold (cellcount_measure.h) rides in options_json; the method never sees it.
+    // The generic 0-1 threshold (cellcount.h, measurements) rides in options_json; the method never sees it.
     float peak_threshold = p.peak_threshold;
     if (caller_options.is_object() && caller_options.contains("peak_threshold_relative")) {
       const auto& rel = caller_options["peak_threshold_relative"];
@@ -727,6 +727,14 @@ cellcount_status cellcount_split(const char* request_json, char** out_report) {
                                             {"test", ds.indices("test").size()},
                                             {"val", ds.indices("val").size()}}
                                  .dump());
+  });
+}
+
+cellcount_status cellcount_export(const char* request_json, char** out_report) {
+  if (out_report) *out_report = nullptr;
+  return guard([&] {
+    const auto report = export_model(parse_request(request_json, "export"));
+    if (out_report) *out_report = dup_string(report.dump());
   });
 }
 

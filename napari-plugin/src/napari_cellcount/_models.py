@@ -62,7 +62,7 @@ def tuned_values(model_dir: str | Path) -> dict:
         return {}
     out = {k: v for k, v in t.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
         if isinstance(t, dict) else {}
-    if "peak_threshold" in out:  # the same on the library's 0-1 scale (cellcount_measure.h), as the form takes it
+    if "peak_threshold" in out:  # the same on the library's 0-1 scale (cellcount.h, measurements), as the form takes it
         try:
             out["peak_threshold_relative"] = cellcount.peak_threshold_relative(out["peak_threshold"])
         except cellcount.CellCountError:

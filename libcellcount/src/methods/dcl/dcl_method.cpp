@@ -3,7 +3,9 @@
 // count) and localizer (fine map) -> stitched; the fine map is rescaled to sum to the counter's count,
 // cell points are its peaks (threshold tuned on the validation split). Training: the counter first (count
 // loss on random crops), then the localizer with the counter frozen (MSE to Gaussian dot maps).
+#include "core/bioimageio.h"
 #include "core/method.h"
+#include "methods/dcl/dcl_export.h"
 #include "methods/dcl/dcl_predict.h"
 #include "methods/dcl/dcl_train.h"
 
@@ -16,6 +18,7 @@ MethodSpec method_spec_dcl() {
   s.load = [](const ModelFiles& f) { return make_method(f); };
   s.train = train;
   s.options = [](const std::string& kind) { return kind == "train" ? train_options() : Options{}; };
+  register_exporter("dcl", "bioimageio", export_bioimageio);
   return s;
 }
 }  // namespace cellcount

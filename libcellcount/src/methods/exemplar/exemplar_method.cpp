@@ -5,9 +5,11 @@
 // counter on single-kind tiles (L2 to Gaussian dot maps); (2) pseudo masks on the multi-kind benchmark's
 // training images: K-means (K = k_min..k_max) of patch embeddings with the exemplar, the K whose masked
 // density is closest (L2) to the ground truth (eq. 5); (3) the segmentation model, L2 to those masks (eq. 7).
+#include "core/bioimageio.h"
 #include "core/method.h"
 #include "core/options.h"
 #include "methods/exemplar/exemplar_eval.h"
+#include "methods/exemplar/exemplar_export.h"
 #include "methods/exemplar/exemplar_predict.h"
 #include "methods/exemplar/exemplar_train.h"
 
@@ -43,6 +45,7 @@ MethodSpec method_spec_exemplar() {
     if (kind == "predict") return predict_options();
     return Options{};
   };
+  register_exporter("exemplar", "bioimageio", export_bioimageio);
   return s;
 }
 }  // namespace cellcount

@@ -99,7 +99,7 @@ public final class CellCount {
     return out;
   }
 
-  /** The library's 0-1 scale of the peak threshold for an absolute peak height (cellcount_measure.h). */
+  /** The library's 0-1 scale of the peak threshold for an absolute peak height (cellcount.h, measurements). */
   public static double peakThresholdRelative(double absolute) throws CellCountException {
     load();
     return Native.peakThresholdConvert(absolute, true);

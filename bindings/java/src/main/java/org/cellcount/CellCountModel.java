@@ -171,7 +171,7 @@ public final class CellCountModel implements AutoCloseable {
       }
     }
     PredictParams pp = params != null ? params : PredictParams.defaults();
-    // the 0-1 threshold rides in the options JSON (cellcount_measure.h); the caller's params are left as given
+    // the 0-1 threshold rides in the options JSON (cellcount.h, measurements); the caller's params are left as given
     String given = pp.optionsJson;
     long r;
     try {

@@ -84,7 +84,7 @@ final class Native {
   static native void resultPoints(long result, float[] xy, int[] classes, float[] scores) throws CellCountException;
   static native long[] resultImageSize(long result, int kind) throws CellCountException;
   static native float[] resultImage(long result, int kind) throws CellCountException;
-  // cellcount_measure.h
+  // cellcount.h, measurements
   static native double peakThresholdConvert(double value, boolean toRelative) throws CellCountException;
   static native byte[] resultMeasure(long result, byte[] requestJson) throws CellCountException;
   static native int[] resultLabels(long result) throws CellCountException;

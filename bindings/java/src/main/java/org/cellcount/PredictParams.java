@@ -27,7 +27,7 @@ public final class PredictParams {
   /** Keep the density map in the result. */
   public boolean wantDensity;
   /**
-   * The peak threshold on the library's 0-1 scale (cellcount_measure.h; sent as options_json's
+   * The peak threshold on the library's 0-1 scale (cellcount.h, measurements; sent as options_json's
    * "peak_threshold_relative"); NaN = the model's tuned value. Not with {@link #peakThreshold}.
    */
   public float peakThresholdRelative = Float.NaN;

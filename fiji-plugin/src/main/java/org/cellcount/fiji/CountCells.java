@@ -173,7 +173,7 @@ public class CountCells implements PlugIn {
     gd.addChoice("Precision", precisions(p.precision), p.precision);
     gd.addNumericField("Tile size (0 = the model's)", p.tileSize, 0);
     gd.addNumericField("Overlap of tiles (-1 = the model's)", p.tileOverlap, 0);
-    // the peak threshold on the library's 0-1 scale (cellcount_measure.h), with the models' tuned values
+    // the peak threshold on the library's 0-1 scale (cellcount.h, measurements), with the models' tuned values
     gd.addStringField("Relative threshold of peaks (0-1)", Support.formatOptional(p.peakThresholdRelative), 8);
     String tuned = tunedRelative(models);
     if (!tuned.isEmpty()) gd.addMessage("Tuned relative threshold (used when empty): " + tuned);
