@@ -438,6 +438,9 @@ def count_files(client: Client, inputs: Sequence[str | os.PathLike] | str | os.P
 
     def submit(f: str, z: int):
         key = _row_key(f, z + 1, sha, settings)
+        if f"cellcount-plane-{key}" in meta:  # a file given twice: one task, one row
+            report.skipped += 1
+            return None
         fut = client.submit(_count_plane, f, z, plugin.model, sha, params, options, boxes_of(f),
                             key=f"cellcount-plane-{key}", retries=retries)
         meta[fut.key] = (f, z, key)
@@ -456,6 +459,7 @@ def count_files(client: Client, inputs: Sequence[str | os.PathLike] | str | os.P
                 report.skipped += 1
             else:
                 futures.append(submit(f, z))
+    futures = [f for f in futures if f is not None]
     try:
         ac = as_completed(futures)
         for fut in ac:
@@ -476,8 +480,8 @@ def count_files(client: Client, inputs: Sequence[str | os.PathLike] | str | os.P
                 for zz in range(1, planes):
                     if (f, zz + 1) in done:
                         report.skipped += 1
-                    else:
-                        ac.add(submit(f, zz))
+                    elif (fz := submit(f, zz)) is not None:
+                        ac.add(fz)
             e = gt.find(f)
             has_truth = e is not None and isinstance(e.get("count"), (int, float)) and planes == 1
             t = float(e["count"]) if has_truth else math.nan

@@ -108,13 +108,13 @@ def test_a_foreign_file_is_refused_and_kept(thread_client, fixture_model, images
         ccd.count_files(thread_client, [images / "ds"], fixture_model, out=tmp_path / "x.csv", tile=64)
 
 
-def test_a_bad_file_gets_no_row_and_is_reported(thread_client, fixture_model, images, tmp_path):
+def test_a_bad_file_gets_no_row_and_a_repeated_one_counts_once(thread_client, fixture_model, images, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     good = sorted((images / "ds").rglob("*.png"))[:2]
     out = tmp_path / "t.csv"
-    rep = ccd.count_files(thread_client, [*good, bad], fixture_model, out=out)
-    assert rep.written == 2 and not rep.ok
+    rep = ccd.count_files(thread_client, [*good, bad, good[0]], fixture_model, out=out)
+    assert rep.written == 2 and rep.skipped == 1 and not rep.ok  # a file given twice is counted once
     assert [f[0] for f in rep.failed] == [str(bad)] and rep.failed[0][1].startswith("CELLCOUNT_ERR")
     assert {r["image"] for r in read_rows(out)} == {str(g) for g in good}
 
@@ -150,6 +150,9 @@ def test_a_killed_worker_loses_and_doubles_no_row(fixture_model, images, tmp_pat
                 killed.append(busy[0])
 
         rep = ccd.count_files(client, [many], fixture_model, out=out, on_row=kill_a_busy_worker)
+        client.wait_for_workers(2, timeout=120)
+        loads = client.run(ccd._loads)  # the survivor and the nanny's new process: one load each
+    assert len(loads) == 2 and set(loads.values()) == {1}, loads
     assert killed, "no worker was busy after the first row"
     rows = read_rows(out)
     names = sorted(r["image"] for r in rows)
@@ -215,3 +218,11 @@ def test_count_array_blocks_own_their_points(thread_client, fixture_model, image
         ccd.count_array(thread_client, img, fixture_model, block=64, halo=need - 1)
     with pytest.raises(cellcount.CellCountError, match="expected one 2-D image"):
         ccd.count_array(thread_client, np.zeros((2, 64, 64, 3, 1), np.float32), fixture_model)
+
+
+def test_library_errors_cross_process_boundaries():
+    """Workers send exceptions to the client pickled; a CellCountError keeps its status and message."""
+    import pickle
+    e = pickle.loads(pickle.dumps(cellcount.CellCountError(20, "cannot read 'x.png'")))
+    assert isinstance(e, cellcount.CellCountError) and e.status == cellcount.Status.ERR_IO
+    assert e.message == "cannot read 'x.png'" and str(e) == "CELLCOUNT_ERR_IO: cannot read 'x.png'"
