@@ -20,7 +20,8 @@ apt_install_missing "cellcount setup-python" "${PACKAGES[@]}"
 # Pinned ranges; the two local packages are installed editable in the same pip call, so the plugin's
 # dependency "libcellcount" resolves to bindings/python and never to an index.
 SPECS=("numpy>=1.24,<3" "napari>=0.5,<0.10" "PyQt6>=6.5,<7" "imageio>=2.20,<3" "tifffile>=2022.5"
-       "pytest>=8,<10" "pytest-qt>=4.4,<5")
+       "pytest>=8,<10" "pytest-qt>=4.4,<5"
+       "dask[distributed]==2026.8.0" "pyarrow>=14,<27")   # cellcount.dask (the binding's `dask` extra); Parquet tables
 LOCAL=(-e bindings/python -e napari-plugin)
 
 PY=${CELLCOUNT_PYTHON:-python3}
@@ -32,7 +33,7 @@ stamp_of() {
 want=$(stamp_of)
 stamp_file=$VENV/.cellcount-setup-stamp
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$want" ] &&
-   QT_API=pyqt6 "$VENV/bin/python" -c 'import cellcount, napari_cellcount, napari, PyQt6, pytestqt' 2>/dev/null; then
+   QT_API=pyqt6 "$VENV/bin/python" -c 'import cellcount, napari_cellcount, napari, PyQt6, pytestqt, distributed, pyarrow' 2>/dev/null; then
   echo "cellcount setup-python: $VENV up to date"
   exit 0
 fi
@@ -52,6 +53,6 @@ for qt5 in PyQt5 PySide2; do
 done
 echo "cellcount setup-python: installing into $VENV: ${SPECS[*]} ${LOCAL[*]}"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${SPECS[@]}" "${LOCAL[@]}"
-QT_API=pyqt6 "$VENV/bin/python" -c 'import cellcount, napari_cellcount, napari, PyQt6, pytestqt'
+QT_API=pyqt6 "$VENV/bin/python" -c 'import cellcount, napari_cellcount, napari, PyQt6, pytestqt, distributed, pyarrow'
 echo "$want" > "$stamp_file"
 echo "cellcount setup-python: $VENV ready"

@@ -54,6 +54,9 @@ class CellCountError(Exception):
         self.message = message
         super().__init__(f"{self.status_name}: {message}")
 
+    def __reduce__(self):  # pickles as (status, message), e.g. from a Dask worker to its client
+        return (self.__class__, (int(self.status), self.message))
+
 
 class Cancelled(CellCountError):
     """A progress callback asked to stop (CELLCOUNT_CANCELLED). The model handle stays usable."""
