@@ -76,12 +76,13 @@ const char* kUsage = R"(cellcount — deep-learning cell counting
 usage:
   cellcount info
   cellcount count --model DIR [options] INPUT...      count images, folders of images, TIFF stacks
-      --device auto|cpu|cuda[:N]   --precision fp32|bf16|fp16   --threads N
+      --device auto|cpu|cuda[:N]   --precision auto|fp32|bf16|fp16   --threads N (default: cores available)
       --tile N --overlap N --min-distance F
       --threshold-relative R       peak threshold on the library's 0-1 scale (cellcount.h, measurements; the
                                    model's tuned value: model info "peak_threshold")
       --threshold F                the same as an absolute peak height (density units)
-      --options JSON               the method's own prediction options, e.g. '{"mask_threshold": 0.5}'
+      --options JSON               the method's own prediction options, e.g. '{"mask_threshold": 0.5}',
+                                   '{"localize": false}' (dcl: count only, no points, about 3x faster)
                                    (list: cellcount options --method M --kind predict)
       --exemplars boxes.csv        (image,x0,y0,x1,y1; for models that count like exemplars)
       --truth DATASET_DIR          (counts.csv/points.csv; a folder INPUT with them is used as truth too)
@@ -777,7 +778,7 @@ int cmd_bench(const Args& a) {
       boxes.push_back(cellcount_box{x - 8, y - 8, x + 8, y + 8});
     }
   std::vector<double> ms;
-  std::string used_device;
+  std::string used_device, used_precision;
   for (int64_t r = 0; r <= repeat; ++r) {  // r == 0 is the warm-up
     ResultHandle rh;
     const auto t0 = std::chrono::steady_clock::now();
@@ -785,6 +786,7 @@ int cmd_bench(const Args& a) {
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (r > 0) ms.push_back(dt);
     used_device = cellcount_result_device(rh.r);
+    used_precision = cellcount_result_precision(rh.r);
   }
   std::sort(ms.begin(), ms.end());
   json mosaic = nullptr;
@@ -829,7 +831,7 @@ int cmd_bench(const Args& a) {
          {"method", info.value("method", "")},
          {"size", size},
          {"device", used_device},
-         {"precision", ps.precision},
+         {"precision", used_precision},  // the one that ran ("auto" resolves per model)
          {"threads", library_info()["devices"]["threads"]},
          {"exemplars", boxes.size()},
          {"repeats", repeat},

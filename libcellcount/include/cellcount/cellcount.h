@@ -154,7 +154,11 @@ CELLCOUNT_API const char * cellcount_model_info(cellcount_model * m);
 typedef struct cellcount_predict_params {
   uint32_t struct_size;        /* set by cellcount_predict_default_params(); do not change */
   const char * device;         /* "auto" (default), "cpu", "cuda", "cuda:N"; BORROWED */
-  const char * precision;      /* "fp32" (default), "bf16", "fp16"; BORROWED */
+  const char * precision;      /* "auto" (default), "fp32", "bf16", "fp16"; BORROWED. "auto": bf16 on
+                                  CUDA and on CPUs with AMX or AVX512-BF16, kept for a model only if a
+                                  one-time check on its first image (centre 256x256) gives a count within
+                                  2 % (or 0.5 cells) of fp32 and runs faster; else fp32.
+                                  cellcount_result_precision says which ran. */
   int32_t tile_size;           /* 0 = the model's default; else >= 32 */
   int32_t tile_overlap;        /* -1 = the model's default; else 0 <= overlap < tile_size/2 */
   float peak_threshold;        /* NAN = the model's tuned value */

@@ -2,11 +2,18 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <sched.h>
+
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "core/hw.h"
 #include "core/limits.h"
+
+#include <cmath>
 
 namespace cellcount {
 
@@ -37,14 +44,47 @@ std::string device_name(const torch::Device& d) {
   return d.is_cuda() ? "cuda:" + std::to_string(d.has_index() ? d.index() : 0) : "cpu";
 }
 
+namespace {
+// Native bf16 arithmetic on this CPU, read at run time from /proc/cpuinfo's flags: AMX (amx_bf16) or
+// AVX512-BF16. Without them LibTorch emulates bf16 (measured 5-10x slower than fp32 on AVX2, issue 25).
+bool read_cpu_flag(bool amx_only) {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w)
+      if (w == "amx_bf16" || (!amx_only && w == "avx512_bf16")) return true;
+    return false;
+  }
+  return false;
+}
+}  // namespace
+
+bool cpu_has_native_bf16() {
+  static const bool has = read_cpu_flag(false);
+  return has;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool has = read_cpu_flag(true);
+  return has;
+}
+
 torch::ScalarType resolve_precision(const std::string& spec, const torch::Device& device) {
   if (spec.empty() || spec == "fp32") return torch::kFloat32;
+  // "auto": bf16 on CUDA and on CPUs with AMX, else fp32. AVX512-BF16 without AMX is not enough: there
+  // LibTorch 1.13's bf16 dcl inference took 1.7x fp32's time (Xeon, 512x512, 2 threads). Inference (capi
+  // predict) also tries bf16 on AVX512-BF16 and keeps it per model only when it measured faster and the
+  // count held.
+  if (spec == "auto") return device.is_cuda() || cpu_has_amx_bf16() ? torch::kBFloat16 : torch::kFloat32;
   if (spec == "bf16") return torch::kBFloat16;
   if (spec == "fp16") {
     CC_CHECK(device.is_cuda(), CELLCOUNT_ERR_UNSUPPORTED, "precision fp16 needs a CUDA device; use bf16 on CPU");
     return torch::kFloat16;
   }
-  fail(CELLCOUNT_ERR_INVALID_ARGUMENT, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"" + echo(spec) + "\"");
+  fail(CELLCOUNT_ERR_INVALID_ARGUMENT, "precision: expected \"auto\", \"fp32\", \"bf16\" or \"fp16\", got \"" + echo(spec) + "\"");
 }
 
 std::string precision_name(torch::ScalarType t) {
@@ -84,7 +124,29 @@ nlohmann::json device_info() {
   j["cuda_devices"] = torch::cuda::is_available() ? int(torch::cuda::device_count()) : 0;
   j["threads"] = at::get_num_threads();
   j["cores"] = int(std::thread::hardware_concurrency());
+  j["cores_available"] = available_cores();
+  j["native_bf16"] = cpu_has_native_bf16();
   return j;
+}
+
+int available_cores() {
+  int n = int(std::max(1u, std::thread::hardware_concurrency()));
+  // The CPUs this process may run on (taskset, container cpusets).
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = std::max(1, std::min(n, int(CPU_COUNT(&set))));
+  // A cgroup v2 CPU quota ("max 100000" = none; "200000 100000" = 2 CPUs).
+  std::ifstream f("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  double period = 0;
+  if (f >> quota >> period && quota != "max" && period > 0) {
+    try {
+      const double q = std::stod(quota) / period;
+      if (q > 0) n = std::max(1, std::min(n, int(std::ceil(q))));
+    } catch (const std::exception&) {
+    }
+  }
+  return std::min(n, kDefaultThreadCap);
 }
 
 namespace {
@@ -92,7 +154,7 @@ std::once_flag g_threads_once;
 }
 
 void default_threads_once() {
-  std::call_once(g_threads_once, [] { at::set_num_threads(int(std::max(1u, std::thread::hardware_concurrency()))); });
+  std::call_once(g_threads_once, [] { at::set_num_threads(available_cores()); });
 }
 
 void set_threads(int n) {
@@ -100,7 +162,7 @@ void set_threads(int n) {
   // Bounded: 2000 threads made the next parallel call take minutes (thread creation and oversubscription).
   CC_CHECK(n >= 0 && n <= kMaxThreads, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "threads must be in 0.." + std::to_string(kMaxThreads) + " (0 = one per core), got " + std::to_string(n));
-  if (n == 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (n == 0) n = available_cores();
   at::set_num_threads(n);
 }
 

@@ -64,12 +64,13 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
                  std::to_string(region.size(0)));
     in.region = region.to(torch::kBool);
   }
-  PredictOptions opt = options;
+  // The tiling is checked here for every method (a bad overlap is refused before any work); the method
+  // resolves it itself (resolve_tiling), so that a tile left to the library (0) reaches it as 0: dcl then
+  // sizes its tiles from a memory budget (issue 25).
   const auto info = method.info();
-  std::tie(opt.tile_size, opt.tile_overlap) =
-      resolve_tiling(options.tile_size, options.tile_overlap, info.contains("tiling") ? info["tiling"] : nlohmann::json());
+  resolve_tiling(options.tile_size, options.tile_overlap, info.contains("tiling") ? info["tiling"] : nlohmann::json());
   torch::NoGradGuard no_grad;
-  Prediction p = method.predict(in, opt);
+  Prediction p = method.predict(in, options);
   // Choice: a count that is not finite is refused, never returned with OK (one pixel of 3.4e38 gave NaN).
   bool finite = std::isfinite(p.count);
   for (double c : p.class_counts) finite = finite && std::isfinite(c);

@@ -14,9 +14,11 @@ namespace cellcount::dcl {
 // it stitches seam-free like any full-resolution map.
 torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w);
 
-// Both maps ([2,h,w]: fine, spread coarse) of a normalised, scaled image [C,h,w], tiled and stitched.
+// Both maps ([2,h,w]: fine, spread coarse; with localize false the localizer is skipped and both are the
+// spread coarse map) of a normalised, scaled image [C,h,w], tiled and stitched.
 torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
-                         const torch::Device& device, torch::ScalarType precision, const Progress& progress);
+                         const torch::Device& device, torch::ScalarType precision, const Progress& progress,
+                         bool localize = true);
 
 // The fine map rescaled so that it sums to the counter's count (paper: the localizer distributes the count).
 torch::Tensor rescaled_fine(const torch::Tensor& maps);

@@ -389,3 +389,57 @@ TEST_F(DclModel, BadInputsGetClearStatuses) {
   cellcount_result_free(r);
   cellcount_model_free(m);
 }
+
+// Issue 25: the inference copy has every BatchNorm folded into its convolution; its fine map matches the
+// unfolded network's (rescaled to the count), and count only (option localize false) skips the localizer:
+// same count, no points, the density is the counter's coarse map.
+TEST_F(DclModel, FoldedBatchNormAndCountOnlyKeepTheCount) {
+  const auto files = read_model((root_ / "model").string());
+  DclNet net(DclConfig::from_json(files.meta["architecture"]));
+  load_weights(*net, files);
+  net->eval();
+  auto img = torch::rand({1, 64, 64}) * 200;
+  const auto spec = InputSpec::from_json(files.meta["input"]);
+  torch::Tensor fine;
+  double count;
+  {
+    torch::NoGradGuard ng;
+    auto x = spec.prepare(img).unsqueeze(0);
+    auto coarse = net->counter->forward(x);
+    count = coarse.sum().item<double>();
+    fine = net->localizer->forward(x, coarse)[0][0];
+    fine = fine * (count / fine.sum().item<double>());
+  }
+  const auto& ms = find_method("dcl");
+  auto m = ms.load(files);
+  PredictOptions o;
+  auto full = predict_image(*m, ms, img, {}, {}, o);
+  EXPECT_NEAR(full.count, count, 1e-4 * (1 + count));
+  EXPECT_LT((full.density - fine).abs().max().item<double>(), 1e-4 * (1e-3 + fine.abs().max().item<double>()));
+  o.method_options = {{"localize", false}};
+  auto only = predict_image(*m, ms, img, {}, {}, o);
+  EXPECT_NEAR(only.count, full.count, 1e-5 * (1 + full.count));
+  EXPECT_TRUE(only.points.empty());
+  EXPECT_NEAR(only.density.sum().item<double>(), full.count, 1e-3 * (1 + full.count));
+  // Through the C ABI: the option is declared (bool, default true) and a wrong type is refused by name.
+  cellcount_model* cm = nullptr;
+  ASSERT_EQ(cellcount_model_load((root_ / "model").string().c_str(), &cm), CELLCOUNT_OK) << cellcount_last_error();
+  std::vector<float> px(64 * 64, 10.0f);
+  for (size_t i = 0; i < px.size(); i += 37) px[i] = 200.0f;
+  cellcount_image_view v{px.data(), 64, 64, 1, 0, CELLCOUNT_DTYPE_F32, 0};
+  auto p = cellcount_predict_default_params();
+  p.precision = "fp32";
+  cellcount_result *ra = nullptr, *rb = nullptr;
+  ASSERT_EQ(cellcount_predict(cm, &v, nullptr, 0, nullptr, &p, &ra), CELLCOUNT_OK) << cellcount_last_error();
+  p.options_json = "{\"localize\": false}";
+  ASSERT_EQ(cellcount_predict(cm, &v, nullptr, 0, nullptr, &p, &rb), CELLCOUNT_OK) << cellcount_last_error();
+  EXPECT_NEAR(cellcount_result_count(rb), cellcount_result_count(ra), 1e-5 * (1 + cellcount_result_count(ra)));
+  EXPECT_EQ(cellcount_result_n_points(rb), 0u);
+  cellcount_result_free(ra);
+  cellcount_result_free(rb);
+  cellcount_result* rc = nullptr;
+  p.options_json = "{\"localize\": 3}";
+  EXPECT_EQ(cellcount_predict(cm, &v, nullptr, 0, nullptr, &p, &rc), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("localize"), std::string::npos) << cellcount_last_error();
+  cellcount_model_free(cm);
+}
