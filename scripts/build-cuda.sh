@@ -48,7 +48,7 @@ t0=$(date +%s)
 # shellcheck disable=SC2086
 if ! cmake -S . -B "$DIR/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc \
     "${launcher[@]}" -DCMAKE_PREFIX_PATH="$SP/torch/share/cmake" -DCELLCOUNT_CUDA_WHEELS="$SP/nvidia" \
-    -DCELLCOUNT_CUDA=ON ${CELLCOUNT_CMAKE_ARGS:--DCELLCOUNT_BUILD_JNI=OFF} > "$DIR/configure.log" 2>&1; then
+    -DCELLCOUNT_CUDA=ON -DCELLCOUNT_PCH=ON ${CELLCOUNT_CMAKE_ARGS:--DCELLCOUNT_BUILD_JNI=OFF} > "$DIR/configure.log" 2>&1; then
   tail -30 "$DIR/configure.log"
   echo "build-cuda: configure failed; log: $DIR/configure.log" >&2
   exit 1
