@@ -32,4 +32,17 @@ for kind in asan tsan; do
     echo "== $kind took $(( $(date +%s) - t0 )) s"
   fi
 done
+# The CUDA build against the PyPI torch wheels (README "CUDA"): opt-in with CELLCOUNT_CI_CUDA=1, because it downloads
+# ~3 GB of wheels and compiles the library and tests once more (tens of minutes on 2 cores). Without a GPU its gpu
+# tests skip; the capi tests check that the CUDA-linked library works on the CPU.
+if [ "${CELLCOUNT_CI_CUDA:-0}" = 1 ]; then
+  echo "== CUDA build (scripts/build-cuda.sh)"
+  t0=$(date +%s)
+  if CELLCOUNT_CUDA_JOBS=${CELLCOUNT_JOBS:-2} bash scripts/build-cuda.sh; then
+    ctest --test-dir build-cuda/build -L "capi|gpu" --output-on-failure -j "${CELLCOUNT_TEST_JOBS:-2}" || status=1
+  else
+    status=1
+  fi
+  echo "== CUDA build took $(( $(date +%s) - t0 )) s"
+fi
 exit $status

@@ -1,6 +1,5 @@
 #include "core/device.h"
 
-#include <ATen/autocast_mode.h>
 
 #include <sched.h>
 
@@ -12,6 +11,7 @@
 #include "core/error.h"
 #include "core/hw.h"
 #include "core/limits.h"
+#include "core/torch_compat.h"
 
 #include <cmath>
 
@@ -32,7 +32,7 @@ torch::Device resolve_device(const std::string& spec) {
     }
     CC_CHECK(torch::cuda::is_available(), CELLCOUNT_ERR_DEVICE,
              "device \"" + s + "\" asked, but this LibTorch has no CUDA or no GPU is visible; use \"cpu\" or \"auto\"");
-    const int n = int(torch::cuda::device_count());
+    const int n = torch_compat::cuda_device_count();
     CC_CHECK(index < n, CELLCOUNT_ERR_DEVICE,
              "device \"" + s + "\": only " + std::to_string(n) + " CUDA device(s) visible");
     return torch::Device(torch::kCUDA, index);
@@ -91,28 +91,19 @@ std::string precision_name(torch::ScalarType t) {
   return t == torch::kBFloat16 ? "bf16" : t == torch::kFloat16 ? "fp16" : "fp32";
 }
 
-// The CPU autocast calls were renamed in LibTorch 2.4 (the old names are deprecated there).
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define CC_AUTOCAST_CPU_ENABLED() at::autocast::is_autocast_enabled(at::kCPU)
-#define CC_AUTOCAST_CPU_SET(on) at::autocast::set_autocast_enabled(at::kCPU, on)
-#define CC_AUTOCAST_CPU_DTYPE(t) at::autocast::set_autocast_dtype(at::kCPU, t)
-#else
-#define CC_AUTOCAST_CPU_ENABLED() at::autocast::is_cpu_enabled()
-#define CC_AUTOCAST_CPU_SET(on) at::autocast::set_cpu_enabled(on)
-#define CC_AUTOCAST_CPU_DTYPE(t) at::autocast::set_autocast_cpu_dtype(t)
-#endif
-
+// CPU bf16 autocast; the autocast calls differ between LibTorch 1.13 and 2.x (core/torch_compat.h).
+// On CUDA the guard is a no-op (as documented in device.h): CUDA autocast would need loss scaling for fp16.
 AutocastGuard::AutocastGuard(const torch::Device& device, torch::ScalarType precision) {
   on_ = device.is_cpu() && precision == torch::kBFloat16;
   if (!on_) return;
-  previous_ = CC_AUTOCAST_CPU_ENABLED();
-  CC_AUTOCAST_CPU_SET(true);
-  CC_AUTOCAST_CPU_DTYPE(at::kBFloat16);
+  previous_ = torch_compat::autocast_enabled(torch::kCPU);
+  torch_compat::set_autocast_enabled(torch::kCPU, true);
+  torch_compat::set_autocast_dtype(torch::kCPU, at::kBFloat16);
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!on_) return;
-  CC_AUTOCAST_CPU_SET(previous_);
+  torch_compat::set_autocast_enabled(torch::kCPU, previous_);
   at::autocast::clear_cache();
 }
 
@@ -121,7 +112,7 @@ nlohmann::json device_info() {
   j["libtorch"] = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
                   std::to_string(TORCH_VERSION_PATCH);
   j["cuda_available"] = torch::cuda::is_available();
-  j["cuda_devices"] = torch::cuda::is_available() ? int(torch::cuda::device_count()) : 0;
+  j["cuda_devices"] = torch_compat::cuda_device_count();
   j["threads"] = at::get_num_threads();
   j["cores"] = int(std::thread::hardware_concurrency());
   j["cores_available"] = available_cores();
