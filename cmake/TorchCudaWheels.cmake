@@ -34,8 +34,12 @@ file(GLOB _libdirs LIST_DIRECTORIES true ${_nv}/*/lib)
 
 # TorchConfig finds libtorch.so with find_library(... PATHS <wheel>/lib), which searches the system folders first:
 # on a machine with Debian's libtorch-dev it named /usr/lib/.../libtorch.so (1.13) in its message. Pin the wheel's.
+# Same for libc10.so (TORCH_LIBRARIES lists ${c10_LIBRARY}: Debian's libc10.so.1.13 beside the wheel's libtorch
+# aborted at start-up with a DispatchKeySet INTERNAL ASSERT) and libc10_cuda.so.
 get_filename_component(_torch ${_nv}/../torch ABSOLUTE)
 find_library(TORCH_LIBRARY torch PATHS ${_torch}/lib NO_DEFAULT_PATH)
+find_library(c10_LIBRARY c10 PATHS ${_torch}/lib NO_DEFAULT_PATH)
+find_library(C10_CUDA_LIBRARY c10_cuda PATHS ${_torch}/lib NO_DEFAULT_PATH)
 
 add_library(torch::cudart INTERFACE IMPORTED)
 set_property(TARGET torch::cudart PROPERTY INTERFACE_INCLUDE_DIRECTORIES ${_incs})
