@@ -29,10 +29,6 @@ struct cellcount_model {
   ModelFiles files;
   std::unique_ptr<Method> method;
   std::string info;  // cache for cellcount_model_info
-  // Precision "auto" (issue 25): the low precision the hardware offers, kept for this model only when a
-  // one-time check passed (auto_precision_check); -1 = not checked yet, 0 = fp32, 1 = the low precision.
-  int auto_low = -1;
-  std::string auto_reason;
 };
 
 struct cellcount_image {
@@ -141,45 +137,6 @@ void check_kind(const std::string& k, const char* what) {
 }
 
 // The generic prediction settings: the fields of cellcount_predict_params (NAN shown as null).
-// Precision "auto" keeps bf16 (fp16/bf16 on CUDA) for a model only when, on a centre crop (at most
-// kAutoCheckSide square) of the first image it predicts, the low-precision count is within
-// kAutoTolerance (relative) or kAutoFloor cells of fp32, and its best of two runs took less than
-// kAutoSpeedup x fp32's best of two. Else fp32.
-constexpr int64_t kAutoCheckSide = 256;
-constexpr double kAutoTolerance = 0.02, kAutoFloor = 0.5, kAutoSpeedup = 0.85;
-
-void auto_precision_check(cellcount_model* m, const torch::Tensor& image, const std::vector<Box>& boxes,
-                          const torch::Tensor& region, const PredictOptions& base, torch::ScalarType low) {
-  const int64_t H = image.size(1), W = image.size(2);
-  const int64_t h = std::min(H, kAutoCheckSide), w = std::min(W, kAutoCheckSide);
-  const int64_t y0 = (H - h) / 2, x0 = (W - w) / 2;
-  // Exemplar boxes refer to the whole image: the check then runs on the whole image (the method needs them).
-  const bool crop = boxes.empty() && !region.defined();
-  const auto img = crop ? image.slice(1, y0, y0 + h).slice(2, x0, x0 + w).contiguous() : image;
-  PredictOptions o = base;
-  o.want_density = false;
-  o.progress = Progress();
-  auto timed = [&](torch::ScalarType t, double& count) {
-    o.precision = t;
-    const auto t0 = std::chrono::steady_clock::now();
-    count = predict_image(*m->method, *m->spec, img, boxes, region, o).count;
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  double c32 = 0, c_low = 0;
-  timed(low, c_low);  // warm-up: the low-precision copy of the weights is made here
-  // Best of two each, interleaved: one noisy run on a busy machine chose bf16 where it was 1.2x slower.
-  double s32 = timed(torch::kFloat32, c32), s_low = timed(low, c_low);
-  s32 = std::min(s32, timed(torch::kFloat32, c32));
-  s_low = std::min(s_low, timed(low, c_low));
-  const double diff = std::abs(c_low - c32), tol = std::max(kAutoFloor, kAutoTolerance * std::abs(c32));
-  const bool keep = diff <= tol && s_low < kAutoSpeedup * s32;
-  m->auto_low = keep ? 1 : 0;
-  m->auto_reason = precision_name(low) + " " + (keep ? "kept" : "refused") + ": count " + std::to_string(c_low) +
-                   " vs fp32 " + std::to_string(c32) + " (tolerance " + std::to_string(tol) + "), " +
-                   std::to_string(s_low) + " s vs " + std::to_string(s32) + " s";
-  log_info("precision auto: " + m->auto_reason);
-}
-
 Options generic_predict_options() {
   auto unset = [](OptionSpec o) {  // NAN in the struct: null here
     o.default_value = nullptr;
@@ -441,7 +398,6 @@ const char* cellcount_model_info(cellcount_model* m) {
                            {"min", kRelativeMin},
                            {"max", kRelativeMax},
                            {"rule", "absolute = min * (max / min)^relative"}};
-    if (!m->auto_reason.empty()) j["precision_auto"] = m->auto_reason;
     m->info = j.dump();
   });
   if (s != CELLCOUNT_OK) m->info = "{}";
@@ -541,14 +497,9 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     for (size_t i = 0; i < n_exemplars; ++i)
       boxes.push_back(Box{exemplars[i].x0, exemplars[i].y0, exemplars[i].x1, exemplars[i].y1});
 
-    // "auto" tries the low precision wherever the hardware has it natively (AVX512-BF16 too, unlike
-    // training's auto), checked once per model.
-    const bool low_candidate = opt.device.is_cuda() || cpu_has_native_bf16();
-    if (precision_asked == "auto" && low_candidate) {
-      const auto low = torch::kBFloat16;  // CUDA and CPU alike
-      if (m->auto_low < 0) auto_precision_check(m, image, boxes, reg, opt, low);
-      opt.precision = m->auto_low == 1 ? low : torch::kFloat32;
-    }
+    // "auto" is a rule of the hardware alone (core/device: bf16 on CUDA and on CPUs with AMX, else fp32), the
+    // same for every call: a per-model timing check once chose bf16 on a busy AVX512-BF16 machine for some runs
+    // and not others, so the same image got different counts (issue 25).
     auto r = std::make_unique<cellcount_result>();
     r->p = predict_image(*m->method, *m->spec, image, boxes, reg, opt);
     if (r->p.class_counts.empty()) r->p.class_counts = {r->p.count};

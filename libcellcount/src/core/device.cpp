@@ -75,9 +75,8 @@ bool cpu_has_amx_bf16() {
 torch::ScalarType resolve_precision(const std::string& spec, const torch::Device& device) {
   if (spec.empty() || spec == "fp32") return torch::kFloat32;
   // "auto": bf16 on CUDA and on CPUs with AMX, else fp32. AVX512-BF16 without AMX is not enough: there
-  // LibTorch 1.13's bf16 dcl inference took 1.7x fp32's time (Xeon, 512x512, 2 threads). Inference (capi
-  // predict) also tries bf16 on AVX512-BF16 and keeps it per model only when it measured faster and the
-  // count held.
+  // LibTorch 1.13's bf16 dcl inference took 1.7x fp32's time (Xeon, 512x512, 2 threads). A rule of the
+  // hardware only, never a timing: the same image always gets the same precision on one machine.
   if (spec == "auto") return device.is_cuda() || cpu_has_amx_bf16() ? torch::kBFloat16 : torch::kFloat32;
   if (spec == "bf16") return torch::kBFloat16;
   if (spec == "fp16") {
