@@ -196,7 +196,7 @@ public class CellCountTest {
   public void paramsDefaultsComeFromTheLibrary() throws Exception {
     PredictParams p = PredictParams.defaults();
     assertEquals("auto", p.device);
-    assertEquals("fp32", p.precision);
+    assertEquals("auto", p.precision);  // the library's default (issue 25): bf16 on CUDA or AMX, else fp32
     assertEquals(0, p.tileSize);
     assertEquals(-1, p.tileOverlap);
     assertTrue(Float.isNaN(p.peakThreshold));
