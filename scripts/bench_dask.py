@@ -63,16 +63,19 @@ def bench_array(a) -> None:
         halo = ccd._halo_of(m.info)
     print(f"{a.image}: {img.shape[1]}x{img.shape[0]}, model {a.model} (tile overlap {halo}); "
           f"one library call: count {whole.count:.2f}, {whole.n_points} points, {t_whole:.1f} s")
-    print("\n| block | halo | blocks | count (blocks) | count (one call) | relative difference | points (blocks / one call) | s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| normalization | block | halo | blocks | count (blocks) | count (one call) | relative difference | "
+          "points (blocks / one call) | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     with LocalCluster(n_workers=a.n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
-        for b in a.block:
-            for h in (a.halo or [halo]):
-                got = ccd.count_array(client, img, a.model, block=b, halo=h, threads=a.threads)
-                rel = (got.count - whole.count) / whole.count
-                print(f"| {b} | {h} | {got.n_blocks} | {got.count:.2f} | {whole.count:.2f} | {100 * rel:+.2f} % | "
-                      f"{len(got.xy)} / {whole.n_points} | {got.seconds:.1f} |", flush=True)
+        for norm in a.normalization:
+            for b in a.block:
+                for h in (a.halo or [halo]):
+                    got = ccd.count_array(client, img, a.model, block=b, halo=h, threads=a.threads,
+                                          normalization=norm)
+                    rel = (got.count - whole.count) / whole.count
+                    print(f"| {norm} | {b} | {h} | {got.n_blocks} | {got.count:.2f} | {whole.count:.2f} | "
+                          f"{100 * rel:+.2f} % | {len(got.xy)} / {whole.n_points} | {got.seconds:.1f} |", flush=True)
 
 
 def main() -> int:
@@ -92,6 +95,7 @@ def main() -> int:
     g.add_argument("--halo", type=int, nargs="*")
     g.add_argument("--n-workers", type=int, default=2)
     g.add_argument("--threads", type=int, default=1)
+    g.add_argument("--normalization", nargs="+", default=["image", "block"], choices=["image", "block"])
     a = ap.parse_args()
     (bench_files if a.cmd == "files" else bench_array)(a)
     return 0

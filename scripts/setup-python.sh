@@ -21,7 +21,8 @@ apt_install_missing "cellcount setup-python" "${PACKAGES[@]}"
 # dependency "libcellcount" resolves to bindings/python and never to an index.
 SPECS=("numpy>=1.24,<3" "napari>=0.5,<0.10" "PyQt6>=6.5,<7" "imageio>=2.20,<3" "tifffile>=2022.5"
        "pytest>=8,<10" "pytest-qt>=4.4,<5"
-       "dask[distributed]==2026.8.0" "pyarrow>=14,<27")   # cellcount.dask (the binding's `dask` extra); Parquet tables
+       "dask[distributed]==2026.8.0" "pyarrow>=14,<27"    # cellcount.dask (the binding's `dask` extra); Parquet tables
+       "zarr>=3.1,<4")                                    # a zarr array counted in blocks (test_dask)
 LOCAL=(-e bindings/python -e napari-plugin)
 
 PY=${CELLCOUNT_PYTHON:-python3}

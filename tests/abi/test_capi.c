@@ -10,30 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int g_passed = 0, g_failed = 0;
-
-#define EXPECT(cond, what)                                                          \
-  do {                                                                              \
-    if (cond) {                                                                     \
-      ++g_passed;                                                                   \
-    } else {                                                                        \
-      ++g_failed;                                                                   \
-      fprintf(stderr, "FAILED %s:%d: %s [last error: %s]\n", __FILE__, __LINE__, what, \
-              cellcount_last_error());                                              \
-    }                                                                               \
-  } while (0)
-
-#define EXPECT_STATUS(call, want)                                                              \
-  do {                                                                                         \
-    cellcount_status s_ = (call);                                                              \
-    if (s_ == (want)) {                                                                        \
-      ++g_passed;                                                                              \
-    } else {                                                                                   \
-      ++g_failed;                                                                              \
-      fprintf(stderr, "FAILED %s:%d: %s gave %s, expected %s [%s]\n", __FILE__, __LINE__, #call, \
-              cellcount_status_name(s_), cellcount_status_name(want), cellcount_last_error());   \
-    }                                                                                          \
-  } while (0)
+#include "abi_check.h"
 
 static char g_path[4096];
 static const char* join(const char* a, const char* b) {
@@ -147,8 +124,7 @@ static int gpu_parity(const char* model) {
   cellcount_result_free(rc);
   cellcount_result_free(rg);
   cellcount_model_free(m);
-  printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return abi_check_summary();
 }
 
 int main(int argc, char** argv) {
@@ -247,8 +223,7 @@ int main(int argc, char** argv) {
   /* The real model. */
   EXPECT_STATUS(cellcount_model_load(model, &m), CELLCOUNT_OK);
   if (!m) {
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return 1;
+    return abi_check_summary();  /* the failed load counted: status 1 */
   }
   EXPECT(strstr(cellcount_model_info(m), "\"method\":\"selftest\"") != NULL, "model info names the method");
   EXPECT(strstr(cellcount_model_info(m), "\"needs_exemplars\":false") != NULL, "model info: needs_exemplars");
@@ -634,6 +609,5 @@ int main(int argc, char** argv) {
     EXPECT(stat(dir, &st) != 0, "a refused export writes nothing");
   }
 
-  printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return abi_check_summary();
 }

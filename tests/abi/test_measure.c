@@ -8,30 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_passed = 0, g_failed = 0;
-
-#define EXPECT(cond, what)                                                                      \
-  do {                                                                                          \
-    if (cond) {                                                                                 \
-      ++g_passed;                                                                               \
-    } else {                                                                                    \
-      ++g_failed;                                                                               \
-      fprintf(stderr, "FAILED %s:%d: %s [last error: %s]\n", __FILE__, __LINE__, what,        \
-              cellcount_last_error());                                                          \
-    }                                                                                           \
-  } while (0)
-
-#define EXPECT_STATUS(call, want)                                                              \
-  do {                                                                                         \
-    cellcount_status s_ = (call);                                                              \
-    if (s_ == (want)) {                                                                        \
-      ++g_passed;                                                                              \
-    } else {                                                                                   \
-      ++g_failed;                                                                              \
-      fprintf(stderr, "FAILED %s:%d: %s gave %s, expected %s [%s]\n", __FILE__, __LINE__, #call, \
-              cellcount_status_name(s_), cellcount_status_name(want), cellcount_last_error());   \
-    }                                                                                          \
-  } while (0)
+#include "abi_check.h"
 
 #define W 128
 #define H 128
@@ -50,6 +27,21 @@ static void make_image(void) {
 }
 
 /* The number after "key": in a JSON text (first occurrence at or after `from`), NAN when absent or null. */
+static int cmp_float(const void* a, const void* b) {
+  const float x = *(const float*)a, y = *(const float*)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile of the test image as cellcount.h documents the library's (every value, interpolated). */
+static double image_percentile(double p) {
+  static float sorted[H * W];
+  const double pos = p / 100.0 * (H * W - 1);
+  const int i0 = (int)floor(pos), i1 = i0 + 1 < H * W ? i0 + 1 : i0;
+  memcpy(sorted, g_img, sizeof sorted);
+  qsort(sorted, H * W, sizeof(float), cmp_float);
+  return sorted[i0] * (1 - (pos - i0)) + sorted[i1] * (pos - i0);
+}
+
 static double number_after(const char* json, const char* key) {
   char pat[128];
   const char* p;
@@ -120,8 +112,7 @@ int main(int argc, char** argv) {
 
   EXPECT_STATUS(cellcount_model_load(argv[1], &m), CELLCOUNT_OK);
   if (!m) {
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return 1;
+    return abi_check_summary();  /* the failed load counted: status 1 */
   }
   /* ---- the model's threshold on the scale, in its info */
   info = cellcount_model_info(m);
@@ -162,6 +153,32 @@ int main(int argc, char** argv) {
     p.options_json = "{\"peak_threshold_relative\": 0.5}";
     EXPECT_STATUS(cellcount_predict(m, &v, NULL, 0, NULL, &p, &r), CELLCOUNT_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(cellcount_last_error(), "not both") != NULL, "both thresholds: refused, saying so");
+  }
+
+  /* ---- the generic option normalization_range (issue 26: blocks of one image normalised as the whole) */
+  r = predict(m, "{\"normalization_range\": []}", NULL, CELLCOUNT_OK);
+  EXPECT(r && cellcount_result_count(r) == cellcount_result_count(r0), "[] = the image's own percentiles");
+  cellcount_result_free(r);
+  snprintf(opts, sizeof opts, "{\"normalization_range\": [%.17g, %.17g]}", image_percentile(1.0),
+           image_percentile(99.8));
+  r = predict(m, opts, NULL, CELLCOUNT_OK);
+  EXPECT(r && fabs(cellcount_result_count(r) - cellcount_result_count(r0)) <= 1e-5 * cellcount_result_count(r0),
+         "the image's own percentiles given as the range: the same count");
+  cellcount_result_free(r);
+  snprintf(opts, sizeof opts, "{\"normalization_range\": [%.17g, %.17g]}", image_percentile(1.0),
+           4 * image_percentile(99.8));
+  r = predict(m, opts, NULL, CELLCOUNT_OK);
+  EXPECT(r && fabs(cellcount_result_count(r) - cellcount_result_count(r0)) > 1e-3 * cellcount_result_count(r0),
+         "another range: another count (the method takes the range)");
+  cellcount_result_free(r);
+  {
+    const char* bad[] = {"{\"normalization_range\": [5, 5]}", "{\"normalization_range\": [1]}",
+                         "{\"normalization_range\": \"wide\"}", "{\"normalization_range\": [1, \"x\"]}"};
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof *bad; ++i) {
+      r = predict(m, bad[i], NULL, CELLCOUNT_ERR_INVALID_ARGUMENT);
+      EXPECT(strstr(cellcount_last_error(), "normalization_range") != NULL, "a bad range: the error names the option");
+    }
   }
 
   /* ---- measurements: uncalibrated */
@@ -240,6 +257,5 @@ int main(int argc, char** argv) {
   }
   cellcount_result_free(r0);
   cellcount_model_free(m);
-  printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return abi_check_summary();
 }

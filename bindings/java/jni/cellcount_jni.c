@@ -224,14 +224,21 @@ static jbyteArray take_string(JNIEnv * env, char * s) {
   return a;
 }
 
-JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_libraryInfo(JNIEnv * env, jclass cls) {
-  char * json = NULL;
-  cellcount_status s = cellcount_library_info(&json);
+/* The answer of a call that gives a library-owned string: that string as byte[] (freed) when s is OK, else
+ * the library's error thrown and NULL. */
+static jbyteArray string_result(JNIEnv * env, cellcount_status s, char * json) {
   if (s != CELLCOUNT_OK) {
+    cellcount_string_free(json);
     throw_last(env, s);
     return NULL;
   }
   return take_string(env, json);
+}
+
+JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_libraryInfo(JNIEnv * env, jclass cls) {
+  char * json = NULL;
+  cellcount_status s = cellcount_library_info(&json);
+  return string_result(env, s, json);
 }
 
 JNIEXPORT void JNICALL Java_org_cellcount_Native_setNumThreads(JNIEnv * env, jclass cls, jint n) {
@@ -262,8 +269,7 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_requestDefaults(JNIEnv * 
   if (m && k) {
     char * json = NULL;
     cellcount_status s = cellcount_request_defaults(m, k, &json);
-    if (s == CELLCOUNT_OK) out = take_string(env, json);
-    else throw_last(env, s);
+    out = string_result(env, s, json);
   }
   free(m);
   free(k);
@@ -278,8 +284,7 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_requestOptions(JNIEnv * e
   if (m && k) {
     char * json = NULL;
     cellcount_status s = cellcount_request_options(m, k, &json);
-    if (s == CELLCOUNT_OK) out = take_string(env, json);
-    else throw_last(env, s);
+    out = string_result(env, s, json);
   }
   free(m);
   free(k);
@@ -302,11 +307,7 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_jsonCall(JNIEnv * env, jc
       return NULL;
   }
   free(req);
-  if (s != CELLCOUNT_OK) {
-    throw_last(env, s);
-    return NULL;
-  }
-  return take_string(env, report);
+  return string_result(env, s, report);
 }
 
 JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_datasetRead(JNIEnv * env, jclass cls, jbyteArray dir,
@@ -322,11 +323,7 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_datasetRead(JNIEnv * env,
   cellcount_status s = cellcount_dataset_read(d, sf, &json);
   free(d);
   free(sf);
-  if (s != CELLCOUNT_OK) {
-    throw_last(env, s);
-    return NULL;
-  }
-  return take_string(env, json);
+  return string_result(env, s, json);
 }
 
 JNIEXPORT jboolean JNICALL Java_org_cellcount_Native_isImageFile(JNIEnv * env, jclass cls, jbyteArray path) {
@@ -390,7 +387,7 @@ JNIEXPORT jfloatArray JNICALL Java_org_cellcount_Native_imagePlane(JNIEnv * env,
   return a;
 }
 
-/* which: 0 train, 1 evaluate, 2 synthesize. */
+/* which: 0 train, 1 evaluate, 2 synthesize, 3 export (no progress). */
 JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_request(JNIEnv * env, jclass cls, jint which,
                                                               jbyteArray request, jobject bridge) {
   char * req = cstring(env, request, "request");
@@ -402,6 +399,7 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_request(JNIEnv * env, jcl
     case 0: s = cellcount_train(req, on_progress, &ctx, &report); break;
     case 1: s = cellcount_evaluate(req, on_progress, &ctx, &report); break;
     case 2: s = cellcount_synthesize(req, on_progress, &ctx, &report); break;
+    case 3: s = cellcount_export(req, &report); break;
     default:
       free(req);
       throw_status(env, SHIM_INVALID, "request: unknown kind of request");
@@ -759,11 +757,7 @@ JNIEXPORT jbyteArray JNICALL Java_org_cellcount_Native_resultMeasure(JNIEnv * en
   char * json = NULL;
   cellcount_status s = cellcount_result_measure(RESULT(r), req, &json);
   free(req);
-  if (s != CELLCOUNT_OK) {
-    throw_last(env, s);
-    return NULL;
-  }
-  return take_string(env, json);
+  return string_result(env, s, json);
 }
 
 /* The label image as int[] (row-major H x W, size of the mask), or null when the method gives no mask. */

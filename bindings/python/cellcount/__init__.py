@@ -12,8 +12,9 @@ cellcount checkout this package sits in or was installed from, else an installed
 standard library folders, the dynamic loader): see _lib._candidates.
 """
 from ._lib import ABI_VERSION, AbiMismatchError, LibraryNotFoundError, repo_root
-from .api import (Cancelled, CellCountError, Model, ProgressFn, Result, Status, abi_version, count, evaluate,
-                  is_image_file, library_info, library_path, methods, metrics, peak_threshold_absolute,
+from .api import (Cancelled, CellCountError, Model, ProgressFn, Result, Status, abi_version, count, evaluate, export,
+                  is_image_file, library_info, library_path, methods, metrics, normalization_range,
+                  peak_threshold_absolute,
                   peak_threshold_relative, predict_defaults, read_dataset,
                   read_image, request_defaults, request_options, set_log_handler, set_num_threads, split,
                   synthesize, train, version, write_image, write_overlay)
@@ -24,5 +25,6 @@ __all__ = [
     "methods", "predict_defaults", "request_defaults", "request_options", "repo_root", "set_log_handler",
     "set_num_threads", "synthesize", "train", "version", "metrics", "read_dataset", "split", "is_image_file",
     "read_image", "write_image", "write_overlay", "peak_threshold_absolute", "peak_threshold_relative",
+    "normalization_range", "export",
 ]
 __version__ = "0.1.0"

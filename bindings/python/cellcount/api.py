@@ -12,6 +12,7 @@ import ctypes
 import enum
 import json
 import logging
+import math
 import os
 import threading
 from ctypes import POINTER, byref, c_double, c_float, c_int32, c_int64, c_void_p
@@ -26,6 +27,7 @@ from ._lib import Box, ImageView, PredictParams
 __all__ = [
     "Status", "CellCountError", "Cancelled", "Model", "Result", "count", "train", "evaluate", "synthesize",
     "request_defaults", "request_options", "predict_defaults", "peak_threshold_absolute", "peak_threshold_relative",
+    "normalization_range", "export",
     "library_info", "methods", "version", "abi_version",
     "set_num_threads", "set_log_handler", "ProgressFn", "metrics", "read_dataset", "split", "is_image_file",
     "read_image", "write_image", "write_overlay",
@@ -272,6 +274,7 @@ def predict_defaults() -> dict:
         v = getattr(p, name)
         out[name] = v.decode() if isinstance(v, bytes) else v
     out["peak_threshold_relative"] = float("nan")  # the 0-1 threshold (cellcount.h, measurements), sent in options_json
+    out["normalization_range"] = []  # raw intensities for 0 and 1 ([] = the image's percentiles), in options_json
     return out
 
 
@@ -317,6 +320,19 @@ def synthesize(out: str | os.PathLike, *, method: str | None = None, progress: P
     if method is not None:
         req["method"] = method
     return _request("cellcount_synthesize", req, progress)
+
+
+def export(model: str | os.PathLike, out: str | os.PathLike, *, format: str = "bioimageio", overwrite: bool = False,
+           **fields: Any) -> dict:
+    """Writes a model folder as a package for another tool (cellcount_export): ``format="bioimageio"`` a BioImage
+    Model Zoo package (spec 0.5 zip: rdf.yaml, TorchScript weights, test tensors, cover). Other request fields as
+    keywords (test_image, exemplars, size, license). ``out`` is never overwritten unless ``overwrite``. Returns the
+    library's report (files with sizes and sha256, the test count)."""
+    req = json.dumps(_jsonable({"model": model, "out": out, "format": format, "overwrite": bool(overwrite),
+                                **fields})).encode()
+    rep = c_void_p()
+    _raise(_lib.lib().cellcount_export(req, byref(rep)))
+    return json.loads(_take_string(rep))
 
 
 # --------------------------------------------------------------------------- images
@@ -430,6 +446,66 @@ def _measure(r: c_void_p, calibration: dict | None) -> tuple[dict, np.ndarray | 
         labels = np.zeros((h.value, w.value), dtype=np.int32)
         _raise(L.cellcount_result_labels(r, labels.ctypes.data_as(POINTER(c_int32)), labels.size))
     return m, labels
+
+
+_PERCENTILE_SAMPLES = 1 << 20  # the library's subsample above this many values (core/image_tensor percentiles)
+
+
+def normalization_range(model_info: dict, image: Any) -> list[float] | None:
+    """The [low, high] intensities the library's percentile normalisation takes for ``image`` (numpy or dask,
+    (H, W) or (H, W, C)) under a model (its ``Model.info``): the model's p_low and p_high percentiles of every
+    value the network sees, sampled and interpolated as the library does (cellcount.h, "normalization_range").
+    Give it as ``normalization_range=`` to count pieces of one image (blocks, planes of a stack) as the whole.
+    None for a model whose normalisation is not by percentiles (nothing to give). A dask array is read only at
+    the sampled pixels (at most 2^20)."""
+    inp = model_info.get("input", {})
+    norm = {"mode": "percentile", "p_low": 1.0, "p_high": 99.8, **inp.get("normalization", {})}
+    if norm["mode"] != "percentile":
+        return None
+    arr = image if hasattr(image, "vindex") else np.asarray(image)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"normalization_range: expected (H, W) or (H, W, C), got shape {arr.shape}")
+    h, w = int(arr.shape[0]), int(arr.shape[1])
+    c = 1 if arr.ndim == 2 else int(arr.shape[2])
+    want, rule = int(inp.get("channels", 1)), inp.get("rgb_rule", "")
+    # the channels the network sees, as the library converts them (core InputSpec::convert)
+    if c == 1 and want == 3:  # a grey image to an RGB model (exemplar) is repeated to 3 channels
+        planes = [arr if arr.ndim == 2 else arr[:, :, 0]] * 3
+    elif arr.ndim == 2:
+        planes = [arr]
+    elif c == want:
+        planes = [arr[:, :, k] for k in range(c)]
+    elif want == 1 and rule and c in (3, 4):
+        planes = ([arr[:, :, k] for k in range(3)] if rule == "grey" else
+                  [arr[:, :, {"red": 0, "green": 1, "blue": 2}[rule]]])
+    else:
+        raise ValueError(f"normalization_range: the model takes {want} channel(s), the image has {c}")
+    grey = arr.ndim == 3 and want == 1 and rule == "grey" and c in (3, 4)
+    n = (1 if grey else len(planes)) * h * w
+    step = -(-n // _PERCENTILE_SAMPLES) if n > _PERCENTILE_SAMPLES else 1
+    idx = np.arange(0, n, step, dtype=np.int64)
+    plane, rest = np.divmod(idx, h * w)
+    ys, xs = np.divmod(rest, w)
+
+    def at(a: Any, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        v = a.vindex[y, x].compute() if hasattr(a, "vindex") else np.asarray(a)[y, x]
+        return np.asarray(v).astype(np.float32)
+
+    if grey:  # the library's grey: the mean of the three channels, in float32
+        vals = np.stack([at(p, ys, xs) for p in planes]).mean(0, dtype=np.float32)
+    else:
+        vals = np.concatenate([at(planes[k], ys[plane == k], xs[plane == k]) for k in range(len(planes))])
+    s = np.sort(vals)
+    last = len(s) - 1
+
+    def pct(p: float) -> float:
+        pos = p / 100.0 * last
+        i0 = int(math.floor(pos))
+        i1 = min(i0 + 1, last)
+        f = pos - i0
+        return float(s[i0]) * (1 - f) + float(s[i1]) * f
+
+    return [pct(float(norm["p_low"])), pct(float(norm["p_high"]))]
 
 
 def peak_threshold_relative(absolute: float) -> float:
@@ -559,6 +635,9 @@ class Model:
         rel = params.pop("peak_threshold_relative", None)
         if rel is not None and rel == rel:  # (NaN = the model's) the 0-1 threshold travels in options_json
             options = {**(options or {}), "peak_threshold_relative": float(rel)}
+        nr = params.pop("normalization_range", None)
+        if nr is not None and len(nr) > 0:  # ([] = the image's own percentiles) travels in options_json too
+            options = {**(options or {}), "normalization_range": [float(v) for v in nr]}
         unknown = set(params) - set(_PARAM_FIELDS)
         if unknown:
             raise TypeError(f"unknown prediction parameter(s) {sorted(unknown)}; known: {_PARAM_FIELDS} "
@@ -603,7 +682,9 @@ class Model:
         calibration  {"pixel_width", "pixel_height", "unit"} for the library's measurements (Result.measurements:
                    area, cells_per_unit2); None = pixels
         params     device, precision, tile_size, tile_overlap, peak_threshold, peak_threshold_relative (the
-                   library's 0-1 scale), peak_min_distance, want_density; None or absent = the library's default."""
+                   library's 0-1 scale), peak_min_distance, want_density, normalization_range ([low, high] raw
+                   intensities for 0 and 1 instead of the image's own percentiles, e.g. every plane of a stack
+                   alike; see normalization_percentiles); None or absent = the library's default."""
         pixels = _as_pixels(image, "image")
         view = _view(pixels)
         reg_arr = None

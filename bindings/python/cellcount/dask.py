@@ -523,6 +523,7 @@ class ArrayCount:
     n_blocks: int
     seconds: float
     blocks: list[dict] = field(default_factory=list)  # per block: y0, x0, y1, x1 (core) and its count
+    normalization_range: list[float] | None = None  # the intensities every block was normalised by (None: its own)
 
 
 def model_halo(model: str | os.PathLike) -> int:
@@ -560,13 +561,20 @@ def _count_block(block: np.ndarray, core: tuple[int, int, int, int], origin: tup
 
 
 def count_array(client: Client, image: Any, model: str | os.PathLike, *, block: int = 1024, halo: int | None = None,
-                options: dict | None = None, threads: int = 1, retries: int = 2, **params: Any) -> ArrayCount:
+                normalization: str = "image", options: dict | None = None, threads: int = 1, retries: int = 2,
+                **params: Any) -> ArrayCount:
     """Counts one large 2-D image (H, W) or (H, W, C) - a dask array (zarr, TIFF through tifffile's
     zarr store, ...) or anything numpy takes - in blocks on the cluster.
 
     block   side of each block's core in pixels; the cores partition the image
     halo    context on every side of a core, at least the model's tile overlap (default: exactly that,
             from the library's model info)
+    normalization  "image" (default): every block is normalised by the whole image's percentiles, computed
+            here as the library would on the whole (cellcount.normalization_range, reading at most 2^20
+            sampled pixels) and passed as the generic option normalization_range, so the blocks count as one
+            call on the whole image would, up to tiling; "block": each block by its own percentiles (cheaper
+            to start, off where brightness varies across the image). Models normalised otherwise than by
+            percentiles take neither.
     params  device, precision, tile_size, tile_overlap, peak_threshold, peak_min_distance (per block)"""
     t0 = time.perf_counter()
     import dask.array as da
@@ -593,6 +601,18 @@ def count_array(client: Client, image: Any, model: str | os.PathLike, *, block: 
         raise api.CellCountError(api.Status.ERR_INVALID_ARGUMENT,
                                  f"count_array: expected one 2-D image (H, W) or (H, W, C), got shape {arr.shape}")
     H, W = int(arr.shape[0]), int(arr.shape[1])
+    if normalization not in ("image", "block"):
+        raise api.CellCountError(api.Status.ERR_INVALID_ARGUMENT,
+                                 f'normalization must be "image" or "block", got {normalization!r}')
+    given = (options or {}).get("normalization_range")
+    nrange = given if given else None
+    if nrange is None and normalization == "image":
+        try:
+            nrange = api.normalization_range(info, arr)
+        except ValueError as e:
+            raise api.CellCountError(api.Status.ERR_INVALID_ARGUMENT, f"count_array: {e}") from None
+        if nrange is not None:
+            options = {**(options or {}), "normalization_range": nrange}
     sha = _model_sha(model)
     plugin = register_model(client, model, threads=threads)
     tasks = []
@@ -616,7 +636,7 @@ def count_array(client: Client, image: Any, model: str | os.PathLike, *, block: 
     sc = np.concatenate([r["scores"] for r in results]) if results else np.zeros(0, np.float32)
     blocks = [{"y0": c[0], "x0": c[1], "y1": c[2], "x1": c[3], "count": r["count"]} for c, r in zip(cores, results)]
     return ArrayCount(count=total, xy=xy, class_ids=cls, scores=sc, block=block, halo=halo, n_blocks=len(tasks),
-                      seconds=time.perf_counter() - t0, blocks=blocks)
+                      seconds=time.perf_counter() - t0, blocks=blocks, normalization_range=nrange)
 
 
 # --------------------------------------------------------------------------- command line

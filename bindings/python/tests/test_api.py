@@ -244,9 +244,48 @@ def test_no_params_means_library_defaults(model):
     img = synthetic()
     d = cellcount.predict_defaults()
     assert set(d) == {"device", "precision", "tile_size", "tile_overlap", "peak_threshold", "peak_min_distance",
-                      "want_density", "peak_threshold_relative"}
+                      "want_density", "peak_threshold_relative", "normalization_range"}
+    assert {o["name"] for o in cellcount.request_options("", "predict")} == set(d)  # one list, the library's
     a, b = model.predict(img), model.predict(img, **d)
     assert a.count == b.count and np.array_equal(a.xy, b.xy)
+
+
+def test_normalization_range_is_the_librarys_percentiles(model):
+    """Issue 26: normalization_range computes the range the library takes from an image (grey, RGB through the
+    model's rule, and above 2^20 values on its subsample), so giving it back changes nothing; a range taken from a
+    whole image makes a piece count as inside the whole."""
+    import dask.array as da
+    rng = np.random.default_rng(3)
+    big = np.tile(synthetic(), (17, 17)) * np.linspace(0.5, 1.5, 64 * 17, dtype=np.float32)  # 1088 x 1088 > 2^20
+    rgb = np.stack([synthetic(1), synthetic(2), synthetic(3)], -1)
+    for img in (synthetic(), big, rgb, (rng.random((40, 50)) * 4000).astype(np.uint16)):
+        nr = cellcount.normalization_range(model.info, img)
+        assert nr[0] < nr[1]
+        assert cellcount.normalization_range(model.info, da.from_array(img, chunks=300)) == pytest.approx(nr)
+        a, b = model.predict(img), model.predict(img, normalization_range=nr)
+        assert b.count == pytest.approx(a.count, rel=1e-5, abs=1e-6) and len(a.xy) == len(b.xy)
+    piece = big[:256, :256]  # the dim corner: its own percentiles differ from the whole's
+    whole_range = cellcount.normalization_range(model.info, big)
+    own = model.predict(piece).count
+    as_in_whole = model.predict(piece, normalization_range=whole_range).count
+    assert as_in_whole != pytest.approx(own, rel=1e-3)
+    assert model.predict(img, normalization_range=[]).count == model.predict(img).count
+    with pytest.raises(cellcount.CellCountError, match="normalization_range"):
+        model.predict(img, normalization_range=[5, 1])
+    with pytest.raises(cellcount.CellCountError, match="normalization_range"):
+        model.predict(img, options={"normalization_range": [1, "x"]})
+
+
+def test_methods_computing_fp32_report_fp32(repo):
+    """Issue 25: llp and twinvae compute in fp32 whatever precision is asked; the result says what ran."""
+    img = (synthetic(h=160, w=160) * 2).astype(np.float32)
+    for name in ("llp-fluo", "twinvae-bf"):
+        with cellcount.Model(repo / "models" / name) as m:
+            assert m.predict(img, precision="bf16").precision == "fp32", name
+    with cellcount.Model(repo / "models" / "twinvae-bf") as m:  # a fixed normalisation: nothing to give
+        assert cellcount.normalization_range(m.info, img) is None
+        with pytest.raises(cellcount.CellCountError, match="normalization_range applies to models"):
+            m.predict(img, normalization_range=[0, 255])
 
 
 def test_stack_plane_by_plane(model):
@@ -533,3 +572,19 @@ def test_measurements_are_the_librarys(model):
     assert half.measurements["counted_pixels"] == h * (w // 2) and half.measurements["cells_per_unit2"] is None
     with pytest.raises(cellcount.CellCountError, match="pixel_width"):
         model.predict(img, calibration={"pixel_width": -1})
+
+
+def test_export_bioimageio_package(repo, tmp_path):
+    """cellcount.export wraps cellcount_export: a zip with rdf.yaml and the files the report lists; never over
+    an existing file; an unknown format named in the error."""
+    import zipfile
+    out = tmp_path / "dcl-vgg.zip"
+    rep = cellcount.export(repo / "models" / "dcl-vgg", out, size=64)
+    assert rep["format"] == "bioimageio" and rep["method"] == "dcl" and out.is_file()
+    names = set(zipfile.ZipFile(out).namelist())
+    assert "rdf.yaml" in names and {f["name"] for f in rep["files"]} <= names
+    with pytest.raises(cellcount.CellCountError) as e:
+        cellcount.export(repo / "models" / "dcl-vgg", out, size=64)
+    assert e.value.status == cellcount.Status.ERR_IO and out.stat().st_size > 0
+    with pytest.raises(cellcount.CellCountError, match="format"):
+        cellcount.export(repo / "models" / "dcl-vgg", tmp_path / "x.zip", format="onnx")

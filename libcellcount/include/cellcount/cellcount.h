@@ -170,7 +170,17 @@ typedef struct cellcount_predict_params {
   const char * options_json;   /* BORROWED, NULL = defaults: a JSON object of the method's own prediction
                                   options (cellcount_request_options(method, "predict")), e.g.
                                   {"mask_threshold": 0.5} for exemplar. Each option left out takes the
-                                  model's value (model.json "thresholds"), else its declared default. */
+                                  model's value (model.json "thresholds"), else its declared default.
+                                  Two generic keys ride here too (cellcount_request_options("", "predict")):
+                                  "peak_threshold_relative" (below, measurements) and
+                                  "normalization_range": [low, high], raw intensities that map to 0 and 1
+                                  in place of the image's own percentiles (info JSON
+                                  input.normalization p_low / p_high of all channels the network sees, on
+                                  every value or, above 2^20 values, on every ceil(n / 2^20)-th value in
+                                  memory order, linearly interpolated), so that the blocks of one large
+                                  image, or the planes of a stack, are normalised alike; [] or null = the
+                                  image's own; ERR_INVALID_ARGUMENT unless low < high, both finite, and for a
+                                  model whose input.normalization.mode is not "percentile". */
 } cellcount_predict_params;
 
 /* The only source of the generic prediction defaults (front ends show these). Method-specific options

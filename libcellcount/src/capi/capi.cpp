@@ -153,7 +153,11 @@ Options generic_predict_options() {
               "tuned value; passed as options_json's \"peak_threshold_relative\"")),
           unset(Opt::number("peak_threshold", 0).at_least(0).or_null().help("peak height for a point (absolute, density units); null = the model's tuned value").folded()),
           unset(Opt::number("peak_min_distance", 0).at_least(0).or_null().help("minimum distance between points (pixels); null = the model's").folded()),
-          Opt::boolean("want_density", true).help("keep the density map in the result").folded()};
+          Opt::boolean("want_density", true).help("keep the density map in the result").folded(),
+          Opt::number_list("normalization_range", {}).help(
+              "raw intensities [low, high] that map to 0 and 1 in place of the image's own percentiles (models that "
+              "normalise by percentiles; e.g. one large image counted in blocks, or every plane of a stack alike); "
+              "[] = the image's own; passed as options_json's \"normalization_range\"").folded()};
 }
 
 Options declared_options(const std::string& method, const std::string& kind) {
@@ -466,6 +470,21 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
       peak_threshold = float(threshold_from_relative(rel.get<double>()));
       caller_options.erase("peak_threshold_relative");
     }
+    // The generic intensity range (cellcount.h): the method's normalisation takes it instead of the image's own
+    // percentiles; null or [] = the image's own.
+    IntensityRange normalization_range;
+    if (caller_options.is_object() && caller_options.contains("normalization_range")) {
+      const auto& nr = caller_options["normalization_range"];
+      const bool unset = nr.is_null() || (nr.is_array() && nr.empty());
+      CC_CHECK(unset || (nr.is_array() && nr.size() == 2 && nr[0].is_number() && nr[1].is_number() &&
+                         std::isfinite(nr[0].get<double>()) && std::isfinite(nr[1].get<double>()) &&
+                         nr[0].get<double>() < nr[1].get<double>()),
+               CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "predict: option \"normalization_range\" must be [low, high], two finite numbers with low < high "
+               "(or [] for the image's own percentiles), got " + nr.dump());
+      if (!unset) normalization_range = std::make_pair(nr[0].get<double>(), nr[1].get<double>());
+      caller_options.erase("normalization_range");
+    }
 
     PredictOptions opt;
     opt.device = resolve_device(p.device ? p.device : "auto");
@@ -477,6 +496,7 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     opt.peak_min_distance = p.peak_min_distance;
     opt.method_options = resolve_method_options(*m->spec, m->files.meta, caller_options);
     opt.want_density = p.want_density != 0;
+    opt.normalization_range = normalization_range;
     opt.progress = make_progress(p.progress, p.progress_user);
 
     torch::Tensor image = view_to_tensor(*img, "image");
@@ -504,7 +524,7 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     r->p = predict_image(*m->method, *m->spec, image, boxes, reg, opt);
     if (r->p.class_counts.empty()) r->p.class_counts = {r->p.count};
     r->device = device_name(opt.device);
-    r->precision = precision_name(opt.precision);
+    r->precision = precision_name(r->p.precision.value_or(opt.precision));
     r->method = m->spec->id;
     r->counted_pixels = reg.defined() ? double(reg.sum().item<int64_t>()) : double(image.size(1) * image.size(2));
     r->intensities = local_intensities(image, r->p.points, kIntensityRadius);

@@ -199,6 +199,23 @@ torch::jit::Module trace_module(torch::nn::Module& net, const std::string& class
   return m;
 }
 
+nlohmann::json image_axes(const nlohmann::json& channel_names, int64_t size) {
+  return {{{"type", "batch"}, {"size", 1}},
+          {{"type", "channel"}, {"channel_names", channel_names}},
+          {{"type", "space"}, {"id", "y"}, {"size", size}},
+          {{"type", "space"}, {"id", "x"}, {"size", size}}};
+}
+
+nlohmann::json image_axes_like(const nlohmann::json& channel_names, const std::string& like, int64_t halo) {
+  auto space = [&](const char* id) {
+    nlohmann::json a = {{"type", "space"}, {"id", id}, {"size", {{"tensor_id", like}, {"axis_id", id}}}};
+    if (halo > 0) a["halo"] = halo;
+    return a;
+  };
+  return {{{"type", "batch"}, {"size", 1}}, {{"type", "channel"}, {"channel_names", channel_names}}, space("y"),
+          space("x")};
+}
+
 nlohmann::json bioimageio_preprocessing(const Normalization& n) {
   if (n.mode == "fixed")
     return nlohmann::json::array({{{"id", "scale_linear"}, {"kwargs", {{"gain", n.scale}, {"offset", -n.offset * n.scale}}}}});

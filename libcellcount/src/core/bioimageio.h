@@ -63,6 +63,12 @@ torch::jit::Module trace_module(torch::nn::Module& net, const std::string& class
 // "fixed" -> scale_linear.
 nlohmann::json bioimageio_preprocessing(const Normalization& n);
 
+// Spec 0.5 axes of an image tensor: batch (1), channel (named), then space y and x, each `size` pixels
+// (image_axes) or as large as the same axis of the tensor `like` with `halo` pixels on each side discarded
+// when > 0 (image_axes_like: an output the size of its input).
+nlohmann::json image_axes(const nlohmann::json& channel_names, int64_t size);
+nlohmann::json image_axes_like(const nlohmann::json& channel_names, const std::string& like, int64_t halo = 0);
+
 // The C ABI's cellcount_export. Request fields: see cellcount.h. Errors: CELLCOUNT_ERR_INVALID_ARGUMENT,
 // CELLCOUNT_ERR_IO, CELLCOUNT_ERR_MODEL_FORMAT, CELLCOUNT_ERR_UNSUPPORTED.
 nlohmann::json export_model(const nlohmann::json& request);

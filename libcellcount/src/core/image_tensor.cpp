@@ -199,15 +199,26 @@ torch::Tensor despike(const torch::Tensor& image, const Normalization& n) {
   return despike_at(image, n, lo, hi, &changed);
 }
 
-torch::Tensor normalize(const torch::Tensor& image0, const Normalization& n) {
-  auto [lo, hi] = percentiles(image0, n.p_low, n.p_high);
+std::pair<double, double> normalization_percentiles(const torch::Tensor& image, const Normalization& n) {
+  return percentiles(image, n.p_low, n.p_high);
+}
+
+torch::Tensor normalize(const torch::Tensor& image0, const Normalization& n, const IntensityRange& range) {
+  CC_CHECK(!range || n.mode == "percentile", CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "normalization_range applies to models that normalise by percentiles; this model's normalisation is \"" +
+               n.mode + "\" (the same for every image or block, nothing to give)");
+  CC_CHECK(!range || (std::isfinite(range->first) && std::isfinite(range->second) && range->first < range->second),
+           CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "normalization_range must be two finite numbers [low, high] with low < high, got [" +
+               std::to_string(range ? range->first : 0) + ", " + std::to_string(range ? range->second : 0) + "]");
+  auto [lo, hi] = range ? *range : percentiles(image0, n.p_low, n.p_high);
   bool changed;
   const torch::Tensor image = despike_at(image0, n, lo, hi, &changed);
   if (n.mode == "fixed") return (image - n.offset) * n.scale;
-  if (changed) std::tie(lo, hi) = percentiles(image, n.p_low, n.p_high);
-  const double range = hi - lo;
-  if (!(range > 1e-12)) return torch::zeros_like(image);
-  return (image - lo) / range;
+  if (changed && !range) std::tie(lo, hi) = percentiles(image, n.p_low, n.p_high);
+  const double width = hi - lo;
+  if (!(width > 1e-12)) return torch::zeros_like(image);
+  return (image - lo) / width;
 }
 
 torch::Tensor convert_channels(const torch::Tensor& image, const std::string& rule) {

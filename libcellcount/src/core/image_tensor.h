@@ -1,7 +1,9 @@
 // Image views and owned images <-> LibTorch tensors, with normalisation.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 #include <torch/torch.h>
 
 #include "cellcount/cellcount.h"
@@ -28,9 +30,20 @@ struct Normalization {
   static Normalization from_json(const nlohmann::json& j);
 };
 
+// The raw intensities that map to 0 and 1 in place of an image's own percentiles (the prediction option
+// "normalization_range"): a caller counting one large image in blocks gives every block the whole image's
+// percentiles (normalization_percentiles of the whole), so the blocks are normalised as the whole would be.
+using IntensityRange = std::optional<std::pair<double, double>>;
+
 // Applies the normalisation to a [C,H,W] float tensor. A constant image maps to zeros (no division by 0).
-// Isolated hot or dead pixels are cleared first (despike).
-torch::Tensor normalize(const torch::Tensor& image, const Normalization& n);
+// Isolated hot or dead pixels are cleared first (despike). `range` (percentile mode only: with a "fixed"
+// normalisation, CELLCOUNT_ERR_INVALID_ARGUMENT) replaces the image's p_low and p_high percentiles.
+torch::Tensor normalize(const torch::Tensor& image, const Normalization& n, const IntensityRange& range = std::nullopt);
+
+// The p_low and p_high percentiles of all values of a [C,H,W] image as normalize computes them (every value, or a
+// regular subsample of 2^20 of them in memory order for larger images; linear interpolation between order
+// statistics), so that a caller can reproduce them on an image it holds in pieces.
+std::pair<double, double> normalization_percentiles(const torch::Tensor& image, const Normalization& n);
 
 // Choice (issue 20: one pixel of 1e6 in a 256 x 256 image made dcl-vgg count 13,928 cells instead of 140, with
 // OK): a single pixel far outside the image's bulk (beyond 2x its p_low..p_high percentile range) that is also

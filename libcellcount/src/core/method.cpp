@@ -80,7 +80,11 @@ InputSpec InputSpec::from_json(const nlohmann::json& j) {
   return s;
 }
 
-torch::Tensor InputSpec::prepare(const torch::Tensor& raw) const {
+torch::Tensor InputSpec::prepare(const torch::Tensor& raw, const IntensityRange& range) const {
+  return normalize(convert(raw), normalization, range);
+}
+
+torch::Tensor InputSpec::convert(const torch::Tensor& raw) const {
   const int64_t c = raw.size(0), h = raw.size(1), w = raw.size(2);
   CC_CHECK(h >= min_side && w >= min_side, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "image: expected at least " + std::to_string(min_side) + " x " + std::to_string(min_side) + " pixels, got " +
@@ -93,7 +97,7 @@ torch::Tensor InputSpec::prepare(const torch::Tensor& raw) const {
                  (channels == 1 && !rgb_rule.empty() ? " (or RGB)" : "") + ", got " + std::to_string(c));
     x = convert_channels(raw.slice(0, 0, 3), rgb_rule);
   }
-  return normalize(x, normalization);
+  return x;
 }
 
 std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <torch/torch.h>
 #include <vector>
@@ -37,6 +38,9 @@ struct PredictOptions {
   // Empty when the caller is not the C ABI (an evaluation passes its own settings to the method).
   nlohmann::json method_options = nlohmann::json::object();
   bool want_density = true;
+  // The generic option "normalization_range" (options_json): raw intensities for 0 and 1 instead of the image's
+  // own percentiles; methods pass it to InputSpec::prepare. Unset = the image's percentiles.
+  IntensityRange normalization_range;
   Progress progress;
 };
 
@@ -47,6 +51,9 @@ struct Prediction {
   torch::Tensor density;             // [H,W] float CPU or undefined
   torch::Tensor mask;                // [H,W] float CPU or undefined
   torch::Tensor reconstruction;      // [C,H,W] float CPU or undefined
+  // The precision the network computed in, where it differs from the one asked (a method that computes in
+  // fp32 whatever the caller asks sets kFloat32); unset = as asked. The result reports this.
+  std::optional<torch::ScalarType> precision;
 };
 
 // What a model takes as input, from model.json "input".
@@ -59,8 +66,11 @@ struct InputSpec {
   int64_t min_side = 8;              // smaller images are refused
   nlohmann::json to_json() const;
   static InputSpec from_json(const nlohmann::json& j);
-  // Checks channels (CELLCOUNT_ERR_INVALID_ARGUMENT with expected/actual) and converts/normalises.
-  torch::Tensor prepare(const torch::Tensor& raw) const;
+  // Checks channels (CELLCOUNT_ERR_INVALID_ARGUMENT with expected/actual) and converts/normalises; `range` as
+  // normalize's (a prediction passes PredictOptions::normalization_range).
+  torch::Tensor prepare(const torch::Tensor& raw, const IntensityRange& range = std::nullopt) const;
+  // The channels the network sees (the conversion prepare applies before normalising), without normalising.
+  torch::Tensor convert(const torch::Tensor& raw) const;
 };
 
 class Method {

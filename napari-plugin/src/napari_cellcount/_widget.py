@@ -448,24 +448,33 @@ class CountWidget(JobWidget):
                 return layer
         return None
 
+    def _fill_planes(self, plan: Plan, maps: list, name: str, kind: type, dtype: Any, what: str) -> tuple | None:
+        """The (lead..., H, W) array of a result layer with each counted plane's map written in, and the layer
+        this plugin made earlier under `name` (or None): its data is refilled in place when shape and dtype still
+        fit, else a new array. None (nothing shown) when the stack would pass MAX_RESULT_IMAGE_BYTES or a map is
+        not the size of its plane (a method-specific size, e.g. a resized reconstruction)."""
+        spec = plan.image
+        shape = tuple(spec.lead_shape) + tuple(spec.plane_shape)
+        if int(np.prod(shape)) * np.dtype(dtype).itemsize > MAX_RESULT_IMAGE_BYTES:
+            show_info(f"{self.title}: the {what} stack would take over 1 GiB; not shown")
+            return None
+        old = self._own_layer(name, kind, spec.ndim)
+        reuse = old is not None and old.data.shape == shape and old.data.dtype == dtype
+        arr = old.data if reuse else np.zeros(shape, dtype)
+        for idx, m in maps:
+            if m.shape != tuple(spec.plane_shape):
+                return None
+            arr[idx] = m
+        return arr, old
+
     def _labels_layer(self, plan: Plan, results: list, name: str, tf: dict) -> None:
         """A Labels layer of the library's label image (Result.labels) of the planes counted, when the method
         gives one; a method without a mask (dcl) makes none (the outcome's labels_note says why)."""
         maps = [(idx, r.labels) for idx, r in results if r.labels is not None]
-        if not maps:
+        filled = self._fill_planes(plan, maps, name, Labels, np.int32, "label") if maps else None
+        if filled is None:
             return
-        spec = plan.image
-        shape = tuple(spec.lead_shape) + tuple(spec.plane_shape)
-        if int(np.prod(shape)) * 4 > MAX_RESULT_IMAGE_BYTES:
-            show_info(f"{self.title}: the label stack would take over 1 GiB; not shown")
-            return
-        old = self._own_layer(name, Labels, spec.ndim)
-        arr = old.data if old is not None and old.data.shape == shape and old.data.dtype == np.int32 else \
-            np.zeros(shape, np.int32)
-        for idx, lab in maps:
-            if lab.shape != tuple(spec.plane_shape):
-                return
-            arr[idx] = lab
+        arr, old = filled
         if old is not None and old.data is arr:
             old.refresh()
             return
@@ -475,22 +484,10 @@ class CountWidget(JobWidget):
 
     def _result_image(self, plan: Plan, results: list, attr: str, name: str, tf: dict, style: dict) -> None:
         maps = [(idx, getattr(r, attr)) for idx, r in results if getattr(r, attr) is not None]
-        if not maps:
+        filled = self._fill_planes(plan, maps, name, Image, np.float32, attr) if maps else None
+        if filled is None:
             return
-        spec = plan.image
-        shape = tuple(spec.lead_shape) + tuple(spec.plane_shape)
-        if int(np.prod(shape)) * 4 > MAX_RESULT_IMAGE_BYTES:
-            show_info(f"{self.title}: the {attr} stack would take over 1 GiB; not shown")
-            return
-        old = self._own_layer(name, Image, spec.ndim)
-        if old is not None and old.data.shape == shape and old.data.dtype == np.float32:
-            arr = old.data
-        else:
-            arr = np.zeros(shape, np.float32)
-        for idx, m in maps:
-            if m.shape != tuple(spec.plane_shape):
-                return  # a method-specific size (e.g. a resized reconstruction): not overlaid
-            arr[idx] = m
+        arr, old = filled
         if old is not None and old.data is arr:
             old.refresh()
             old.contrast_limits = (0.0, float(arr.max()) or 1.0)

@@ -79,6 +79,34 @@ TEST(ImageTensor, PercentileNormalisationMatchesSortedReference) {
   EXPECT_NEAR(normalize(torch::full({1, 1, 1}, 6.0), f).item<double>(), 2.0, 1e-9);
 }
 
+// Issue 26: the blocks of one large image, normalised each by its own percentiles, counted -15 % and +11 % against
+// one call on the whole (a synthetic image whose brightness varies). A given range replaces the percentiles.
+TEST(ImageTensor, NormalizationRangeReplacesTheImagesPercentiles) {
+  Normalization n;
+  auto whole = torch::linspace(0, 1000, 64 * 64).reshape({1, 64, 64});
+  const auto range = normalization_percentiles(whole, n);
+  auto block = whole.slice(1, 0, 16);  // the dark top rows: their own percentiles differ
+  auto expected = normalize(whole, n).slice(1, 0, 16);
+  EXPECT_FALSE(torch::allclose(normalize(block, n), expected, 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(normalize(block, n, range), expected, 1e-5, 1e-6));
+  // The rule the header documents: every value up to 2^20, interpolated between order statistics.
+  EXPECT_NEAR(range.first, 0.01 * 1000, 1e-3);
+  EXPECT_NEAR(range.second, 0.998 * 1000, 1e-3);
+  // Bad ranges and fixed normalisations are refused, naming the option.
+  EXPECT_EQ(status_of([&] { normalize(block, n, std::make_pair(5.0, 5.0)); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(status_of([&] { normalize(block, n, std::make_pair(NAN, 5.0)); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  Normalization f;
+  f.mode = "fixed";
+  EXPECT_EQ(status_of([&] { normalize(block, f, std::make_pair(0.0, 1.0)); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  // Subsampled above 2^20 values: every ceil(n / 2^20)-th value in memory order.
+  auto big = torch::arange(0, 2 * (1 << 20) + 6, torch::kFloat32).reshape({1, 2, -1});
+  const auto r = normalization_percentiles(big, n);
+  auto sample = big.reshape({-1}).slice(0, 0, big.numel(), 3);
+  const double last = double(sample.numel() - 1), pos = 0.01 * last;
+  EXPECT_NEAR(r.first, sample[int64_t(pos)].item<double>() * (1 - (pos - std::floor(pos))) +
+                           sample[int64_t(pos) + 1].item<double>() * (pos - std::floor(pos)), 1e-2);
+}
+
 TEST(ImageTensor, DespikeClearsIsolatedDefectsAndKeepsCells) {
   Normalization n;
   auto img = torch::rand({1, 32, 32}) * 10 + 100;  // background 100..110

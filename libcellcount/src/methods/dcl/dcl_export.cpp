@@ -65,10 +65,7 @@ ExportPackage export_bioimageio(const ExportInput& in) {
   ExportTensor image;
   image.id = "raw";
   image.description = "image, " + grey + ", " + std::to_string(S) + " x " + std::to_string(S) + " pixels" + rgb;
-  image.axes = {{{"type", "batch"}, {"size", 1}},
-                {{"type", "channel"}, {"channel_names", channel_names}},
-                {{"type", "space"}, {"id", "y"}, {"size", S}},
-                {{"type", "space"}, {"id", "x"}, {"size", S}}};
+  image.axes = image_axes(channel_names, S);
   image.preprocessing = bioimageio_preprocessing(spec.normalization);
   image.test = raw.unsqueeze(0);
   p.inputs.push_back(image);
@@ -77,10 +74,7 @@ ExportPackage export_bioimageio(const ExportInput& in) {
   ExportTensor density;
   density.id = "density";
   density.description = "cell density per pixel; its sum over a region is the number of cells there";
-  nlohmann::json sx = {{"type", "space"}, {"id", "x"}, {"size", {{"tensor_id", "raw"}, {"axis_id", "x"}}}};
-  nlohmann::json sy = {{"type", "space"}, {"id", "y"}, {"size", {{"tensor_id", "raw"}, {"axis_id", "y"}}}};
-  if (halo > 0) sx["halo"] = sy["halo"] = halo;
-  density.axes = {{{"type", "batch"}, {"size", 1}}, {{"type", "channel"}, {"channel_names", {"density"}}}, sy, sx};
+  density.axes = image_axes_like({"density"}, "raw", halo);
   density.test = out;
   p.outputs.push_back(density);
 

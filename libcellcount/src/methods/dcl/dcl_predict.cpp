@@ -141,7 +141,7 @@ class DclMethod : public ModelMethod {
     c10::InferenceMode inference;
     auto& net = net_for(o.device, o.precision);
     const int64_t H = in.image.size(1), W = in.image.size(2);
-    auto x = resize_by(spec_.prepare(in.image), scale_);
+    auto x = resize_by(spec_.prepare(in.image, o.normalization_range), scale_);
     // The caller's tile, else the model's (core resolve_tiling, the rule of every method); with the option
     // tiling "budget" and no tile from the caller, the largest tile the memory budget allows (default_tiling).
     // Not the default: the shipped counters were trained on 128 crops and count their context, whole 256x256

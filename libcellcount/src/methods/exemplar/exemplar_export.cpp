@@ -89,10 +89,7 @@ ExportPackage export_bioimageio(const ExportInput& in) {
   ExportTensor image;
   image.id = "raw";
   image.description = "RGB image, " + std::to_string(S) + " x " + std::to_string(S) + " pixels (grey: the same plane 3 times)";
-  image.axes = {{{"type", "batch"}, {"size", 1}},
-                {{"type", "channel"}, {"channel_names", {"red", "green", "blue"}}},
-                {{"type", "space"}, {"id", "y"}, {"size", S}},
-                {{"type", "space"}, {"id", "x"}, {"size", S}}};
+  image.axes = image_axes({"red", "green", "blue"}, S);
   image.preprocessing = bioimageio_preprocessing(spec.normalization);
   image.test = raw.unsqueeze(0);
   p.inputs.push_back(image);
@@ -108,10 +105,7 @@ ExportPackage export_bioimageio(const ExportInput& in) {
   ExportTensor maps;
   maps.id = "maps";
   maps.description = "channel density: cells of the exemplars' kind per pixel (sum = count); channel mask: the region counted";
-  maps.axes = {{{"type", "batch"}, {"size", 1}},
-               {{"type", "channel"}, {"channel_names", {"density", "mask"}}},
-               {{"type", "space"}, {"id", "y"}, {"size", {{"tensor_id", "raw"}, {"axis_id", "y"}}}},
-               {{"type", "space"}, {"id", "x"}, {"size", {{"tensor_id", "raw"}, {"axis_id", "x"}}}}};
+  maps.axes = image_axes_like({"density", "mask"}, "raw");
   maps.test = out;
   p.outputs.push_back(maps);
 

@@ -97,14 +97,14 @@ InputSpec exemplar_input_spec() {
   return spec;
 }
 
-torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw) {
+torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw, const IntensityRange& range) {
   CC_CHECK(raw.size(0) == 1 || raw.size(0) == 3, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar: expected a 1- or 3-channel image, got " + std::to_string(raw.size(0)) + " channels");
   CC_CHECK(raw.size(1) >= spec.min_side && raw.size(2) >= spec.min_side, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "exemplar: the image must be at least " + std::to_string(spec.min_side) + " x " +
                std::to_string(spec.min_side) + " pixels, got " + std::to_string(raw.size(2)) + " x " +
                std::to_string(raw.size(1)));
-  return normalize(convert_channels(raw, "rgb"), spec.normalization);
+  return normalize(convert_channels(raw, "rgb"), spec.normalization, range);
 }
 
 }  // namespace cellcount::exemplar

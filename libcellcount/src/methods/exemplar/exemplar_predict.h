@@ -56,7 +56,7 @@ std::pair<torch::Tensor, torch::Tensor> exemplar_vectors(ExemplarNet& net, const
 InputSpec exemplar_input_spec();
 
 // Grey images are repeated to RGB (the networks see 3 channels); other channel counts are refused.
-torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw);
+torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw, const IntensityRange& range = std::nullopt);
 
 class ExemplarMethod : public ModelMethod {
  public:
@@ -84,7 +84,7 @@ class ExemplarMethod : public ModelMethod {
       ms.mask_threshold = o.method_options["mask_threshold"].get<double>();
     move_to(*net_, o.device);
     torch::NoGradGuard ng;
-    auto x = prepare_image(spec_, in.image).to(o.device);
+    auto x = prepare_image(spec_, in.image, o.normalization_range).to(o.device);
     const auto boxes = as_arrays(in.exemplars);
     AutocastGuard amp(o.device, o.precision);
     auto [b, v] = exemplar_vectors(net_, x, boxes);

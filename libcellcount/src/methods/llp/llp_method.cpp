@@ -82,8 +82,9 @@ nlohmann::json solver_bench(const nlohmann::json& req) {
 // The image as the network takes it ([1,H,W] float). Holograms: grey, then contrast against the mean
 // intensity, x / mean(x) - 1 (background about 0, cells sparse after T). Identity preset: the core's
 // percentile normalisation (background about 0 for fluorescence).
-torch::Tensor prepare_input(const torch::Tensor& raw, const InputSpec& spec, const Optics& optics) {
-  auto x = spec.prepare(raw);
+torch::Tensor prepare_input(const torch::Tensor& raw, const InputSpec& spec, const Optics& optics,
+                            const IntensityRange& range = std::nullopt) {
+  auto x = spec.prepare(raw, range);
   if (!optics.identity()) {
     const double m = x.mean().item<double>();
     CC_CHECK(m > 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp: a hologram's mean intensity must be positive");
@@ -146,9 +147,11 @@ class LlpMethod : public ModelMethod {
     if (!std::isnan(o.peak_threshold)) thr = o.peak_threshold;  // the generic parameter wins when given
     const double md = peak_settings(o).second;
     o.progress.report(0.0f, "detecting");
-    auto x = prepare_input(in.image, spec_, cfg_.optics).to(o.device);
+    auto x = prepare_input(in.image, spec_, cfg_.optics, o.normalization_range).to(o.device);
     auto d = detect(net_, x, thr, md);
-    return classify_detections(d, in.region);
+    Prediction p = classify_detections(d, in.region);
+    p.precision = torch::kFloat32;  // the detector and classifier compute in fp32 whatever precision is asked
+    return p;
   }
   Prediction classify_detections(Detection d, const torch::Tensor& region) {
     Prediction p;

@@ -58,17 +58,18 @@ class SelftestMethod : public Method {
       net_->to(o.device);
       device_ = o.device;
     }
-    const auto x = spec_.prepare(in.image);
+    const auto x = spec_.prepare(in.image, o.normalization_range);
     // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
     const auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
     auto density = run_tiled(
         x, tile, overlap, spec_.align,
         [&](const torch::Tensor& t) { return net_->forward(t.to(o.device)).to(torch::kCPU); }, o.progress)[0];
     const auto& th = meta_["thresholds"];
-    return density_prediction(density, in.region,
-                              std::isnan(o.peak_threshold) ? th.value("peak_threshold", 0.015f) : o.peak_threshold,
-                              std::isnan(o.peak_min_distance) ? th.value("peak_min_distance", 3.0f) : o.peak_min_distance,
-                              o.want_density);
+    Prediction p = density_prediction(
+        density, in.region, std::isnan(o.peak_threshold) ? th.value("peak_threshold", 0.015f) : o.peak_threshold,
+        std::isnan(o.peak_min_distance) ? th.value("peak_min_distance", 3.0f) : o.peak_min_distance, o.want_density);
+    p.precision = torch::kFloat32;  // the fixture network computes in fp32 whatever precision is asked
+    return p;
   }
 
  private:

@@ -40,19 +40,19 @@ class TwinVaeMethod : public ModelMethod {
     net_->eval();
   }
   // The network input of a raw image (grey, normalised, 128x128).
-  torch::Tensor input(const torch::Tensor& raw) const {
+  torch::Tensor input(const torch::Tensor& raw, const IntensityRange& range = std::nullopt) const {
     CC_CHECK(raw.dim() == 3 && raw.size(1) >= kMinSide && raw.size(2) >= kMinSide, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "twinvae: the chamber image is " + std::to_string(raw.size(2)) + "x" + std::to_string(raw.size(1)) +
                  "; the model needs at least " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide) +
                  " (every image is resized to 128x128)");
-    return to_network_input(spec_.prepare(raw), 1.0);
+    return to_network_input(spec_.prepare(raw, range), 1.0);
   }
   Prediction predict(const PredictInput& in, const PredictOptions& o) override {
     CC_CHECK(!in.region.defined(), CELLCOUNT_ERR_INVALID_ARGUMENT,
              "twinvae counts a whole chamber frame: give the chamber's image (cropped) instead of a region mask");
     move_to(*net_, o.device);
     const int64_t h = in.image.size(1), w = in.image.size(2);
-    auto x = input(in.image).unsqueeze(0).to(o.device);
+    auto x = input(in.image, o.normalization_range).unsqueeze(0).to(o.device);
     torch::NoGradGuard ng;
     o.progress.report(0.0f, "twinvae");
     auto out = net_->forward(x, Domain::natural, false, false);
@@ -63,6 +63,7 @@ class TwinVaeMethod : public ModelMethod {
     p.class_counts = {p.count};
     auto rec = net_->decode(out.mu, Domain::synthetic).to(torch::kCPU)[0];  // natural -> synthetic translation
     p.reconstruction = from_network_size(rec, h, w) / spec_.normalization.scale;
+    p.precision = torch::kFloat32;  // the network computes in fp32 whatever precision is asked
     o.progress.report(1.0f, "twinvae");
     return p;
   }

@@ -177,6 +177,14 @@ public final class CellCount {
     return Native.utf8(Native.request(2, Native.bytes(requestJson), Native.bridge(progress)));
   }
 
+  /** Writes a model folder as a package for another tool (cellcount_export), e.g.
+   * {"model": "models/dcl-vgg", "out": "dcl-vgg.zip", "format": "bioimageio"}: a BioImage Model Zoo package.
+   * The output file is never overwritten unless "overwrite": true. Returns the report JSON. */
+  public static String export(String requestJson) throws CellCountException {
+    load();
+    return Native.utf8(Native.request(3, Native.bytes(requestJson), Native.bridge(null)));
+  }
+
   /** Prints where the native library came from and the library info; exit status 1 with the loader's
    * message when it cannot be loaded. */
   public static void main(String[] args) {

@@ -64,7 +64,7 @@ final class Native {
   static native int imageNumPlanes(long image);
   static native long[] imagePlaneSize(long image, int z) throws CellCountException;
   static native float[] imagePlane(long image, int z) throws CellCountException;
-  /** which: 0 train, 1 evaluate, 2 synthesize. */
+  /** which: 0 train, 1 evaluate, 2 synthesize, 3 export (the bridge unused). */
   static native byte[] request(int which, byte[] requestJson, ProgressBridge progress) throws CellCountException;
 
   static native long modelLoad(byte[] path) throws CellCountException;

@@ -500,6 +500,26 @@ public class CellCountTest {
   }
 
   @Test
+  public void exportWritesABioImageIoPackageAndNeverOverwrites() throws Exception {
+    File model = new File(repoRoot(), "models/dcl-vgg");
+    File out = new File(tmp.newFolder("export"), "dcl-vgg.zip");
+    Map<String, Object> req = new java.util.LinkedHashMap<>();
+    req.put("model", model.getPath());
+    req.put("out", out.getPath());
+    req.put("format", "bioimageio");
+    req.put("size", 64);
+    Map<String, Object> rep = Json.parseObject(CellCount.export(Json.write(req)));
+    assertEquals("dcl", rep.get("method"));
+    assertTrue(out.isFile() && out.length() > 0);
+    assertTrue(String.valueOf(rep.get("files")).contains("rdf.yaml"));
+    long size = out.length();
+    CellCountException e = expectError(CellCountException.ERR_IO, () -> CellCount.export(Json.write(req)));
+    assertTrue(e.getMessage(), e.getMessage().contains(out.getName()));
+    assertEquals("the existing package is kept", size, out.length());
+    expectError(CellCountException.ERR_INVALID_ARGUMENT, () -> CellCount.export("{\"model\": 1}"));
+  }
+
+  @Test
   public void predictOptionsAreCheckedByTheLibrary() throws Exception {
     File dir = new File(repoRoot(), "models/exemplar-cells");
     assertTrue("shipped exemplar model missing: " + dir, new File(dir, "model.json").isFile());
