@@ -684,7 +684,7 @@ class Model:
         params     device, precision, tile_size, tile_overlap, peak_threshold, peak_threshold_relative (the
                    library's 0-1 scale), peak_min_distance, want_density, normalization_range ([low, high] raw
                    intensities for 0 and 1 instead of the image's own percentiles, e.g. every plane of a stack
-                   alike; see normalization_percentiles); None or absent = the library's default."""
+                   alike; see normalization_range()); None or absent = the library's default."""
         pixels = _as_pixels(image, "image")
         view = _view(pixels)
         reg_arr = None

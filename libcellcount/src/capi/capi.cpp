@@ -471,17 +471,16 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
       caller_options.erase("peak_threshold_relative");
     }
     // The generic intensity range (cellcount.h): the method's normalisation takes it instead of the image's own
-    // percentiles; null or [] = the image's own.
+    // percentiles; null or [] = the image's own. Its values (finite, low < high) and the model's normalisation
+    // mode are checked where it is used, by core normalize.
     IntensityRange normalization_range;
     if (caller_options.is_object() && caller_options.contains("normalization_range")) {
       const auto& nr = caller_options["normalization_range"];
       const bool unset = nr.is_null() || (nr.is_array() && nr.empty());
-      CC_CHECK(unset || (nr.is_array() && nr.size() == 2 && nr[0].is_number() && nr[1].is_number() &&
-                         std::isfinite(nr[0].get<double>()) && std::isfinite(nr[1].get<double>()) &&
-                         nr[0].get<double>() < nr[1].get<double>()),
+      CC_CHECK(unset || (nr.is_array() && nr.size() == 2 && nr[0].is_number() && nr[1].is_number()),
                CELLCOUNT_ERR_INVALID_ARGUMENT,
-               "predict: option \"normalization_range\" must be [low, high], two finite numbers with low < high "
-               "(or [] for the image's own percentiles), got " + nr.dump());
+               "predict: option \"normalization_range\" must be [low, high], two numbers (or [] for the image's "
+               "own percentiles), got " + nr.dump());
       if (!unset) normalization_range = std::make_pair(nr[0].get<double>(), nr[1].get<double>());
       caller_options.erase("normalization_range");
     }
