@@ -473,6 +473,13 @@ const std::vector<std::string> kCountOptions = {"model",   "device",    "precisi
                                                 "truth",   "csv",       "overlays",  "density", "overwrite",
                                                 "threshold_relative", "points", "labels", "pixel_size", "unit"};
 
+// The codes of a result's warnings (cellcount_result_warnings), space-separated, for a CSV cell.
+std::string warning_codes(const json& warnings) {
+  std::string out;
+  for (const auto& w : warnings) out += (out.empty() ? "" : " ") + w["code"].get<std::string>();
+  return out;
+}
+
 // Statuses after which the next file may still succeed: the file itself was bad. Others (device, memory,
 // cancel, internal) end the run.
 bool file_level(cellcount_status s) {
@@ -480,8 +487,20 @@ bool file_level(cellcount_status s) {
          s == CELLCOUNT_ERR_DATASET;
 }
 
+// The image being counted, named in front of the library's messages (its out-of-domain warnings, issue 24) so
+// that a folder run says which image each one is about.
+std::string g_counting;
+void count_log(int32_t level, const char* message, void*) {
+  const char* name = level >= CELLCOUNT_LOG_ERROR ? "error" : level == CELLCOUNT_LOG_WARN ? "warning" : level == CELLCOUNT_LOG_INFO ? "info" : "debug";
+  if (g_counting.empty())
+    std::fprintf(stderr, "cellcount %s: %s\n", name, message);
+  else
+    std::fprintf(stderr, "cellcount %s: '%s': %s\n", name, g_counting.c_str(), message);
+}
+
 int cmd_count(const Args& a) {
   check_known_options(a, kCountOptions);
+  cellcount_log_set(count_log, nullptr, CELLCOUNT_LOG_INFO);
   if (!a.has("model")) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "count: --model DIR is required");
   if (a.positional.empty()) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "count: give at least one image, stack or folder");
   apply_threads(a);
@@ -528,7 +547,7 @@ int cmd_count(const Args& a) {
   std::ofstream csv, points_csv;
   open_out("csv", csv,
            "image,slice,count,truth,abs_error,points,model,method,device,precision,seconds,counted_pixels,area,unit,"
-           "cells_per_unit2\n");
+           "cells_per_unit2,warnings\n");
   open_out("points", points_csv, "image,slice,x,y,class,score,intensity,label\n");
   if (a.has("labels")) fs::create_directories(a.get("labels"));
   bool said_no_labels = false;
@@ -560,9 +579,11 @@ int cmd_count(const Args& a) {
           for (const auto& b : *src) boxes.push_back(cellcount_box{b.x0, b.y0, b.x1, b.y1});
       }
       ResultHandle rh;
+      const std::string where = file + (planes > 1 ? " slice " + std::to_string(z + 1) : "");
+      g_counting = where;
       const cellcount_status st =
           cellcount_predict(mh.m, &v, boxes.empty() ? nullptr : boxes.data(), boxes.size(), nullptr, &ps.p, &rh.r);
-      const std::string where = file + (planes > 1 ? " slice " + std::to_string(z + 1) : "");
+      g_counting.clear();
       if (st != CELLCOUNT_OK) {
         if (!file_level(st)) check(st);
         std::fprintf(stderr, "cellcount: skipped '%s': %s: %s\n", where.c_str(), cellcount_status_name(st),
@@ -600,7 +621,8 @@ int cmd_count(const Args& a) {
             << cellcount_result_precision(rh.r) << "," << fmt(cellcount_result_seconds(rh.r), 3) << ","
             << fmt(ms["counted_pixels"].get<double>(), 0) << "," << fmt(ms["area"].get<double>(), 6) << ","
             << csv_escape(ms["unit"].get<std::string>()) << ","
-            << (ms["cells_per_unit2"].is_number() ? fmt(ms["cells_per_unit2"].get<double>(), 9) : "") << std::endl;
+            << (ms["cells_per_unit2"].is_number() ? fmt(ms["cells_per_unit2"].get<double>(), 9) : "") << ","
+            << warning_codes(ms["warnings"]) << std::endl;
       if (points_csv.is_open()) {
         for (const auto& q : ms["points"])
           points_csv << csv_escape(file) << "," << z + 1 << "," << fmt(q["x"].get<double>(), 2) << ","

@@ -253,6 +253,9 @@ int main(int argc, char** argv) {
     EXPECT(strcmp(cellcount_result_precision(r), "fp32") == 0 || strcmp(cellcount_result_precision(r), "bf16") == 0,
            "precision auto ran fp32 or bf16");
     EXPECT(cellcount_result_seconds(r) > 0, "seconds");
+    /* Out-of-domain warnings (issue 24): a JSON array tied to the result; NULL for a NULL result. */
+    EXPECT(cellcount_result_warnings(r) != NULL && cellcount_result_warnings(r)[0] == '[', "warnings are a JSON array");
+    EXPECT(cellcount_result_warnings(NULL) == NULL, "no warnings of a NULL result");
     if (n > 1) EXPECT_STATUS(cellcount_result_points(r, xy, NULL, NULL, 1), CELLCOUNT_ERR_BUFFER_TOO_SMALL);
     {
       float* pts = malloc(sizeof(float) * 2 * (n + 1));

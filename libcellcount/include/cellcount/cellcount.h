@@ -220,6 +220,25 @@ CELLCOUNT_API const char * cellcount_result_device(const cellcount_result * r); 
 CELLCOUNT_API const char * cellcount_result_precision(const cellcount_result * r); /* tied to r */
 CELLCOUNT_API double cellcount_result_seconds(const cellcount_result * r);     /* wall time of the predict */
 
+/* Out-of-domain warnings of the prediction (issue 24): a JSON array, tied to r, "[]" when none (NULL for a
+ * NULL r). Each entry {"code", "message", "value", "limit"}: the message names what was measured, the model's
+ * bound and what to do. Codes:
+ *   "intensity_out_of_domain"    the mean of a network input channel (after the model's normalisation) lies
+ *                                outside the range seen on the model's training and validation images
+ *                                (another stain, modality or polarity: an H&E image to a fluorescence model);
+ *   "cell_density_out_of_domain" the count per 10,000 counted pixels lies outside that range widened by the
+ *                                model's factor (cells far smaller or larger than the model knows);
+ *   "density_saturated"          the density map's peak exceeds that of any training/validation image by the
+ *                                model's factor;
+ *   "count_points_disagree"      count and detected points differ by more than the model's fraction:
+ *                                |count - points| / max(count, points) > count_points_tolerance, when
+ *                                max(count, points) >= 10.
+ * The bounds are model.json's "domain" section, fitted on the model's train split and checked on its val split
+ * (README, "Out-of-domain warnings"); a model without one is checked for count_points_disagree alone, with the
+ * library's tolerance 0.5. The prediction also logs each warning at CELLCOUNT_LOG_WARN, and
+ * cellcount_result_measure's JSON carries the same array as "warnings". */
+CELLCOUNT_API const char * cellcount_result_warnings(const cellcount_result * r);
+
 /* Copy the points into CALLER-SIZED arrays of `capacity` points: xy (2 per point, x then y, required),
  * class_ids and scores (each nullable). Statuses: OK, ERR_INVALID_ARGUMENT (NULL r or xy),
  * ERR_BUFFER_TOO_SMALL (capacity < cellcount_result_n_points). */

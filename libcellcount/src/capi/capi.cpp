@@ -10,6 +10,7 @@
 #include "core/bioimageio.h"
 #include "core/dataset.h"
 #include "core/device.h"
+#include "core/domain.h"
 #include "core/error.h"
 #include "core/hw.h"
 #include "core/evaluate.h"
@@ -29,6 +30,8 @@ struct cellcount_model {
   ModelFiles files;
   std::unique_ptr<Method> method;
   std::string info;  // cache for cellcount_model_info
+  InputSpec input;   // model.json "input", for the domain statistics
+  nlohmann::json domain;  // model.json "domain" (core/domain), null when absent
 };
 
 struct cellcount_image {
@@ -43,6 +46,8 @@ struct cellcount_result {
   std::string method;               // the model's method id (why there is no label image)
   double counted_pixels = 0;        // region pixels, else the whole image
   std::vector<float> intensities;   // per point: mean of the original image in a disc of kIntensityRadius
+  nlohmann::json warnings = nlohmann::json::array();  // core/domain: out-of-domain warnings
+  std::string warnings_text = "[]";                    // cellcount_result_warnings
 };
 
 namespace {
@@ -375,6 +380,10 @@ cellcount_status cellcount_model_load(const char* path, cellcount_model** out) {
     m->files = read_model(path);
     m->spec = &find_method(m->files.meta["method"].get<std::string>());
     m->method = load_method(*m->spec, m->files);
+    m->input = InputSpec::from_json(m->files.meta.value("input", nlohmann::json::object()));
+    m->domain = m->files.meta.value("domain", nlohmann::json());
+    // A malformed "domain" section is a model format error at load, not at the first count.
+    domain_warnings(m->domain, DomainStats{});
     *out = m.release();
   });
 }
@@ -527,6 +536,11 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     r->method = m->spec->id;
     r->counted_pixels = reg.defined() ? double(reg.sum().item<int64_t>()) : double(image.size(1) * image.size(2));
     r->intensities = local_intensities(image, r->p.points, kIntensityRadius);
+    // Out-of-domain warnings (issue 24): against model.json's "domain", logged once here and kept in the result.
+    const auto stats = domain_stats(image, m->input, normalization_range, r->p, r->counted_pixels);
+    r->warnings = domain_warnings(m->domain, stats);
+    r->warnings_text = r->warnings.dump();
+    for (const auto& w : r->warnings) log_warn(m->spec->id + ": " + w["message"].get<std::string>());
     r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     *out = r.release();
   });
@@ -543,6 +557,7 @@ size_t cellcount_result_n_points(const cellcount_result* r) { return r ? r->p.po
 const char* cellcount_result_device(const cellcount_result* r) { return r ? r->device.c_str() : nullptr; }
 const char* cellcount_result_precision(const cellcount_result* r) { return r ? r->precision.c_str() : nullptr; }
 double cellcount_result_seconds(const cellcount_result* r) { return r ? r->seconds : 0.0; }
+const char* cellcount_result_warnings(const cellcount_result* r) { return r ? r->warnings_text.c_str() : nullptr; }
 
 cellcount_status cellcount_result_points(const cellcount_result* r, float* xy, int32_t* class_ids, float* scores,
                                          size_t capacity) {
@@ -901,6 +916,7 @@ cellcount_status cellcount_result_measure(const cellcount_result* r, const char*
                      {"intensity", std::isfinite(in) ? nlohmann::json(in) : nlohmann::json()}, {"label", label}});
     }
     rep["points"] = std::move(pts);
+    rep["warnings"] = r->warnings;
     *out_json = dup_string(rep.dump());
   });
 }

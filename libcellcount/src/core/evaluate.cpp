@@ -9,6 +9,7 @@
 #include "core/csv.h"
 #include "core/dataset.h"
 #include "core/device.h"
+#include "core/domain.h"
 #include "core/error.h"
 #include "core/eval_loop.h"
 #include "core/limits.h"
@@ -136,7 +137,11 @@ nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progr
 
   auto counts = count_metric();
   auto points = point_metric(radius);
-  std::vector<EvalMetric*> metrics{counts.get(), points.get()};
+  // The out-of-domain statistics and warnings of every item (core/domain): on the model's own val split they
+  // show the section's false alarms; on train, "domain.fitted" is the section fitted on those items.
+  auto domain = domain_metric(InputSpec::from_json(files.meta.value("input", nlohmann::json::object())),
+                              files.meta.value("domain", nlohmann::json()));
+  std::vector<EvalMetric*> metrics{counts.get(), points.get(), domain.get()};
   // Models with classes (llp) are also measured per class.
   std::unique_ptr<EvalMetric> classes;
   const auto names = files.meta.value("classes", nlohmann::json::array());
