@@ -55,6 +55,7 @@ def test_count_matches_the_library(make_napari_viewer, run_widget, repo, sample,
     (row,) = table.rows
     assert row["count"] == want.count and row["points"] == want.n_points
     assert row["image"] == "cells_00000" and row["model"] == "dcl-vgg" and row["region"] == "roi"
+    assert row["warnings"] == "" and pts.metadata["cellcount"]["warnings"] == {"": []}  # its own kind of image
     assert table.view.rowCount() == 1 and table.view.item(0, 2).text() == f"{want.count:.2f}"
 
     path = table.export_csv(tmp_path / "counts.csv")
@@ -440,3 +441,40 @@ def test_the_models_tuned_values_are_shown(make_napari_viewer, repo, fixture_mod
     own = json.loads((fixture_model / "model.json").read_text()).get("thresholds", {})
     want = f"{own['peak_threshold']:.6g}" if "peak_threshold" in own else "the model's value"
     assert want in w.threshold_edit.placeholderText()
+
+
+def test_out_of_domain_warnings_are_notified_and_tabled(make_napari_viewer, run_widget, repo, sample, monkeypatch):
+    """Issue 24: dcl-adi (RGB tissue) on a grey fluorescence sample. Each of the library's warnings is one
+    notification named by the layer, and the table row and the points layer carry them; the binding's
+    OutOfDomainWarning (napari's thread worker notifies the warnings raised in it) and the library's log line
+    are not shown a second time."""
+    from napari_cellcount import _jobs, _widget
+
+    shown, relayed = [], []
+    monkeypatch.setattr(_widget, "show_warning", shown.append)
+    monkeypatch.setattr(_jobs, "show_warning", shown.append)  # the job's captured library log lines
+    make_worker = _jobs.create_worker
+
+    def recording_worker(*args, **kwargs):  # what the thread worker caught, to notify as napari versions may
+        worker = make_worker(*args, **kwargs)
+        worker.warned.connect(relayed.append)
+        return worker
+
+    monkeypatch.setattr(_jobs, "create_worker", recording_worker)
+    viewer = make_napari_viewer()
+    rgb = np.repeat(sample[:, :, None], 3, axis=2)
+    viewer.add_image(rgb, name="grey as rgb", rgb=True)
+    w = dock(viewer, CountWidget(viewer, "dcl"))
+    w.set_model(repo / "models" / "dcl-adi")
+    w.image_combo.setCurrentText("grey as rgb")
+    out = run_widget(w)
+    assert isinstance(out, dict), out
+    ((_, r),) = out["results"]
+    with cellcount.Model(repo / "models" / "dcl-adi") as m:
+        want = m.predict(rgb, warn=False).warnings
+    assert r.warnings == want and {x["code"] for x in want} & {"intensity_out_of_domain", "count_points_disagree"}
+    assert shown == [f"grey as rgb: {x['message']}" for x in want]
+    assert not [a for a in relayed if issubclass(a[1], cellcount.OutOfDomainWarning)]
+    (row,) = table_for(viewer).rows
+    assert row["warnings"] == "; ".join(x["message"] for x in want)
+    assert viewer.layers["grey as rgb dcl points"].metadata["cellcount"]["warnings"] == {"": want}

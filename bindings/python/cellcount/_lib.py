@@ -121,6 +121,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cellcount_result_device": (c_char_p, [c_void_p]),
     "cellcount_result_precision": (c_char_p, [c_void_p]),
     "cellcount_result_seconds": (c_double, [c_void_p]),
+    "cellcount_result_warnings": (c_char_p, [c_void_p]),
     "cellcount_result_points": (status_t, [c_void_p, POINTER(c_float), POINTER(c_int32), POINTER(c_float), c_size_t]),
     "cellcount_result_image_size": (status_t, [c_void_p, c_int32, POINTER(c_int64), POINTER(c_int64),
                                                POINTER(c_int64)]),

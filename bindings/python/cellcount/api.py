@@ -14,7 +14,9 @@ import json
 import logging
 import math
 import os
+import sys
 import threading
+import warnings
 from ctypes import POINTER, byref, c_double, c_float, c_int32, c_int64, c_void_p
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -25,7 +27,8 @@ from . import _lib
 from ._lib import Box, ImageView, PredictParams
 
 __all__ = [
-    "Status", "CellCountError", "Cancelled", "Model", "Result", "count", "train", "evaluate", "synthesize",
+    "Status", "CellCountError", "Cancelled", "OutOfDomainWarning", "Model", "Result", "count", "train", "evaluate",
+    "synthesize",
     "request_defaults", "request_options", "predict_defaults", "peak_threshold_absolute", "peak_threshold_relative",
     "normalization_range", "export",
     "library_info", "methods", "version", "abi_version",
@@ -62,6 +65,20 @@ class CellCountError(Exception):
 
 class Cancelled(CellCountError):
     """A progress callback asked to stop (CELLCOUNT_CANCELLED). The model handle stays usable."""
+
+
+class OutOfDomainWarning(UserWarning):
+    """An image unlike the model's training images (cellcount.h, "Out-of-domain warnings"): Model.predict (and so
+    predict_stack and count) issues one per entry of Result.warnings, the library's message as its text, unless
+    called with warn=False. Filter it as any warning: warnings.simplefilter("ignore", cellcount.OutOfDomainWarning)."""
+
+
+def _warn_out_of_domain(found: list[dict]) -> None:
+    level, f = 1, sys._getframe()
+    while f is not None and f.f_code.co_filename == __file__:  # attributed to the first caller outside this file
+        level, f = level + 1, f.f_back
+    for w in found:
+        warnings.warn(w["message"], OutOfDomainWarning, stacklevel=level)
 
 
 def _raise(status: int) -> None:
@@ -137,19 +154,39 @@ def set_num_threads(n: int) -> None:
 
 _LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
 _log_state: dict[str, Any] = {}
+_held = threading.local()  # .lines: the WARN lines logged on this thread while Model.predict runs, else None
+
+
+def _emit(level: int, text: str) -> None:
+    try:
+        _log_state["target"](level, text)
+    except Exception:  # noqa: BLE001 - nothing may unwind through C
+        pass
+
+
+def _pass_held(lines: list[str], found: list[dict]) -> None:
+    """Passes on the WARN lines the library logged during a predict: the result's out-of-domain warnings
+    ("<method>: <message>") at DEBUG, as Python reports them once, as OutOfDomainWarning; any other at WARNING."""
+    own = [": " + w["message"] for w in found]
+    for text in lines:
+        _emit(logging.DEBUG if any(text.endswith(m) for m in own) else logging.WARNING, text)
 
 
 def set_log_handler(fn: Callable[[int, str], None] | None = None, min_level: int = logging.INFO) -> None:
     """Routes the library's log to ``fn(python_logging_level, message)``; fn=None sends it to the
     ``logging`` logger "cellcount" (the binding's default). Messages below min_level (a logging level)
-    are dropped inside the library. The sink may be called from any thread that runs a cellcount call."""
-    target = fn or (lambda level, msg: log.log(level, msg))
+    are dropped inside the library. The sink may be called from any thread that runs a cellcount call.
+    Warnings logged during Model.predict reach it when the call returns; the result's out-of-domain warnings
+    among them at DEBUG (Python reports those as OutOfDomainWarning and in Result.warnings)."""
+    _log_state["target"] = fn or (lambda level, msg: log.log(level, msg))
 
     def sink(level: int, msg: bytes | None, _user: Any) -> None:
-        try:
-            target(_LEVELS.get(int(level), logging.INFO), (msg or b"").decode("utf-8", "replace"))
-        except Exception:  # noqa: BLE001 - nothing may unwind through C
-            pass
+        text = (msg or b"").decode("utf-8", "replace")
+        lines = getattr(_held, "lines", None)
+        if lines is not None and int(level) == 2:
+            lines.append(text)  # passed on by Model.predict (_pass_held)
+        else:
+            _emit(_LEVELS.get(int(level), logging.INFO), text)
 
     c_min = max(k for k, v in _LEVELS.items() if v <= max(min_level, logging.DEBUG))
     cb = _lib.LOG_FN(sink)
@@ -404,6 +441,9 @@ class Result:
     # cells_per_unit2, intensity_radius, points [{x, y, class, score, intensity, label}], labels {available, ...}
     measurements: dict = field(default_factory=dict)
     labels: np.ndarray | None = None         # int32 (H, W): components of the method's mask, 0 = none
+    # out-of-domain warnings of the prediction (cellcount_result_warnings; measurements["warnings"] is the same
+    # array): [{code, message, value, limit}], [] when none. Model.predict also issues them as OutOfDomainWarning.
+    warnings: list[dict] = field(default_factory=list)
 
     @property
     def intensities(self) -> np.ndarray:
@@ -545,6 +585,7 @@ def _collect(r: c_void_p, classes: list[str], calibration: dict | None = None) -
         precision=(L.cellcount_result_precision(r) or b"").decode(),
         seconds=float(L.cellcount_result_seconds(r)),
         classes=list(classes),
+        warnings=json.loads(L.cellcount_result_warnings(r).decode()),
     )
 
 
@@ -669,7 +710,7 @@ class Model:
 
     def predict(self, image: Any, exemplars: Any = None, region: Any = None, *,
                 progress: ProgressFn | None = None, options: dict | None = None, calibration: dict | None = None,
-                **params: Any) -> Result:
+                warn: bool = True, **params: Any) -> Result:
         """Counts (and locates) cells in one 2-D image.
 
         image      (H, W) or (H, W, C), uint8/uint16/float32 borrowed as is (other types become float32)
@@ -681,6 +722,8 @@ class Model:
                    options and values out of range are refused by the library, naming the option.
         calibration  {"pixel_width", "pixel_height", "unit"} for the library's measurements (Result.measurements:
                    area, cells_per_unit2); None = pixels
+        warn       issue each of Result.warnings (an image unlike the model's training images) as an
+                   OutOfDomainWarning; False for front ends that report Result.warnings themselves
         params     device, precision, tile_size, tile_overlap, peak_threshold, peak_threshold_relative (the
                    library's 0-1 scale), peak_min_distance, want_density, normalization_range ([low, high] raw
                    intensities for 0 and 1 instead of the image's own percentiles, e.g. every plane of a stack
@@ -697,16 +740,25 @@ class Model:
         pr = _Progress(progress)
         p, _keep = self._params(pr, params, options)
         out = c_void_p()
+        res = None
         with self._lock:
             self._check_open()
-            status = _lib.lib().cellcount_predict(
-                self._h, byref(view), boxes, len(boxes) if boxes is not None else 0,
-                byref(reg_view) if reg_view is not None else None, byref(p), byref(out))
+            outer, _held.lines = getattr(_held, "lines", None), []
+            try:
+                status = _lib.lib().cellcount_predict(
+                    self._h, byref(view), boxes, len(boxes) if boxes is not None else 0,
+                    byref(reg_view) if reg_view is not None else None, byref(p), byref(out))
+            finally:
+                lines, _held.lines = _held.lines, outer
             try:
                 pr.check(status)
-                return _collect(out, self.classes, calibration)
+                res = _collect(out, self.classes, calibration)
             finally:
                 _lib.lib().cellcount_result_free(out)
+                _pass_held(lines, res.warnings if res is not None else [])
+        if warn:
+            _warn_out_of_domain(res.warnings)
+        return res
 
     def predict_stack(self, stack: Any, exemplars: Any = None, region: Any = None, *,
                       plane_exemplars: Sequence[Any] | None = None, progress: ProgressFn | None = None,

@@ -14,8 +14,10 @@ task is one ``cellcount_predict`` call on one plane of one file (``count_files``
 image with a halo (``count_array``). Workers need the library and this package, and see the same paths
 (and the same model folder) as the client.
 
-count_files writes one row per file plane with the columns of ``cellcount count --csv`` (same values,
-``seconds`` aside) followed by provenance columns. Rows are appended by the client only, each as one
+count_files writes one row per file plane with columns of ``cellcount count --csv`` (same values,
+``seconds`` aside; ``warnings``: the codes of the plane's out-of-domain warnings, space-separated, as the CLI
+writes them) followed by provenance columns. Workers issue no OutOfDomainWarning: the rows (and count_array's
+``ArrayCount.warnings``) carry them. Rows are appended by the client only, each as one
 write of a whole line, as the tasks complete; a row's key (file, plane, model weights, prediction
 settings) is also its task's key, so a task retried after a worker died, or run twice, gives one row. A
 rerun with the same settings skips the rows the table already holds. A file that cannot be read or
@@ -57,9 +59,9 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 __all__ = ["COLUMNS", "CLI_COLUMNS", "ModelPlugin", "register_model", "count_files", "count_array", "CountReport",
            "ArrayCount", "expand_inputs", "main"]
 
-# The columns of `cellcount count --csv`, in its order, then the provenance of each row.
+# Columns of `cellcount count --csv`, in its order (not its measurement columns), then the provenance of each row.
 CLI_COLUMNS = ["image", "slice", "count", "truth", "abs_error", "points", "model", "method", "device", "precision",
-               "seconds"]
+               "seconds", "warnings"]
 PROVENANCE_COLUMNS = ["planes", "model_name", "model_sha256", "library_version", "options", "key"]
 COLUMNS = CLI_COLUMNS + PROVENANCE_COLUMNS
 
@@ -368,13 +370,13 @@ def _count_plane(path: str, z: int, model: str, sha: str, params: dict, options:
         if z >= len(planes):
             return {"error": ("CELLCOUNT_ERR_INVALID_ARGUMENT", f"has {len(planes)} plane(s), not {z + 1}"),
                     "planes": len(planes)}
-        r = m.predict(planes[z], boxes if boxes else None, options=options, **params)
+        r = m.predict(planes[z], boxes if boxes else None, options=options, warn=False, **params)
     except api.CellCountError as e:
         if e.status in _FILE_LEVEL:
             return {"error": (e.status_name, e.message)}
         raise RuntimeError(f"'{path}' plane {z + 1}: {e}") from None  # plain type: crosses to the client
     return {"planes": len(planes), "count": r.count, "points": r.n_points, "device": r.device,
-            "precision": r.precision, "seconds": r.seconds}
+            "precision": r.precision, "seconds": r.seconds, "warnings": " ".join(w["code"] for w in r.warnings)}
 
 
 def count_files(client: Client, inputs: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -490,6 +492,7 @@ def count_files(client: Client, inputs: Sequence[str | os.PathLike] | str | os.P
                    "abs_error": _fmt(abs(res["count"] - t), 3) if has_truth else "",
                    "points": res["points"], "model": model, "method": info.get("method", ""),
                    "device": res["device"], "precision": res["precision"], "seconds": _fmt(res["seconds"], 3),
+                   "warnings": res["warnings"],
                    "planes": planes, "model_name": os.path.basename(os.path.normpath(model)),
                    "model_sha256": sha, "library_version": lib_version, "options": settings, "key": key}
             if table.append(row):
@@ -524,6 +527,7 @@ class ArrayCount:
     seconds: float
     blocks: list[dict] = field(default_factory=list)  # per block: y0, x0, y1, x1 (core) and its count
     normalization_range: list[float] | None = None  # the intensities every block was normalised by (None: its own)
+    warnings: list[dict] = field(default_factory=list)  # each block's out-of-domain warnings, + "block": its index
 
 
 def model_halo(model: str | os.PathLike) -> int:
@@ -547,7 +551,7 @@ def _count_block(block: np.ndarray, core: tuple[int, int, int, int], origin: tup
     top-left (y, x) in the image."""
     m = _cached_model(model, sha)
     try:
-        r = m.predict(np.ascontiguousarray(block), options=options, **params)
+        r = m.predict(np.ascontiguousarray(block), options=options, warn=False, **params)
     except api.CellCountError as e:
         raise RuntimeError(f"block at {origin}: {e}") from None
     y0, x0, y1, x1 = core
@@ -557,7 +561,8 @@ def _count_block(block: np.ndarray, core: tuple[int, int, int, int], origin: tup
         count = float(r.density[y0:y1, x0:x1].astype(np.float64).sum())
     else:
         count = float(inside.sum())
-    return {"count": count, "xy": xy, "class_ids": r.class_ids[inside], "scores": r.scores[inside]}
+    return {"count": count, "xy": xy, "class_ids": r.class_ids[inside], "scores": r.scores[inside],
+            "warnings": r.warnings}
 
 
 def count_array(client: Client, image: Any, model: str | os.PathLike, *, block: int = 1024, halo: int | None = None,
@@ -636,7 +641,8 @@ def count_array(client: Client, image: Any, model: str | os.PathLike, *, block: 
     sc = np.concatenate([r["scores"] for r in results]) if results else np.zeros(0, np.float32)
     blocks = [{"y0": c[0], "x0": c[1], "y1": c[2], "x1": c[3], "count": r["count"]} for c, r in zip(cores, results)]
     return ArrayCount(count=total, xy=xy, class_ids=cls, scores=sc, block=block, halo=halo, n_blocks=len(tasks),
-                      seconds=time.perf_counter() - t0, blocks=blocks, normalization_range=nrange)
+                      seconds=time.perf_counter() - t0, blocks=blocks, normalization_range=nrange,
+                      warnings=[{**w, "block": i} for i, r in enumerate(results) for w in r["warnings"]])
 
 
 # --------------------------------------------------------------------------- command line

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -588,3 +589,48 @@ def test_export_bioimageio_package(repo, tmp_path):
     assert e.value.status == cellcount.Status.ERR_IO and out.stat().st_size > 0
     with pytest.raises(cellcount.CellCountError, match="format"):
         cellcount.export(repo / "models" / "dcl-vgg", tmp_path / "x.zip", format="onnx")
+
+
+# ------------------------------------------------------------------ out-of-domain warnings (issue 24)
+
+DOMAIN_CODES = {"intensity_out_of_domain", "cell_density_out_of_domain", "density_saturated", "count_points_disagree"}
+
+
+def test_no_warning_for_a_model_on_its_own_kind_of_image(repo, sample_image):
+    with cellcount.Model(repo / "models" / "dcl-vgg") as m, warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        r = m.predict(sample_image)
+    assert r.warnings == [] and r.measurements["warnings"] == []
+    assert not [w for w in got if issubclass(w.category, cellcount.OutOfDomainWarning)]
+
+
+def test_an_image_unlike_the_training_images_warns(repo, sample_image, caplog):
+    """dcl-adi (RGB adipocyte tissue, model.json "domain" fitted on its train split) on a grey fluorescence
+    sample: the library's warnings in Result.warnings, one OutOfDomainWarning each, attributed to the caller."""
+    adi = repo / "models" / "dcl-adi"
+    assert "domain" in json.loads((adi / "model.json").read_text())
+    rgb = np.repeat(sample_image[:, :, None], 3, axis=2)
+    caplog.set_level(logging.DEBUG, logger="cellcount")
+    with cellcount.Model(adi) as m:
+        with pytest.warns(cellcount.OutOfDomainWarning) as got:
+            r = m.predict(rgb)
+        assert {w["code"] for w in r.warnings} & {"intensity_out_of_domain", "count_points_disagree"}
+        assert {w["code"] for w in r.warnings} <= DOMAIN_CODES
+        assert all(set(w) == {"code", "message", "value", "limit"} for w in r.warnings)
+        assert r.warnings == r.measurements["warnings"]  # one array, two ways to read it
+        mine = [w for w in got if issubclass(w.category, cellcount.OutOfDomainWarning)]
+        assert [str(w.message) for w in mine] == [w["message"] for w in r.warnings]
+        assert {w.filename for w in mine} == {__file__}  # the caller's line, not the binding's
+        # logged by the library too, but passed on at DEBUG: Python says each once (the OutOfDomainWarning)
+        logged = [rec for rec in caplog.records if rec.name == "cellcount" and
+                  any(rec.getMessage().endswith(w["message"]) for w in r.warnings)]
+        assert len(logged) == len(r.warnings) and {rec.levelno for rec in logged} == {logging.DEBUG}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", cellcount.OutOfDomainWarning)
+            quiet = m.predict(rgb, warn=False)  # front ends that show Result.warnings themselves
+            with pytest.raises(cellcount.OutOfDomainWarning):  # a filter turns them into errors, as any warning
+                m.predict(rgb)
+    assert quiet.warnings == r.warnings
+    with pytest.warns(cellcount.OutOfDomainWarning) as got:
+        cellcount.count(adi, rgb)
+    assert {w.filename for w in got if issubclass(w.category, cellcount.OutOfDomainWarning)} == {__file__}

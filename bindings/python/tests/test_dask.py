@@ -251,3 +251,17 @@ def test_library_errors_cross_process_boundaries():
     e = pickle.loads(pickle.dumps(cellcount.CellCountError(20, "cannot read 'x.png'")))
     assert isinstance(e, cellcount.CellCountError) and e.status == cellcount.Status.ERR_IO
     assert e.message == "cannot read 'x.png'" and str(e) == "CELLCOUNT_ERR_IO: cannot read 'x.png'"
+
+
+def test_count_array_carries_the_blocks_warnings(thread_client, repo):
+    """Out-of-domain warnings (issue 24) of each block in ArrayCount.warnings, with the block's index; workers
+    issue no OutOfDomainWarning. One block: the library's warnings of one call on the whole image."""
+    import imageio.v3 as iio
+    adi = repo / "models" / "dcl-adi"
+    rgb = np.repeat(iio.imread(repo / "samples" / "dcl-vgg" / "cells_00000.png")[:, :, None], 3, axis=2)
+    with cellcount.Model(adi) as m:
+        whole = m.predict(rgb, warn=False)
+    got = ccd.count_array(thread_client, rgb, adi, block=512)
+    assert got.n_blocks == 1 and whole.warnings
+    assert [w["code"] for w in got.warnings] == [w["code"] for w in whole.warnings]
+    assert {w["block"] for w in got.warnings} == {0}

@@ -12,7 +12,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QPushBu
 
 BASE_COLUMNS = ["image", "plane", "count", "points", "model", "method", "region", "exemplars", "area",
                 "cells per unit2", "pixel width", "pixel height", "unit", "path", "device", "precision",
-                "seconds"]
+                "seconds", "warnings"]  # warnings: the plane's out-of-domain warnings (issue 24), "; "-joined
 # A row is a measurement of one plane of one image file with one model in one region: counting it again
 # replaces that row (issue 21: recounts piled up duplicates). Choice: the model and region are part of the
 # key, so the same plane counted with two models (or in two regions) gives two rows to compare.

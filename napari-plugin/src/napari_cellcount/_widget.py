@@ -326,7 +326,7 @@ class CountWidget(JobWidget):
                                   progress=progress, options=plan.options or None,
                                   calibration={"pixel_width": float(plan.image.pixel[1]),
                                                "pixel_height": float(plan.image.pixel[0]), "unit": plan.image.unit},
-                                  **plan.params)
+                                  warn=False, **plan.params)  # r.warnings are notified by _show
             except cellcount.CellCountError as e:
                 if where and not isinstance(e, cellcount.Cancelled):
                     raise type(e)(e.status, f"{where}{e.message}") from e
@@ -357,12 +357,16 @@ class CountWidget(JobWidget):
                                                categories=list(dict.fromkeys(classes + list(features["class"].astype(str)))))
         colours = class_colours(list(features["class"].cat.categories))
         size = point_size(info)
+        # out-of-domain warnings (issue 24) by plane label ("" for a 2-D image), those of planes not counted now kept
+        warned = {**(old.metadata["cellcount"].get("warnings", {}) if old is not None and spec.lead_shape else {}),
+                  **{plane_label(idx): r.warnings for idx, r in results}}
         if old is not None:
             self.viewer.layers.remove(old)
         # rings coloured by class, so the cells under them stay visible
         pts = Points(data, ndim=spec.ndim, features=features, border_color="class", border_color_cycle=colours,
                      face_color="transparent", size=size, border_width=0.18, name=name,
-                     metadata={"cellcount": {"model": info.get("path", str(plan.model_path)), "method": self.method}},
+                     metadata={"cellcount": {"model": info.get("path", str(plan.model_path)), "method": self.method,
+                                             "warnings": warned}},
                      **tf)
         self.viewer.add_layer(pts)
 
@@ -389,7 +393,8 @@ class CountWidget(JobWidget):
                    "exemplars": len(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else "",
                    "area": area, "cells per unit2": float(per) if per is not None else "",
                    "pixel width": pw, "pixel height": ph, "unit": spec.unit, "path": spec.path,
-                   "device": r.device, "precision": r.precision, "seconds": float(r.seconds)}
+                   "device": r.device, "precision": r.precision, "seconds": float(r.seconds),
+                   "warnings": "; ".join(w["message"] for w in r.warnings)}
             if len(classes) > 1:
                 for k, c in enumerate(classes):
                     row[f"count {c}"] = float(r.class_counts[k]) if k < len(r.class_counts) else 0.0
@@ -397,6 +402,11 @@ class CountWidget(JobWidget):
         table = table_for(self.viewer)
         table.add_rows(rows)
         saved = self.save_beside(spec, table, self.viewer.layers[name]) if self.save_check.isChecked() else []
+
+        # the library's out-of-domain warnings (issue 24), one notification each, named by layer and plane
+        for idx, r in results:
+            for w in r.warnings:
+                show_warning(f"{spec.name}{f' plane {plane_label(idx)}' if idx else ''}: {w['message']}")
 
         total = sum(r.count for _, r in results)
         where = f"{len(results)} planes of " if len(results) > 1 else ""

@@ -63,6 +63,14 @@ function rowFor(path, region) {
   return -1;
 }
 
+// The newest "ok" row of an image (title) counted with a model.
+function rowOf(title, model) {
+  for (r = Table.size(T) - 1; r >= 0; r--)
+    if (Table.getString("image", r, T) == title && Table.getString("model", r, T) == model
+        && Table.getString("status", r, T) == "ok") return r;
+  return -1;
+}
+
 function rows() {
   if (!isOpen(T)) return 0;
   return Table.size(T);
@@ -655,6 +663,41 @@ if (exModel != "") {
   close("*");
 }
 lap("section 15");
+// ---- 16. out-of-domain warnings (issue 24): the library's warnings in the row's warnings column and one Log line
+// each, "cellcount warning (<title>): <message>", not repeated as the library's own WARN line; none for dcl-vgg on
+// its own sample, some for dcl-adi (3 channels, other images) on the same pixels as RGB
+if (!File.exists(repo + "/models/dcl-adi/model.json")) {
+  print("SKIP: out-of-domain warnings: models/dcl-adi is not there");
+} else {
+  call(probe + ".captureLog");
+  open(samples + "cells_00000.png");
+  run("Count cells", "model=dcl-vgg slices=current region=[whole image]");
+  r = rowOf("cells_00000.png", "dcl-vgg");
+  w = "(no row)";
+  if (r >= 0) w = Table.getString("warnings", r, T);
+  check((w == ""), "dcl-vgg on its own sample: no warnings, got '" + w + "'");
+  run("RGB Color");
+  run("Count cells", "model=dcl-adi slices=current region=[whole image]");
+  r = rowOf("cells_00000.png", "dcl-adi");
+  w = "";
+  if (r >= 0) w = Table.getString("warnings", r, T);
+  check((w != "" && w != "NaN"), "dcl-adi on a dcl-vgg sample: warnings in the table, got '" + w + "'");
+  lines = split(call(probe + ".logSinceCapture"), "\n");
+  prefix = "cellcount warning (cells_00000.png): ";
+  nOwn = 0;
+  nRepeated = 0;
+  for (i = 0; i < lines.length; i++) {
+    if (startsWith(lines[i], prefix)) {
+      nOwn++;
+      check((indexOf(w, substring(lines[i], lengthOf(prefix))) >= 0), "the Log's warning is in the table: " + lines[i]);
+    }
+    if (startsWith(lines[i], "cellcount: dcl: ")) nRepeated++;
+  }
+  check((nOwn >= 1), "one Log line per warning with the image's title, got " + nOwn);
+  check((nRepeated == 0), "the library's own line of a warning is not repeated, got " + nRepeated);
+  close("*");
+}
+lap("section 16");
 print("CELLCOUNT PLUGIN TEST: " + checks + " checks, " + failures + " failed");
 if (failures == 0) print("CELLCOUNT PLUGIN TEST PASSED");
 else print("CELLCOUNT PLUGIN TEST FAILED");

@@ -49,6 +49,12 @@ public final class Prediction {
   /** Label image (row-major, mask size: {@link #mask}'s width x height), 0 = none; null when the method gives
    * no mask (measurements' labels.reason says why). */
   public final int[] labels;
+  /**
+   * The messages of the prediction's out-of-domain warnings (cellcount.h, "Out-of-domain warnings"; issue 24),
+   * in the library's order; unmodifiable, empty when none. Each entry's code, value and limit are in
+   * {@link #measurements}' "warnings". The library also logs each at {@link CellCount#LOG_WARN}.
+   */
+  public final java.util.List<String> warnings;
 
   Prediction(long r) throws CellCountException {
     this(r, null);
@@ -73,6 +79,12 @@ public final class Prediction {
     Object lab = measurements.get("labels");
     labels = lab instanceof java.util.Map && Boolean.TRUE.equals(((java.util.Map<?, ?>) lab).get("available"))
         ? Native.resultLabels(r) : null;
+    java.util.List<String> w = new java.util.ArrayList<>();
+    Object found = measurements.get("warnings");
+    if (found instanceof java.util.List)
+      for (Object o : (java.util.List<?>) found)
+        if (o instanceof java.util.Map) w.add(String.valueOf(((java.util.Map<?, ?>) o).get("message")));
+    warnings = java.util.Collections.unmodifiableList(w);
   }
 
   /** A number of {@link #measurements}, NaN when absent or null. */

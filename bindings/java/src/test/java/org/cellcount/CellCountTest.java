@@ -234,6 +234,27 @@ public class CellCountTest {
   }
 
   @Test
+  public void warningsAreTheMeasurementsMessages() throws Exception {
+    // issue 24: one message per entry of the measurements' "warnings", in the library's order; read-only
+    Prediction r = model.predict(image, null, null, null, null);
+    List<?> found = (List<?>) r.measurements.get("warnings");
+    assertEquals(found.size(), r.warnings.size());
+    for (int k = 0; k < found.size(); k++) assertEquals(((Map<?, ?>) found.get(k)).get("message"), r.warnings.get(k));
+    try {
+      r.warnings.add("x");
+      fail("warnings must be unmodifiable");
+    } catch (UnsupportedOperationException expected) {
+      // read-only
+    }
+    // an empty list where the library checks nothing: the fixture has no "domain" section, and a count and
+    // points below 10 (a 4 x 4 region) are not compared (cellcount.h, "Out-of-domain warnings")
+    byte[] small = new byte[image.width * image.height];
+    for (int y = 0; y < 4; y++)
+      for (int x = 0; x < 4; x++) small[y * image.width + x] = 1;
+    assertEquals(List.of(), model.predict(image, null, small, null, null).warnings);
+  }
+
+  @Test
   public void badParamsAreRefused() throws Exception {
     PredictParams p = PredictParams.defaults();
     p.tileSize = 5;

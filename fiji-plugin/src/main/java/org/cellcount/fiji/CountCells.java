@@ -39,7 +39,9 @@ import org.cellcount.Prediction;
  * <p>Inputs: the current image (8/16/32-bit or RGB), its current plane or every plane of a stack or
  * hyperstack, rectangles of the selection or of the ROI Manager as exemplars, an area selection as the
  * region to count. Outputs: rows of the "Cell counts" table, points in the overlay (and ROI Manager), the
- * density map (and mask/reconstruction) as new images on request, a log line with the device.
+ * density map (and mask/reconstruction) as new images on request, a log line with the device. A plane the
+ * model finds unlike its training images (the library's out-of-domain warnings, issue 24) gets them in its
+ * row's "warnings" column and one Log line each, "cellcount warning (title): message" (no dialog).
  */
 public class CountCells implements PlugIn {
   static final String TABLE = "Cell counts";
@@ -354,14 +356,18 @@ public class CountCells implements PlugIn {
         Inputs.Position p = positions.get(i);
         PixelData px = Inputs.pixels(imp, p);
         String what = positions.size() > 1 ? "Counting slice " + (i + 1) + "/" + positions.size() : "Counting";
-        Prediction r;
+        Prediction r = null;
+        Support.holdLog();
         try {
           r = model.predict(px, boxes.get(i), mask, o.params, Support.progress(i, positions.size(), what));
         } catch (CellCountException e) {
           if (!e.isCancelled()) throw e;
           cancelled = true;
           break;
+        } finally {
+          Support.releaseLog(r == null ? null : r.warnings);
         }
+        for (String w : r.warnings) IJ.log(Support.warningLine(imp.getTitle(), positions.size() > 1 ? p.index : 0, w));
         total += r.count;
         device = r.device;
         precision = r.precision;
@@ -420,7 +426,8 @@ public class CountCells implements PlugIn {
   }
 
   static final String[] SAVED_COLUMNS = {"image", "path", "slice", "count", "points", "area", "cells per unit2",
-      "pixel width", "pixel height", "unit", "region", "model", "method", "device", "precision", "seconds", "status"};
+      "pixel width", "pixel height", "unit", "region", "model", "method", "device", "precision", "seconds", "warnings",
+      "status"};
 
   /**
    * Writes the table's rows of this image file to &lt;image&gt;_cellcount.csv and the points of this count to
@@ -443,7 +450,9 @@ public class CountCells implements PlugIn {
       for (File f : new File[] {counts, points}) {
         if (!f.exists()) continue;
         String first = java.nio.file.Files.newBufferedReader(f.toPath()).readLine();
-        if (first == null || !(first.equals(countsHead) || first.equals(pointsHead) || first.equals("slice,x,y,class,score"))) {
+        // also the headers of earlier versions (no warnings column before issue 24; points without intensity, label)
+        if (first == null || !(first.equals(countsHead) || first.equals(countsHead.replace(",warnings,", ","))
+            || first.equals(pointsHead) || first.equals("slice,x,y,class,score"))) {
           Support.error(f + " exists and was not written by Cell Counting; not replaced (nothing saved)");
           return;
         }
@@ -542,6 +551,7 @@ public class CountCells implements PlugIn {
     rt.setValue("device", row, r.device);
     rt.setValue("precision", row, r.precision);
     rt.setValue("seconds", row, r.seconds);
+    rt.setValue("warnings", row, Support.warningsCell(r.warnings));
     rt.setValue("status", row, "ok");
     return row;
   }

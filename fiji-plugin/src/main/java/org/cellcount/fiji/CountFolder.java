@@ -35,7 +35,7 @@ import org.cellcount.PredictParams;
 public class CountFolder implements PlugIn {
   static final String DEFAULT_OUTPUT = "cellcount_counts.csv";
   static final String[] COLUMNS = {"image", "slice", "count", "points", "model", "method", "device", "precision",
-      "seconds", "area", "cells per unit2", "pixel width", "pixel height", "unit", "path", "status"};
+      "seconds", "area", "cells per unit2", "pixel width", "pixel height", "unit", "path", "warnings", "status"};
 
   private static String lastInput = "";
 

@@ -98,6 +98,43 @@ public final class TestProbe {
     return m == null ? "" : m;
   }
 
+  private static java.io.ByteArrayOutputStream logCopy;
+
+  /**
+   * From now on keeps a copy of what is printed to stdout, where ImageJ without a window (-batch) writes its
+   * Log (getInfo("log") is then empty), for {@link #logSinceCapture()}. A second call starts the copy afresh.
+   */
+  public static synchronized String captureLog() {
+    boolean teed = logCopy != null;
+    logCopy = new java.io.ByteArrayOutputStream();
+    if (teed) return "";
+    java.io.PrintStream out = System.out;
+    java.io.OutputStream tee = new java.io.OutputStream() {
+      @Override
+      public void write(int b) {
+        out.write(b);
+        synchronized (TestProbe.class) {
+          logCopy.write(b);
+        }
+      }
+
+      @Override
+      public void write(byte[] b, int off, int len) {
+        out.write(b, off, len);
+        synchronized (TestProbe.class) {
+          logCopy.write(b, off, len);
+        }
+      }
+    };
+    System.setOut(new java.io.PrintStream(tee, true));
+    return "";
+  }
+
+  /** The Log lines since {@link #captureLog()} (stdout stays as it was before, plus a copy). */
+  public static synchronized String logSinceCapture() {
+    return logCopy == null ? "" : new String(logCopy.toByteArray(), java.nio.charset.StandardCharsets.UTF_8);
+  }
+
   /** A public static String method of the plugin's CountCells (loaded by ImageJ's plugin class loader). */
   public static String plugin(String method) {
     try {
