@@ -219,6 +219,16 @@ int main(int argc, char** argv) {
   EXPECT(strstr(rep, "\"calibrated\":true") != NULL && number_after(rep, "area") == W * H * 4.0, "scale only");
   cellcount_string_free(rep);
   rep = NULL;
+  /* "points": false leaves the per-point list out, nothing else (and the warnings array is there) */
+  EXPECT_STATUS(cellcount_result_measure(r0, "{\"points\": false}", &rep), CELLCOUNT_OK);
+  EXPECT(strstr(rep, "\"points\":[]") != NULL && count_of(rep, "\"intensity\":") == 0, "no per-point list");
+  EXPECT(number_after(rep, "n_points") == (double)n0 && number_after(rep, "counted_pixels") == W * H,
+         "n_points and the rest unchanged");
+  EXPECT(strstr(rep, "\"warnings\":[") != NULL, "the warnings array");
+  cellcount_string_free(rep);
+  rep = NULL;
+  EXPECT_STATUS(cellcount_result_measure(r0, "{\"points\": 0}", &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT(strstr(cellcount_last_error(), "points") != NULL, "a non-boolean points is named");
   /* bad requests: named */
   EXPECT_STATUS(cellcount_result_measure(r0, "{\"pixel_width\": 0}", &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT(strstr(cellcount_last_error(), "pixel_width") != NULL, "the error names pixel_width");

@@ -224,12 +224,12 @@ CELLCOUNT_API double cellcount_result_seconds(const cellcount_result * r);     /
  * NULL r). Each entry {"code", "message", "value", "limit"}: the message names what was measured, the model's
  * bound and what to do. Codes:
  *   "intensity_out_of_domain"    the mean of a network input channel (after the model's normalisation) lies
- *                                outside the range seen on the model's training and validation images
+ *                                outside the range seen on the model's train images, widened by its margin
  *                                (another stain, modality or polarity: an H&E image to a fluorescence model);
  *   "cell_density_out_of_domain" the count per 10,000 counted pixels lies outside that range widened by the
  *                                model's factor (cells far smaller or larger than the model knows);
- *   "density_saturated"          the density map's peak exceeds that of any training/validation image by the
- *                                model's factor;
+ *   "density_saturated"          the strongest detected peak (a point's score: the density there) exceeds the
+ *                                model's limit (twice the strongest on its train images);
  *   "count_points_disagree"      count and detected points differ by more than the model's fraction:
  *                                |count - points| / max(count, points) > count_points_tolerance, when
  *                                max(count, points) >= 10.
@@ -390,14 +390,16 @@ CELLCOUNT_API cellcount_status cellcount_peak_threshold_convert(double value, in
 
 /* Measurements of a result as JSON, computed from what cellcount_predict saw:
  *   request (BORROWED, NULL = {}): {"pixel_width": 1, "pixel_height": 1 (calibrated units per pixel, > 0),
- *     "unit": "pixel" (a name; "pixel", "pixels" or "" = uncalibrated)}
+ *     "unit": "pixel" (a name; "pixel", "pixels" or "" = uncalibrated), "points": true (false = leave the
+ *     per-point list out: at 8192 x 8192 with 516,743 points it took ~300 MB of the CLI's peak memory)}
  *   report: {"count", "n_points", "counted_pixels" (region or whole image), "area" (counted_pixels x
  *     pixel_width x pixel_height), "unit", "calibrated" (a unit other than "pixel"/"pixels"/"px"/"", or a pixel size other than 1),
  *     "cells_per_unit2" (count / area; null when
  *     uncalibrated or the area is 0), "intensity_radius" (pixels), "points": [{"x", "y", "class", "score",
  *     "intensity" (mean of the original image's pixels, all channels, within intensity_radius of the point,
  *     in the image's own range), "label" (the component of the label image at the point, 0 = none)}, ...],
- *     "labels": {"available" (bool), "n" (components), "source" or "reason" (why there is none)}}
+ *     "labels": {"available" (bool), "n" (components), "source" or "reason" (why there is none)},
+ *     "warnings" (as cellcount_result_warnings)}
  * *out_json OWNED BY LIBRARY (cellcount_string_free).
  * Statuses: OK, ERR_INVALID_ARGUMENT (NULL, bad JSON, pixel sizes not finite and > 0). */
 CELLCOUNT_API cellcount_status cellcount_result_measure(const cellcount_result * r, const char * request_json,

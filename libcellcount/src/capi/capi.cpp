@@ -873,8 +873,11 @@ cellcount_status cellcount_result_measure(const cellcount_result* r, const char*
       CC_CHECK(req.is_object(), CELLCOUNT_ERR_INVALID_ARGUMENT, "result_measure: request must be a JSON object");
     }
     for (const auto& [k, v] : req.items())
-      CC_CHECK(k == "pixel_width" || k == "pixel_height" || k == "unit", CELLCOUNT_ERR_INVALID_ARGUMENT,
-               "result_measure: unknown field \"" + k + "\" (pixel_width, pixel_height, unit)");
+      CC_CHECK(k == "pixel_width" || k == "pixel_height" || k == "unit" || k == "points", CELLCOUNT_ERR_INVALID_ARGUMENT,
+               "result_measure: unknown field \"" + k + "\" (pixel_width, pixel_height, unit, points)");
+    CC_CHECK(!req.contains("points") || req["points"].is_boolean(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "result_measure: \"points\" must be true or false, got " + req.value("points", nlohmann::json()).dump());
+    const bool with_points = req.value("points", true);
     const double pw = positive_number(req, "pixel_width", 1.0), ph = positive_number(req, "pixel_height", 1.0);
     std::string unit = "pixel";
     if (req.contains("unit")) {
@@ -904,7 +907,7 @@ cellcount_status cellcount_result_measure(const cellcount_result* r, const char*
     }
     nlohmann::json pts = nlohmann::json::array();
     const auto& ps = r->p.points;
-    for (size_t i = 0; i < ps.size(); ++i) {
+    for (size_t i = 0; with_points && i < ps.size(); ++i) {
       const double in = i < r->intensities.size() ? double(r->intensities[i]) : NAN;
       int32_t label = 0;
       if (has_mask) {

@@ -1,6 +1,7 @@
 // Image views -> tensors, normalisation, and tiling against whole-image references.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -125,6 +126,46 @@ TEST(ImageTensor, DespikeClearsIsolatedDefectsAndKeepsCells) {
   two[0][5][5] = 1e6;
   two[0][5][6] = 1e6;  // not isolated: left as it is
   EXPECT_EQ(despike(two, n)[0][5][6].item<float>(), 1e6f);
+}
+
+// The whole-image form of despike (the rule of image_tensor.cpp before it went in bands of 256 rows, issue 25).
+torch::Tensor despike_whole(torch::Tensor x, double lo, double hi) {
+  for (double sign : {1.0, -1.0}) {
+    const double ref = sign > 0 ? lo : hi;
+    auto a = (x - ref) * sign;
+    auto padded = torch::nn::functional::pad(a.unsqueeze(0), torch::nn::functional::PadFuncOptions({1, 1, 1, 1}))[0];
+    torch::Tensor nb;
+    for (int64_t dy = 0; dy < 3; ++dy)
+      for (int64_t dx = 0; dx < 3; ++dx) {
+        if (dy == 1 && dx == 1) continue;
+        auto t = padded.slice(1, dy, dy + x.size(1)).slice(2, dx, dx + x.size(2));
+        nb = nb.defined() ? torch::maximum(nb, t) : t;
+      }
+    nb = nb.clamp_min(0);
+    x = torch::where((a > 2.0 * (hi - lo)) & (a > 8.0 * nb), nb * sign + ref, x);
+  }
+  return x;
+}
+
+TEST(ImageTensor, DespikeInBandsEqualsTheWholeImageRule) {
+  // Defects on and beside the band edges (rows 255/256, 511/512), at the image's edges, and a pair split by an
+  // edge (not isolated: kept), in a 2-channel image of 700 rows.
+  torch::manual_seed(3);
+  auto img = torch::rand({2, 700, 40}) * 10 + 100;
+  const std::vector<std::array<int64_t, 3>> hot = {{0, 255, 5}, {0, 256, 9}, {1, 511, 0}, {0, 512, 39},
+                                                   {1, 0, 20}, {0, 699, 7}, {1, 300, 30}};
+  for (const auto& [c, y, x] : hot) img[c][y][x] = 1e6;
+  img[0][255][20] = 1e6;
+  img[0][256][20] = 1e6;  // a pair across the band edge
+  img[1][400][10] = -1e6;
+  img[0][256][33] = -1e6;
+  Normalization n;
+  const auto out = despike(img, n);
+  const auto [lo, hi] = normalization_percentiles(img, n);
+  EXPECT_TRUE(out.equal(despike_whole(img, lo, hi)));
+  for (const auto& [c, y, x] : hot) EXPECT_LE(out[c][y][x].item<float>(), 110.f) << c << " " << y << " " << x;
+  EXPECT_EQ(out[0][255][20].item<float>(), 1e6f);
+  EXPECT_GE(out[1][400][10].item<float>(), 100.f);
 }
 
 TEST(ImageTensor, InputSpecChecksChannels) {

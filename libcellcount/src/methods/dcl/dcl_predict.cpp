@@ -155,14 +155,19 @@ class DclMethod : public ModelMethod {
     // Count only: without points the localizer is not run (the count is the counter's in any case).
     const bool localize = o.method_options.value("localize", true);
     auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, o.progress, localize);
+    // Each full-size map is let go as soon as the next is made (issue 25: at 8192 x 8192 each is 256 MiB, and
+    // the normalised input, both stitched maps and the fine map alive together peaked at 2.09 GiB).
+    const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
+    x = torch::Tensor();
     const double count_scaled = maps[1].sum().item<double>();
     auto fine = rescaled_fine(maps);
+    maps = torch::Tensor();
     const auto [thr, md] = peak_settings(o);
     std::vector<Point> peaks;
     if (localize) peaks = find_peaks(fine.data_ptr<float>(), fine.size(0), fine.size(1), thr, md);
     // Back to the caller's pixel grid.
     torch::Tensor density = resize_mass(fine, H, W);
-    const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
+    fine = torch::Tensor();
     Prediction p;
     for (const auto& q : peaks) p.points.push_back(scale_point(q, sx, sy));
     p.points = points_in_region(p.points, in.region);  // the core's region rule, as every method's
