@@ -15,6 +15,7 @@ namespace {
 constexpr int64_t kMaxSamplePixels = int64_t(1) << 18;
 constexpr double kDefaultTolerance = 0.5;  // count/points, for models without a "domain" section
 constexpr double kMinCells = 10;           // below, count/points is not judged
+constexpr double kMeanMargin = 0.05, kMeanMarginOfRange = 0.5;
 constexpr double kDensityFactor = 2.0, kPeakFactor = 2.0;
 constexpr double kToleranceFloor = 0.3, kToleranceFactor = 1.5;
 
@@ -149,7 +150,7 @@ nlohmann::json fit_domain(const std::vector<DomainStats>& train) {
   for (size_t c = 0; c < channels; ++c) {
     std::vector<double> v;
     for (const auto& s : train) v.push_back(s.channel_mean.at(c));
-    const double lo = min_of(v), hi = max_of(v), margin = 0.05 + 0.5 * (hi - lo);
+    const double lo = min_of(v), hi = max_of(v), margin = kMeanMargin + kMeanMarginOfRange * (hi - lo);
     cm.push_back({lo - margin, hi + margin});
   }
   std::vector<double> dens, peak, dis;

@@ -1,5 +1,5 @@
 // Out-of-domain warnings (issue 24): a few statistics of one prediction compared with the range a model saw on its
-// own training and validation images (model.json "domain"), so that a wrong model or a foreign image is said,
+// own train images (model.json "domain"), so that a wrong model or a foreign image is said,
 // not silently counted (dcl-adi on a VGG fluorescence image: 249.9 cells with 1 point; dcl-vgg on an H&E image:
 // 3349 cells for 167).
 //
@@ -14,7 +14,7 @@
 //
 // Choices (stated in README, "Out-of-domain warnings"): the section is fitted on the train split (min and max of
 // each statistic) and then checked on the val split, never on test. Bounds are widened by margins fixed before
-// looking at any other set: channel means by kMeanMargin on each side (0.05 + 50 % of the train range), cell
+// looking at any other set: channel means by kMeanMargin + kMeanMarginOfRange x the train range on each side, cell
 // density by a factor of 2 on each side, peak by 2x its train maximum, the disagreement tolerance
 // max(0.3, 1.5 x the train maximum). The disagreement is judged only when max(count, points) >= 10 (on near-empty
 // images one point more or less is a large fraction).
