@@ -26,8 +26,10 @@ CLI = os.environ.get("CELLCOUNT_CLI", os.path.join(REPO, "build", "bin", "cellco
 
 def evaluate(model, dataset, split_file, split, tmp):
     report = os.path.join(tmp, "report.json")
-    cmd = [CLI, "eval", "--model", model, "--dataset", dataset, "--split", split, "--grid", "1",
-           "--report", report, "--overwrite"]
+    cmd = [CLI, "eval", "--model", model, "--dataset", dataset, "--split", split, "--report", report, "--overwrite"]
+    with open(os.path.join(model, "model.json")) as f:
+        if json.load(f).get("method") != "exemplar":  # exemplar evaluates whole images only
+            cmd += ["--grid", "1"]
     if split_file:
         cmd += ["--split_file", split_file]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

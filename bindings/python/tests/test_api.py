@@ -428,9 +428,11 @@ def test_option_metadata_round_trips(method, kind):
 
 
 def test_exemplar_declares_its_predict_options():
-    (mt,) = cellcount.request_options("exemplar", "predict")
+    mt, loc = cellcount.request_options("exemplar", "predict")
     assert (mt["name"], mt["type"], mt["min"], mt["max"]) == ("mask_threshold", "number", -1.0, 1.0)
-    assert mt["doc"] and cellcount.request_defaults("exemplar", "predict") == {"mask_threshold": mt["default"]}
+    assert (loc["name"], loc["type"], loc["default"]) == ("localize", "bool", True)
+    assert mt["doc"] and cellcount.request_defaults("exemplar", "predict") == {"mask_threshold": mt["default"],
+                                                                               "localize": True}
     assert cellcount.request_options("selftest", "predict") == []
     with pytest.raises(CellCountError) as e:
         cellcount.request_options("exemplar", "nonsense")
@@ -448,7 +450,7 @@ def exemplar_model(repo):
 def test_predict_options_are_checked_by_the_library(exemplar_model, model):
     img = synthetic(0, 64, 64)
     box = [[10, 10, 20, 20]]
-    assert [o["name"] for o in exemplar_model.predict_options()] == ["mask_threshold"]
+    assert [o["name"] for o in exemplar_model.predict_options()] == ["mask_threshold", "localize"]
     with pytest.raises(CellCountError) as e:
         exemplar_model.predict(img, box, options={"mask_threshold": 2})
     assert e.value.status == Status.ERR_INVALID_ARGUMENT and "mask_threshold" in e.value.message

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "core/unet.h"
+
 namespace cellcount::dcl {
 
 struct DclConfig {
@@ -43,16 +45,6 @@ struct CounterImpl : torch::nn::Module {
   bool use_gmp;
 };
 TORCH_MODULE(Counter);
-
-struct UNetImpl : torch::nn::Module {
-  UNetImpl(int64_t in_channels, int64_t base);
-  torch::Tensor forward(const torch::Tensor& x);  // [N,1,H,W], H and W multiples of 16; softplus output
-  std::vector<torch::nn::Sequential> down, up_conv;
-  std::vector<torch::nn::Conv2d> up;  // 1x1 conv to 4C then pixel_shuffle(2): ConvTranspose2d(2,2) exactly
-  torch::nn::Sequential bottom{nullptr};
-  torch::nn::Conv2d out{nullptr};
-};
-TORCH_MODULE(UNet);
 
 struct LocalizerImpl : torch::nn::Module {
   explicit LocalizerImpl(const DclConfig& c);

@@ -79,7 +79,12 @@ ExportPackage export_bioimageio(const ExportInput& in) {
     auto crops = crop_boxes_traceable(in_t[0], in_t[1][0], size);
     auto b = net->counter->exemplar_vectors(crops);
     auto v = net->segmenter->exemplar_vectors(crops);
-    return run_tile(net, in_t[0], b, v, MaskMode::kSeg, ms, {});
+    auto maps = run_tile(net, in_t[0], b, v, MaskMode::kSeg, ms, {});
+    if (maps.size(1) < 3) return maps;
+    // With a localizer, the density channel is its map rescaled to the counter's count, as point_map() does.
+    auto fine = maps.slice(1, 2, 3);
+    auto density = fine * (maps.slice(1, 0, 1).sum() / fine.sum().clamp_min(1e-12));
+    return torch::cat({density, maps.slice(1, 1, 2)}, 1);
   };
   ExportPackage p;
   p.module = trace_module(*net, "ExemplarSegThenCount", {x, boxes}, forward);
@@ -113,7 +118,8 @@ ExportPackage export_bioimageio(const ExportInput& in) {
   p.description =
       "Counts the cells of the kind shown by a few exemplar boxes: a segmentation model (trained on pseudo-labelled "
       "masks) keeps the region of that kind, a class-agnostic exemplar counter gives its density map (Learning to "
-      "Count from Pseudo-Labeled Segmentation). The sum of the density channel is the count.";
+      "Count from Pseudo-Labeled Segmentation). The sum of the density channel is the count." +
+      std::string(net->localizer ? " A localizer (a UNet on the image and that density) places the density on the cells." : "");
   p.cite = {{{"text", "Xu, Le, Samaras. Learning from Pseudo-labeled Segmentation for Multi-Class Object Counting. "
                       "BMVC 2023"},
              {"url", "https://arxiv.org/abs/2307.07677"}}};

@@ -21,7 +21,10 @@ Options predict_options() {
   return {Opt::number("mask_threshold", 0.6)
               .range(-1.0, 1.0)
               .help("segmentation mask cut-off on the cosine mask: pixels at least this are counted (-1 = all; "
-                    "the model's tuned value by default)")};
+                    "the model's tuned value by default)"),
+          Opt::boolean("localize", true)
+              .help("run the localizer of models that have one (points on the cells); false = count only: the same "
+                    "count, the points from the counter's density, about 2.6x faster")};
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ namespace cellcount::exemplar {
 
 // model.json's "architecture": every field written, missing ones read as their defaults (older models).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExemplarConfig, in_channels, width, dim, head_width, exemplar_size,
-                                                seg_dim, target_scale)
+                                                seg_dim, target_scale, localizer_base, cond_scale)
 
 nlohmann::json ExemplarConfig::to_json() const { return *this; }
 
@@ -20,8 +20,9 @@ ExemplarConfig ExemplarConfig::from_json(const nlohmann::json& j) {
   check_field_types(j, ExemplarConfig().to_json(), "architecture");
   const ExemplarConfig c = j.get<ExemplarConfig>();
   CC_CHECK(c.in_channels >= 1 && c.width > 0 && c.width <= 4 && c.dim >= 1 && c.head_width > 0 &&
-               c.exemplar_size >= 16 && c.exemplar_size % 16 == 0 && c.seg_dim >= 1 && c.target_scale > 0,
-           CELLCOUNT_ERR_MODEL_FORMAT, "exemplar architecture: bad in_channels, width, dim, head_width, exemplar_size or seg_dim");
+               c.exemplar_size >= 16 && c.exemplar_size % 16 == 0 && c.seg_dim >= 1 && c.target_scale > 0 &&
+               c.localizer_base >= 0 && c.localizer_base <= 256 && c.cond_scale > 0,
+           CELLCOUNT_ERR_MODEL_FORMAT, "exemplar architecture: bad in_channels, width, dim, head_width, exemplar_size, seg_dim, localizer_base or cond_scale");
   return c;
 }
 
@@ -133,6 +134,7 @@ torch::Tensor SegmenterImpl::mask(const torch::Tensor& p, const torch::Tensor& v
 ExemplarNetImpl::ExemplarNetImpl(const ExemplarConfig& c) : config(c) {
   counter = register_module("counter", Counter(c));
   segmenter = register_module("segmenter", Segmenter(c));
+  if (c.localizer_base > 0) localizer = register_module("localizer", UNet(c.in_channels + 1, c.localizer_base));
 }
 
 torch::Tensor crop_boxes(const torch::Tensor& image, const std::vector<std::array<float, 4>>& boxes, int64_t size) {
@@ -150,6 +152,11 @@ torch::Tensor crop_boxes(const torch::Tensor& image, const std::vector<std::arra
                                           .align_corners(false)));
   }
   return torch::cat(crops, 0);
+}
+
+torch::Tensor ExemplarNetImpl::localize(const torch::Tensor& image, const torch::Tensor& density) {
+  auto cond = (density * config.cond_scale).to(image.scalar_type());
+  return localizer->forward(torch::cat({image, cond}, 1)) / config.target_scale;
 }
 
 }  // namespace cellcount::exemplar

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "core/unet.h"
+
 namespace cellcount::exemplar {
 
 struct ExemplarConfig {
@@ -21,6 +23,12 @@ struct ExemplarConfig {
   int64_t seg_dim = 128;      // segmentation model's projection (choice: a linear 1x1 after the backbone so
                               // the cosine is not confined to the non-negative orthant of ReLU features)
   double target_scale = 100.0;  // the head predicts density x this (L2 on a well-scaled target)
+  // Choice (issue 24): a localizer stage as dcl's, a UNet on the image and the counter's (masked) density,
+  // trained to the Gaussian dot maps, whose peaks are the points; the count stays the counter's. The
+  // counter's own density is upsampled from stride 16 and its peaks fell on a grid. 0 = no localizer (models
+  // trained before it: points are the density's peaks); training's default is 16.
+  int64_t localizer_base = 0;
+  double cond_scale = 100.0;    // the density (per pixel) is multiplied by this before the localizer
   nlohmann::json to_json() const;
   static ExemplarConfig from_json(const nlohmann::json& j);
 };
@@ -77,6 +85,10 @@ struct ExemplarNetImpl : torch::nn::Module {
   ExemplarConfig config;
   Counter counter{nullptr};
   Segmenter segmenter{nullptr};
+  UNet localizer{nullptr};  // registered only when config.localizer_base > 0
+  // The localizer's map [N,1,H,W] (density per pixel, not rescaled) from the image [N,C,H,W] and the counter's
+  // density per pixel [N,1,H,W].
+  torch::Tensor localize(const torch::Tensor& image, const torch::Tensor& density);
 };
 TORCH_MODULE(ExemplarNet);
 

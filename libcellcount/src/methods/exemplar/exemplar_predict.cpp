@@ -49,7 +49,8 @@ std::pair<torch::Tensor, torch::Tensor> patch_embeddings(Counter& counter, const
 }
 
 torch::Tensor run_tile(ExemplarNet& net, const torch::Tensor& t, const torch::Tensor& b, const torch::Tensor& v,
-                       MaskMode mode, const MaskSettings& ms, const std::vector<std::array<float, 4>>& boxes) {
+                       MaskMode mode, const MaskSettings& ms, const std::vector<std::array<float, 4>>& boxes,
+                       bool localize) {
   const auto& cfg = net->config;
   auto f = net->counter->features(t);
   auto s = net->counter->similarity(f, b.unsqueeze(0));
@@ -79,7 +80,18 @@ torch::Tensor run_tile(ExemplarNet& net, const torch::Tensor& t, const torch::Te
   auto d = net->counter->density(f, apply_mask(s, m.to(s.scalar_type()), ms.delta)).to(torch::kFloat32) / cfg.target_scale;
   auto mu = nearest_up(m, t.size(2), t.size(3));
   if (ms.mask_output) d = d * mu;
-  return torch::cat({d, mu}, 1);
+  if (!net->localizer || !localize) return torch::cat({d, mu}, 1);
+  auto fine = net->localize(t, d).to(torch::kFloat32);
+  if (ms.mask_output) fine = fine * mu;
+  return torch::cat({d, mu, fine}, 1);
+}
+
+torch::Tensor point_map(const torch::Tensor& maps) {
+  if (maps.size(0) < 3) return maps[0].contiguous();
+  // As dcl: the localizer's map rescaled to the counter's count, so that count and density tell one story.
+  const double count = maps[0].sum().item<double>(), fine_sum = maps[2].sum().item<double>();
+  auto fine = fine_sum > 1e-12 ? maps[2] * (count / fine_sum) : torch::full_like(maps[2], count / maps[2].numel());
+  return fine.contiguous();
 }
 
 std::pair<torch::Tensor, torch::Tensor> exemplar_vectors(ExemplarNet& net, const torch::Tensor& x,

@@ -45,9 +45,16 @@ std::pair<torch::Tensor, torch::Tensor> patch_embeddings(Counter& counter, const
                                                          const std::vector<std::array<float, 4>>& boxes, int64_t size);
 
 // The networks' pass over one normalised tile [1,C,h,w]: [1,2,h,w] = density (per pixel) and the binary
-// mask (nearest-upsampled). b: counter exemplar vectors [E,dim]; v: segmenter exemplar vectors [E,seg_dim].
+// mask (nearest-upsampled), plus the localizer's map (masked like the density) as a third channel when the
+// model has a localizer and `localize` is true. b: counter exemplar vectors [E,dim]; v: segmenter exemplar
+// vectors [E,seg_dim].
 torch::Tensor run_tile(ExemplarNet& net, const torch::Tensor& t, const torch::Tensor& b, const torch::Tensor& v,
-                       MaskMode mode, const MaskSettings& ms, const std::vector<std::array<float, 4>>& boxes);
+                       MaskMode mode, const MaskSettings& ms, const std::vector<std::array<float, 4>>& boxes,
+                       bool localize = true);
+
+// The map whose peaks are the points and whose sum is the count, from run_tile's maps [2 or 3,h,w]: the
+// density, or the localizer's map rescaled to the density's sum.
+torch::Tensor point_map(const torch::Tensor& maps);
 
 // Exemplar vectors of both networks from the boxes of a normalised image [C,H,W].
 std::pair<torch::Tensor, torch::Tensor> exemplar_vectors(ExemplarNet& net, const torch::Tensor& x,
@@ -82,6 +89,8 @@ class ExemplarMethod : public ModelMethod {
     // passes its own settings in `ms`.
     if (o.method_options.contains("mask_threshold") && o.method_options["mask_threshold"].is_number())
       ms.mask_threshold = o.method_options["mask_threshold"].get<double>();
+    // Count only: without points the localizer is not run (the count is the counter's in any case).
+    const bool localize = o.method_options.value("localize", true);
     move_to(*net_, o.device);
     torch::NoGradGuard ng;
     auto x = prepare_image(spec_, in.image, o.normalization_range).to(o.device);
@@ -94,9 +103,10 @@ class ExemplarMethod : public ModelMethod {
     if (mode == MaskMode::kKMeans) tile = std::max(x.size(1), x.size(2)), overlap = 0;
     auto maps = run_tiled(
         x, tile, overlap, kStride,
-        [&](const torch::Tensor& t) { return run_tile(net_, t, b, v, mode, ms, boxes).to(torch::kCPU); }, o.progress);
+        [&](const torch::Tensor& t) { return run_tile(net_, t, b, v, mode, ms, boxes, localize).to(torch::kCPU); },
+        o.progress);
     const auto [thr, md] = peak_settings(o);
-    auto p = density_prediction(maps[0].contiguous(), in.region, thr, md, o.want_density);
+    auto p = density_prediction(point_map(maps), in.region, thr, md, o.want_density);
     if (o.want_density) p.mask = maps[1].contiguous();
     return p;
   }

@@ -6,9 +6,11 @@
 #include <map>
 
 #include "core/dataset.h"
+#include "core/density_map.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/model_io.h"
 #include "core/snapshots.h"
 #include "core/train.h"
 #include "core/train_run.h"
@@ -157,6 +159,12 @@ Options train_options() {
       Opt::path("benchmark").help("the benchmark folder `cellcount synth --method exemplar` wrote").needed(),
       Opt::integer("counter_epochs", 60).range(0, 100000).help("epochs of the counter stage (0 only with init_from)"),
       Opt::integer("seg_epochs", 20).range(0, 100000).help("epochs of the segmenter stage (paper: 20)"),
+      Opt::integer("localizer_epochs", 20).range(0, 100000)
+          .help("epochs of the localizer stage (architecture.localizer_base > 0; the points come from it)"),
+      // Choice: one Gaussian for every kind in the localizer's targets, so that one peak threshold fits them all
+      // (with the kinds' own sigmas, 2 to 4 px, the adipocytes' flat peaks fell under the threshold the small
+      // cells chose: 1.8 points for 59 counted on the benchmark's val ADI halves).
+      Opt::number("localizer_sigma", 2.0).range(0.5, 20.0).help("Gaussian (pixels) of the localizer's target maps").folded(),
       Opt::integer("exemplars", 3).range(1, 64).help("exemplar boxes per training image"),
       Opt::number("box_jitter", 0.2).range(0.0, 0.9).help("exemplar box side x U(1 - j, 1 + j) while training the counter").folded(),
       Opt::number("intensity_squash", 0.5).range(0.0, 1.0).help("probability of the counter's intensity augmentation").folded(),
@@ -179,7 +187,11 @@ Options train_options() {
       Opt::boolean("init_segmenter", false).help("with init_from: the segmenter starts from that model too").folded(),
       Opt::number("similarity_threshold", 0.6).range(-1.0, 1.0).help("threshold of the similarity pseudo masks").folded(),
       Opt::boolean("mask_output", true).help("multiply the output density by the mask").folded(),
-      Opt::object("architecture", ExemplarConfig{}.to_json()).help("network shape").folded(),
+      Opt::object("architecture", [] {
+        ExemplarConfig c;
+        c.localizer_base = 16;  // new models have a localizer (ExemplarConfig's 0 reads models made before it)
+        return c.to_json();
+      }()).help("network shape").folded(),
   });
   // Choice: from-scratch training needs a larger step than the paper's fine-tuning rate (AdamW 1e-5).
   set_default(o, "validate_every", 5);
@@ -194,8 +206,9 @@ Options train_options() {
 }
 
 nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
-  TrainRun run("exemplar", train_options(), req0, checkpoint_files({"counter.ckpt", "segmenter.ckpt"}, {"counter", "segmenter"}),
-               {"counter_epochs", "seg_epochs", "validate_every"});
+  TrainRun run("exemplar", train_options(), req0,
+               checkpoint_files({"counter.ckpt", "segmenter.ckpt", "localizer.ckpt"}, {"counter", "segmenter", "localizer"}),
+               {"counter_epochs", "seg_epochs", "localizer_epochs", "validate_every"});
   nlohmann::json& req = run.request();
   const std::string out = run.out(), recipe_path = req["recipe"], bench_dir = req["benchmark"];
   CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
@@ -214,6 +227,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const auto spec = exemplar_input_spec();
   ExemplarConfig cfg = ExemplarConfig::from_json(req["architecture"]);
   cfg.in_channels = 3;
+  const int64_t loc_epochs = req["localizer_epochs"];
   MaskSettings ms;
   ms.mask_threshold = req["mask_threshold"];
   ms.delta = req["delta"];
@@ -238,12 +252,22 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   auto net = seeded(run.seed(), [&] { return ExemplarNet(cfg); });
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
+  bool localizer_copied = false;
   if (!init_from.empty()) {
-    const auto init = read_init_model(init_from, "exemplar", cfg);
-    auto other = seeded(run.seed(), [&] { return ExemplarNet(cfg); });
+    // The localizer's width may differ from the source's (or the source may have none): it is then trained anew.
+    const auto init = read_model_of_method(init_from, "exemplar");
+    const auto init_cfg = ExemplarConfig::from_json(init.meta.at("architecture"));
+    auto theirs = init_cfg.to_json(), ours = cfg.to_json();
+    theirs.erase("localizer_base");
+    ours.erase("localizer_base");
+    check_same_architecture(init_from, "exemplar", theirs, ours);
+    auto other = seeded(run.seed(), [&] { return ExemplarNet(init_cfg); });
     load_weights(*other, init);
     copy_state(*net->counter, *other->counter);
     if (req["init_segmenter"].get<bool>()) copy_state(*net->segmenter, *other->segmenter);
+    // Re-tuning (localizer_epochs 0) keeps the source's localizer when it has one of this width.
+    localizer_copied = loc_epochs == 0 && net->localizer && other->localizer && init_cfg.localizer_base == cfg.localizer_base;
+    if (localizer_copied) copy_state(*net->localizer, *other->localizer);
     init_meta = init_provenance(init);
     // Provenance only: a source model without this record (hand-made, older) still starts the training.
     const nlohmann::json::json_pointer epochs_run("/training/counter/epochs_run");
@@ -251,6 +275,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     init_meta["segmenter_too"] = req["init_segmenter"].get<bool>();
     log_info("exemplar train: the counter starts from '" + init_from + "'");
   }
+  CC_CHECK(cfg.localizer_base == 0 || loc_epochs > 0 || localizer_copied, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "exemplar train: localizer_epochs 0 with architecture.localizer_base > 0 would ship an untrained localizer "
+           "(give epochs, an init_from model with a localizer of that width, or localizer_base 0 for points from the "
+           "density)");
   net->to(device);
   const int64_t every = req["validate_every"];
 
@@ -381,6 +409,68 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   best_seg_net.restore_best();
   const double best_seg = best_seg_net.best_score();
   const int64_t best_seg_epoch = best_seg_net.best_epoch();
+  net->segmenter->eval();
+  for (auto& p : net->segmenter->parameters()) p.set_requires_grad(false);
+
+  // Stage 4 (choice, issue 24): the localizer on the single-kind tiles, conditioned on the frozen counter's
+  // density (unmasked: one kind), MSE to the scaled Gaussian dot maps; the epoch with the lowest val MSE is kept.
+  nlohmann::json loc_training = nullptr;
+  if (localizer_copied) loc_training = {{"copied_from", init_from}};
+  if (net->localizer && !localizer_copied) {
+    // The same tiles with targets of one Gaussian (localizer_sigma) for every kind.
+    auto sharpened = [&](std::vector<TrainTile> tiles) {
+      const double sigma = req["localizer_sigma"];
+      for (auto& t : tiles) {
+        const int64_t H = t.image.size(1), W = t.image.size(2);
+        auto v = gaussian_density(t.points, H, W, sigma);
+        t.density = torch::from_blob(v.data(), {1, H, W}, torch::kFloat32).clone();
+      }
+      return tiles;
+    };
+    const auto loc_train = sharpened(train_tiles);
+    const auto loc_val = sharpened(val_tiles.empty() ? train_tiles : val_tiles);
+    auto density_of = [&](const torch::Tensor& x, const torch::Tensor& crops) {
+      torch::NoGradGuard ng;
+      auto f = net->counter->features(x);
+      auto ev = net->counter->exemplar_vectors(crops).view({x.size(0), -1, cfg.dim});
+      return (net->counter->density(f, net->counter->similarity(f, ev)) / cfg.target_scale).to(torch::kFloat32);
+    };
+    TrainConfig tl = run.stage_config("localizer", loc_epochs);
+    SnapshotKeeper best_loc(*net->localizer, run, "localizer");
+    auto loc_report = Trainer(tl, *net->localizer).fit(
+        loc_train.size(),
+        [&](const std::vector<size_t>& batch, std::mt19937_64& rng) {
+          auto b = counter_batch(loc_train, batch, crop, n_ex, jitter, squash, cfg.exemplar_size, rng, device);
+          auto d = density_of(b.x, b.crops);
+          AutocastGuard amp(device, precision);
+          return torch::mse_loss(net->localize(b.x, d).to(torch::kFloat32) * cfg.target_scale,
+                                 b.target * cfg.target_scale);
+        },
+        progress.sub(0.93, 0.97), [&](const EpochStats& e) -> nlohmann::json {
+          if (e.epoch % every != 0 && e.epoch != tl.epochs) return nullptr;
+          torch::NoGradGuard ng;
+          net->localizer->eval();
+          double mse = 0;
+          for (size_t i = 0; i < loc_val.size(); ++i) {
+            const auto& t = loc_val[i];
+            const int64_t S = t.image.size(1);
+            const auto boxes = as_arrays(boxes_from_points(t.points, size_t(n_ex), t.box, S, S, 1000 + i));
+            auto x = t.image.to(device).unsqueeze(0);
+            auto fine = net->localize(x, density_of(x, crop_boxes(x[0], boxes, cfg.exemplar_size)));
+            mse += torch::mse_loss(fine.to(torch::kFloat32) * cfg.target_scale,
+                                   t.density.to(device).unsqueeze(0) * cfg.target_scale).item<double>();
+          }
+          mse /= double(std::max<size_t>(1, loc_val.size()));
+          best_loc.offer(e.epoch, mse);
+          log_info("exemplar train: localizer epoch " + std::to_string(e.epoch) + " loss " + std::to_string(e.loss) +
+                   " val MSE " + std::to_string(mse));
+          return {{"val_mse", mse}};
+        });
+    best_loc.restore_best();
+    loc_training = {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
+                    {"best_val_mse", best_loc.best_score()}, {"best_epoch", best_loc.best_epoch()},
+                    {"history", loc_report["history"]}};
+  }
   net->eval();
   net->to(torch::kCPU);
 
@@ -400,7 +490,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       const int64_t S = t.image.size(1);
       const auto boxes = as_arrays(boxes_from_points(t.points, size_t(n_ex), t.box, S, S, 1000 + i));
       auto [b, v] = exemplar_vectors(net, t.image, boxes);
-      maps.push_back(run_tile(net, t.image.unsqueeze(0), b, v, MaskMode::kSeg, ms, boxes)[0][0]);
+      maps.push_back(point_map(run_tile(net, t.image.unsqueeze(0), b, v, MaskMode::kSeg, ms, boxes)[0]));
       truth.push_back(t.points);
     }
   }
@@ -415,7 +505,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"thresholds",
        {{"mask_threshold", ms.mask_threshold}, {"delta", ms.delta}, {"similarity_threshold", ms.similarity_threshold},
         {"mask_output", ms.mask_output}, {"mask_dilate", ms.dilate}, {"peak_threshold", thr}, {"peak_min_distance", md},
-        {"tuned_on", "peak_threshold: single-kind val tiles, max point F1"}, {"mask_tuning", mask_tuning}}},
+        {"tuned_on", std::string("peak_threshold: single-kind val tiles, max point F1 (") +
+                         (net->localizer ? "the localizer's map" : "the density") + ")"},
+        {"mask_tuning", mask_tuning}}},
       {"kmeans", {{"k_min", k_min}, {"k_max", k_max}, {"n_init", 3}, {"embedding", "counter backbone, pooled, L2-normalised"}}},
       {"classes", {"cell"}},
       {"eval_radius", req["eval_radius"]},
@@ -431,7 +523,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                           {"mean_l2_no_mask", pseudo_err_none / bench_train.size()},
                           {"mean_l2_chosen", pseudo_err_best / bench_train.size()}}},
         {"segmenter", {{"epochs_run", seg_report["epochs_run"]}, {"seconds", seg_report["seconds"]},
-                       {"best_val_error", best_seg}, {"best_epoch", best_seg_epoch}, {"history", seg_report["history"]}}}}}};
+                       {"best_val_error", best_seg}, {"best_epoch", best_seg_epoch}, {"history", seg_report["history"]}}},
+        {"localizer", loc_training}}}};
   run.save(meta, *net, device_name(device));
   return {{"out", out}, {"seconds", run.seconds()}, {"best_val_mae", best_mae}, {"best_seg_val_error", best_seg},
           {"k_histogram", khist}, {"peak_threshold", thr}};

@@ -12,6 +12,7 @@
 #include "cellcount/cellcount.h"
 #include "core/model_io.h"
 #include "methods/exemplar/exemplar_net.h"
+#include "methods/exemplar/exemplar_predict.h"
 #include "methods/exemplar/masks.h"
 #include "test_util.h"
 
@@ -191,6 +192,35 @@ TEST(ExemplarNet, ShapesAndPaperWidthBuilds) {
   EXPECT_EQ(bb->forward(torch::rand({1, 3, 64, 64})).sizes(), (std::vector<int64_t>{1, 1024, 4, 4}));
 }
 
+// The localizer stage (issue 24) moves the points, never the count: with a localizer, run_tile gives a third map
+// and point_map rescales it to the density's sum; without one (models made before it) the density is the map.
+TEST(ExemplarNet, LocalizerMapKeepsTheCount) {
+  torch::manual_seed(3);
+  ExemplarConfig c;
+  c.width = 0.125, c.dim = 16, c.head_width = 0.25, c.seg_dim = 8, c.exemplar_size = 32;
+  ExemplarNet plain(c);
+  EXPECT_FALSE(plain->localizer);
+  c.localizer_base = 4;
+  ExemplarNet net(c);
+  ASSERT_TRUE(net->localizer);
+  net->eval();
+  plain->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::rand({1, 3, 64, 80});
+  const std::vector<std::array<float, 4>> boxes = {{10, 10, 20, 20}, {40, 30, 52, 42}};
+  MaskSettings ms;
+  for (auto* n : {&net, &plain}) {
+    auto [b, v] = exemplar_vectors(*n, x[0], boxes);
+    auto maps = run_tile(*n, x, b, v, MaskMode::kSeg, ms, boxes)[0];
+    ASSERT_EQ(maps.size(0), n == &net ? 3 : 2);
+    auto pm = point_map(maps);
+    EXPECT_EQ(pm.sizes(), (std::vector<int64_t>{64, 80}));
+    EXPECT_NEAR(pm.sum().item<double>(), maps[0].sum().item<double>(), 1e-4 * (1 + maps[0].sum().item<double>()));
+    if (n == &plain) EXPECT_TRUE(torch::equal(pm, maps[0]));
+    else EXPECT_TRUE(torch::allclose(pm * (maps[2].sum() / maps[0].sum()), maps[2], 1e-4, 1e-7));
+  }
+}
+
 // A tiny model trained end to end through the C ABI.
 class ExemplarModel : public ::testing::Test {
  protected:
@@ -212,7 +242,7 @@ class ExemplarModel : public ::testing::Test {
     cellcount_string_free(rep);
     const std::string train = R"({"method": "exemplar", "recipe": ")" + recipe.string() + R"(", "benchmark": ")" +
                               (root_ / "bench").string() + R"(", "out": ")" + (root_ / "model").string() +
-                              R"(", "counter_epochs": 3, "seg_epochs": 2, "validate_every": 1, "crop": 64,
+                              R"(", "counter_epochs": 3, "seg_epochs": 2, "localizer_epochs": 2, "validate_every": 1, "crop": 64,
                               "batch_size": 4, "device": "cpu", "k_max": 4, "seg_single_kind": true,
                               "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32}})";
     ASSERT_EQ(cellcount_train(train.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
@@ -352,7 +382,7 @@ TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
     const std::string req = R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() +
                             R"(", "benchmark": ")" + (root_ / "bench").string() + R"(", "init_from": ")" +
                             (root_ / "model").string() + R"(", "out": ")" + (root_ / out).string() +
-                            R"(", "init_segmenter": true, "counter_epochs": 0, "seg_epochs": 0, "device": "cpu",
+                            R"(", "init_segmenter": true, "counter_epochs": 0, "seg_epochs": 0, "localizer_epochs": 0, "device": "cpu",
                             "k_max": 4, "mask_threshold_grid": )" + thresholds +
                             R"(, "mask_dilate_grid": )" + dilations + extra + R"(,
                             "architecture": )" + architecture + "}";
@@ -393,6 +423,53 @@ TEST_F(ExemplarModel, RetuningKeepsTheNetworksAndStoresTheSetting) {
     EXPECT_FALSE(fs::exists(root_ / bad)) << bad << ": a refused request writes nothing";
 }
 
+// A localizer of another width trained on a model (init_from, counter and segmenter kept): the count is the source
+// model's, the training is recorded; localizer_epochs 0 without a localizer to keep is refused, nothing written.
+TEST_F(ExemplarModel, LocalizerStageKeepsTheCountOfItsSource) {
+  auto train = [&](const std::string& out, int epochs) {
+    const std::string req = R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() +
+                            R"(", "benchmark": ")" + (root_ / "bench").string() + R"(", "init_from": ")" +
+                            (root_ / "model").string() + R"(", "out": ")" + (root_ / out).string() +
+                            R"(", "init_segmenter": true, "counter_epochs": 0, "seg_epochs": 0, "localizer_epochs": )" +
+                            std::to_string(epochs) + R"(, "validate_every": 1, "crop": 64, "batch_size": 4, "device": "cpu",
+                            "k_max": 4, "mask_threshold_grid": [0.45], "mask_dilate_grid": [0],
+                            "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8,
+                                             "exemplar_size": 32, "localizer_base": 4}})";
+    char* rep = nullptr;
+    const auto st = cellcount_train(req.c_str(), nullptr, nullptr, &rep);
+    cellcount_string_free(rep);
+    return st;
+  };
+  ASSERT_EQ(train("localized", 2), CELLCOUNT_OK) << cellcount_last_error();
+  const auto meta = read_model((root_ / "localized").string()).meta;
+  EXPECT_EQ(meta["architecture"]["localizer_base"], 4);
+  EXPECT_EQ(meta["training"]["localizer"]["epochs_run"], 2);
+  EXPECT_EQ(meta["training"]["localizer"]["history"].size(), 2u);
+  // Epochs 0 is re-tuning: refused when the source's localizer is of another width (16 here), nothing written.
+  EXPECT_EQ(train("localized-bad", 0), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("localizer_epochs"), std::string::npos) << cellcount_last_error();
+  EXPECT_FALSE(fs::exists(root_ / "localized-bad"));
+  std::vector<float> px(64 * 64 * 3);
+  std::mt19937 rng(4);
+  for (auto& v : px) v = float(rng() % 256);
+  auto v = view(px, 64, 64);
+  const cellcount_box box{20, 20, 30, 30};
+  auto params = cellcount_predict_default_params();
+  params.options_json = R"({"mask_threshold": 0.45})";  // the source model's own tuned threshold may differ
+  double counts[2];
+  const char* models[2] = {"model", "localized"};
+  for (int i = 0; i < 2; ++i) {
+    cellcount_model* m = nullptr;
+    ASSERT_EQ(cellcount_model_load((root_ / models[i]).string().c_str(), &m), CELLCOUNT_OK);
+    cellcount_result* r = nullptr;
+    ASSERT_EQ(cellcount_predict(m, &v, &box, 1, nullptr, &params, &r), CELLCOUNT_OK) << cellcount_last_error();
+    counts[i] = cellcount_result_count(r);
+    cellcount_result_free(r);
+    cellcount_model_free(m);
+  }
+  EXPECT_NEAR(counts[1], counts[0], 1e-4 * (1 + counts[0]));
+}
+
 TEST_F(ExemplarModel, SaveLoadPredictIsIdentical) {
   std::vector<float> px(64 * 64 * 3);
   std::mt19937 rng(2);
@@ -422,7 +499,7 @@ TEST_F(ExemplarModel, ResumeOnlyUnderItsOwnRequestAndUserCheckpointFolderSurvive
   auto request = [&](const std::string& extra) {
     return R"({"method": "exemplar", "recipe": ")" + (root_ / "recipe.json").string() + R"(", "benchmark": ")" +
            (root_ / "bench").string() + R"(", "out": ")" + out.string() + R"(", "checkpoint_dir": ")" + user.string() +
-           R"(", "counter_epochs": 3, "seg_epochs": 1, "validate_every": 1, "crop": 64, "batch_size": 4,
+           R"(", "counter_epochs": 3, "seg_epochs": 1, "localizer_epochs": 1, "validate_every": 1, "crop": 64, "batch_size": 4,
            "device": "cpu", "k_max": 3, "mask_threshold_grid": [0.5], "mask_dilate_grid": [0],
            "architecture": {"width": 0.125, "dim": 16, "head_width": 0.25, "seg_dim": 8, "exemplar_size": 32})" +
            extra + "}";

@@ -503,9 +503,11 @@ public class CellCountTest {
     assertFalse(checkedOptions("dcl", "train").isEmpty());
     assertFalse(checkedOptions("exemplar", "train").isEmpty());
     List<Map<String, Object>> ex = checkedOptions("exemplar", "predict");
-    assertEquals(1, ex.size());
+    assertEquals(2, ex.size());
     Map<String, Object> mt = ex.get(0);
     assertEquals("mask_threshold", mt.get("name"));
+    assertEquals("localize", ex.get(1).get("name"));
+    assertEquals("bool", ex.get(1).get("type"));
     assertEquals("number", mt.get("type"));
     assertEquals(-1.0, ((Number) mt.get("min")).doubleValue(), 0);
     assertEquals(1.0, ((Number) mt.get("max")).doubleValue(), 0);
