@@ -113,6 +113,9 @@ Options train_options() {
       // MAE; f > 0 = ship the stochastic weight average (Izmailov et al. 2018) of the snapshots at the
       // ends of the cosine cycles (the lr minima) after epoch f x counter_epochs, BN recomputed.
       Opt::number("swa_from", 0.0).range(0.0, 0.99).help("0 = best validation snapshot; f = weight average of cycle ends after f x counter_epochs").folded(),
+      // Choice (issue 24): the out-of-domain section is part of the model, so training fits it (core/domain.h's rule,
+      // on the train split's whole images) and checks it on the val split, as scripts/calibrate_domain.py does.
+      Opt::boolean("fit_domain", true).help("fit model.json's out-of-domain section on the train split and check it on val").folded(),
       Opt::object("architecture", DclConfig{}.to_json()).help("network shape (width, unet_base, ...)").folded(),
   });
   set_default(o, "batch_size", 8);
@@ -314,6 +317,29 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
         {"localizer", {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
                        {"history", loc_report["history"]}}}}}};
   run.save(meta, *net, device_name(device));
+  nlohmann::json domain_report = nullptr;
+  if (req["fit_domain"].get<bool>()) {
+    progress.report(0.9f, "fitting the out-of-domain section on the train split");
+    auto on = [&](const char* split, float a, float b) {
+      return evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]}, {"split", split},
+                              {"grid", 1}, {"device", req["device"]}, {"per_image", false}},
+                             progress.sub(a, b))["domain"];
+    };
+    auto fitted = on("train", 0.9, 0.93)["fitted"];
+    fitted["fitted_on"] = {{"dataset", data_dir}, {"split_file", req["split_file"]}, {"split", "train"},
+                           {"items", fitted["n_train"]}, {"grid", 1}, {"by", "cellcount train (fit_domain)"}};
+    update_model_meta(out, {{"domain", fitted}});
+    if (!ds.indices("val").empty()) {
+      // The val images this section warns on: the own-set false alarms (kept in the section, not acted on).
+      const auto val = on("val", 0.93, 0.95);
+      fitted["checked_on"] = {{"split", "val"}, {"items", val["n"]}, {"warned", val["warned"]}, {"by_code", val["by_code"]}};
+      update_model_meta(out, {{"domain", fitted}});
+      if (val["warned"].get<int64_t>() > 0)
+        log_warn("dcl train: the fitted out-of-domain section warns on " + val["warned"].dump() + " of " +
+                 val["n"].dump() + " val images (" + val["by_code"].dump() + ")");
+    }
+    domain_report = fitted;
+  }
   progress.report(0.95f, "evaluating on the test split");
   // The model's test-split metrics, measured by the same evaluation `cellcount eval` runs.
   nlohmann::json metrics = nullptr;
@@ -325,7 +351,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     update_model_meta(out, {{"metrics", {{"test", ev}}}});
   }
   return {{"out", out}, {"seconds", run.seconds()}, {"best_val_mae", best_mae}, {"best_epoch", best_epoch},
-          {"peak_threshold", thr}, {"test", metrics}};
+          {"peak_threshold", thr}, {"domain", domain_report}, {"test", metrics}};
 }
 
 }  // namespace cellcount::dcl

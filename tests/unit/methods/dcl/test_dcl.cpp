@@ -203,6 +203,15 @@ TEST_F(DclModel, TinySetOverfits) {
   const auto& wa = meta["training"]["counter"]["weight_average"];
   EXPECT_EQ(wa["epochs"], nlohmann::json({30, 60}));
   EXPECT_TRUE(wa["val_mae"].is_number() && wa["test_mae"].is_number() && wa["best_snapshot_test_mae"].is_number()) << wa;
+  // Training fits the out-of-domain section on the 8 train images and checks it on the 2 val images.
+  const auto& dom = meta["domain"];
+  ASSERT_TRUE(dom.is_object()) << meta.dump();
+  EXPECT_EQ(dom["fitted_on"]["split"], "train");
+  EXPECT_EQ(dom["n_train"], 8);
+  EXPECT_EQ(dom["checked_on"]["items"], 2);
+  EXPECT_EQ(dom["channel_mean"].size(), 1u);
+  EXPECT_LT(dom["channel_mean"][0][0].get<double>(), dom["channel_mean"][0][1].get<double>());
+  EXPECT_EQ(report_["domain"]["fitted_on"]["split"], "train");
 }
 
 TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
