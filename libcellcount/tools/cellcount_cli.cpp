@@ -487,8 +487,8 @@ bool file_level(cellcount_status s) {
          s == CELLCOUNT_ERR_DATASET;
 }
 
-// The image being counted, named in front of the library's messages (its out-of-domain warnings, issue 24) so
-// that a folder run says which image each one is about.
+// The image being counted, named in front of the library's messages during its prediction (as the out-of-domain
+// warnings of its result are, issue 24) so that a folder run says which image each one is about.
 std::string g_counting;
 void count_log(int32_t level, const char* message, void*) {
   const char* name = level >= CELLCOUNT_LOG_ERROR ? "error" : level == CELLCOUNT_LOG_WARN ? "warning" : level == CELLCOUNT_LOG_INFO ? "info" : "debug";
@@ -616,6 +616,8 @@ int cmd_count(const Args& a) {
       char* mj = nullptr;
       check(cellcount_result_measure(rh.r, measure_json.c_str(), &mj));
       const json ms = json::parse(take_string(mj));
+      for (const auto& w : ms["warnings"])  // the library returns them; the CLI says them once, naming the image
+        std::fprintf(stderr, "cellcount warning: '%s': %s\n", where.c_str(), w["message"].get<std::string>().c_str());
       if (csv.is_open())
         csv << csv_escape(file) << "," << z + 1 << "," << fmt(count, 3) << "," << (has_truth ? fmt(t, 0) : "") << ","
             << (has_truth ? fmt(std::abs(count - t), 3) : "") << "," << np << "," << csv_escape(a.get("model")) << ","

@@ -154,7 +154,6 @@ def set_num_threads(n: int) -> None:
 
 _LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
 _log_state: dict[str, Any] = {}
-_held = threading.local()  # .lines: the WARN lines logged on this thread while Model.predict runs, else None
 
 
 def _emit(level: int, text: str) -> None:
@@ -164,29 +163,15 @@ def _emit(level: int, text: str) -> None:
         pass
 
 
-def _pass_held(lines: list[str], found: list[dict]) -> None:
-    """Passes on the WARN lines the library logged during a predict: the result's out-of-domain warnings
-    ("<method>: <message>") at DEBUG, as Python reports them once, as OutOfDomainWarning; any other at WARNING."""
-    own = [": " + w["message"] for w in found]
-    for text in lines:
-        _emit(logging.DEBUG if any(text.endswith(m) for m in own) else logging.WARNING, text)
-
-
 def set_log_handler(fn: Callable[[int, str], None] | None = None, min_level: int = logging.INFO) -> None:
     """Routes the library's log to ``fn(python_logging_level, message)``; fn=None sends it to the
     ``logging`` logger "cellcount" (the binding's default). Messages below min_level (a logging level)
     are dropped inside the library. The sink may be called from any thread that runs a cellcount call.
-    Warnings logged during Model.predict reach it when the call returns; the result's out-of-domain warnings
-    among them at DEBUG (Python reports those as OutOfDomainWarning and in Result.warnings)."""
+    A result's out-of-domain warnings are not logged: they are in Result.warnings (and an OutOfDomainWarning each)."""
     _log_state["target"] = fn or (lambda level, msg: log.log(level, msg))
 
     def sink(level: int, msg: bytes | None, _user: Any) -> None:
-        text = (msg or b"").decode("utf-8", "replace")
-        lines = getattr(_held, "lines", None)
-        if lines is not None and int(level) == 2:
-            lines.append(text)  # passed on by Model.predict (_pass_held)
-        else:
-            _emit(_LEVELS.get(int(level), logging.INFO), text)
+        _emit(_LEVELS.get(int(level), logging.INFO), (msg or b"").decode("utf-8", "replace"))
 
     c_min = max(k for k, v in _LEVELS.items() if v <= max(min_level, logging.DEBUG))
     cb = _lib.LOG_FN(sink)
@@ -743,19 +728,14 @@ class Model:
         res = None
         with self._lock:
             self._check_open()
-            outer, _held.lines = getattr(_held, "lines", None), []
-            try:
-                status = _lib.lib().cellcount_predict(
-                    self._h, byref(view), boxes, len(boxes) if boxes is not None else 0,
-                    byref(reg_view) if reg_view is not None else None, byref(p), byref(out))
-            finally:
-                lines, _held.lines = _held.lines, outer
+            status = _lib.lib().cellcount_predict(
+                self._h, byref(view), boxes, len(boxes) if boxes is not None else 0,
+                byref(reg_view) if reg_view is not None else None, byref(p), byref(out))
             try:
                 pr.check(status)
                 res = _collect(out, self.classes, calibration)
             finally:
                 _lib.lib().cellcount_result_free(out)
-                _pass_held(lines, res.warnings if res is not None else [])
         if warn:
             _warn_out_of_domain(res.warnings)
         return res

@@ -235,7 +235,7 @@ CELLCOUNT_API double cellcount_result_seconds(const cellcount_result * r);     /
  *                                max(count, points) >= 10.
  * The bounds are model.json's "domain" section, fitted on the model's train split and checked on its val split
  * (README, "Out-of-domain warnings"); a model without one is checked for count_points_disagree alone, with the
- * library's tolerance 0.5. The prediction also logs each warning at CELLCOUNT_LOG_WARN, and
+ * library's tolerance 0.5. They are not logged (a caller shows them with the image's name);
  * cellcount_result_measure's JSON carries the same array as "warnings". */
 CELLCOUNT_API const char * cellcount_result_warnings(const cellcount_result * r);
 

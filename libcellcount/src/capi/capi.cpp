@@ -536,11 +536,11 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     r->method = m->spec->id;
     r->counted_pixels = reg.defined() ? double(reg.sum().item<int64_t>()) : double(image.size(1) * image.size(2));
     r->intensities = local_intensities(image, r->p.points, kIntensityRadius);
-    // Out-of-domain warnings (issue 24): against model.json's "domain", logged once here and kept in the result.
+    // Out-of-domain warnings (issue 24): against model.json's "domain", kept in the result and not logged: each
+    // front end shows a result's warnings once, with the image's name (a log line would say them twice).
     const auto stats = domain_stats(image, m->input, normalization_range, r->p, r->counted_pixels);
     r->warnings = domain_warnings(m->domain, stats);
     r->warnings_text = r->warnings.dump();
-    for (const auto& w : r->warnings) log_warn(m->spec->id + ": " + w["message"].get<std::string>());
     r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     *out = r.release();
   });

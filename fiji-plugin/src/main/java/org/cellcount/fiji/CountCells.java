@@ -356,16 +356,13 @@ public class CountCells implements PlugIn {
         Inputs.Position p = positions.get(i);
         PixelData px = Inputs.pixels(imp, p);
         String what = positions.size() > 1 ? "Counting slice " + (i + 1) + "/" + positions.size() : "Counting";
-        Prediction r = null;
-        Support.holdLog();
+        Prediction r;
         try {
           r = model.predict(px, boxes.get(i), mask, o.params, Support.progress(i, positions.size(), what));
         } catch (CellCountException e) {
           if (!e.isCancelled()) throw e;
           cancelled = true;
           break;
-        } finally {
-          Support.releaseLog(r == null ? null : r.warnings);
         }
         for (String w : r.warnings) IJ.log(Support.warningLine(imp.getTitle(), positions.size() > 1 ? p.index : 0, w));
         total += r.count;

@@ -19,20 +19,14 @@ final class Support {
 
   private Support() {}
 
-  /** The library's warnings logged on this thread while a count's prediction runs ({@link #holdLog}), else null. */
-  private static final ThreadLocal<List<String>> HELD = new ThreadLocal<>();
-
   /** Loads the native library (once) and routes its warnings and errors to the Log window. Shows the
    * loader's message (where it looked) and returns false when it cannot be loaded. */
   static synchronized boolean ready() {
     try {
       CellCount.load();
       if (!logInstalled) {
-        CellCount.setLogListener((level, msg) -> {
-          List<String> held = HELD.get();
-          if (held != null && level == CellCount.LOG_WARN) held.add(msg);
-          else IJ.log("cellcount: " + msg);
-        }, CellCount.LOG_WARN);
+        // (a result's out-of-domain warnings are not logged by the library: a count logs them with the image's title)
+        CellCount.setLogListener((level, msg) -> IJ.log("cellcount: " + msg), CellCount.LOG_WARN);
         logInstalled = true;
       }
       return true;
@@ -40,26 +34,6 @@ final class Support {
       error(e.getMessage());
       return false;
     }
-  }
-
-  /** Holds back the library's warnings on this thread until {@link #releaseLog}: a count logs the result's
-   * out-of-domain warnings itself, once, with the image's title (issue 24). */
-  static void holdLog() {
-    HELD.set(new ArrayList<>());
-  }
-
-  /** Ends {@link #holdLog}: the held lines go to the Log, except the library's own lines of {@code warnings}
-   * (it logs each as "&lt;method&gt;: &lt;message&gt;"), which the caller logs. */
-  static void releaseLog(List<String> warnings) {
-    List<String> held = HELD.get();
-    HELD.remove();
-    if (held != null) for (String line : held) if (!isWarningLine(line, warnings)) IJ.log("cellcount: " + line);
-  }
-
-  /** True when {@code line} of the library's log is one of {@code warnings} (null = none). */
-  static boolean isWarningLine(String line, List<String> warnings) {
-    if (warnings != null) for (String w : warnings) if (line.equals(w) || line.endsWith(": " + w)) return true;
-    return false;
   }
 
   /** The "warnings" cell of a count's row: the messages joined by "; ", empty when none. */

@@ -1,7 +1,6 @@
 package org.cellcount.fiji;
 
 import static org.junit.Assert.assertEquals;
-import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 
 import ij.measure.ResultsTable;
@@ -22,17 +21,6 @@ public class WarningsTest {
   public void logLineNamesTheImageAndTheSliceOfAStack() {
     assertEquals("cellcount warning (cells.png): too bright", Support.warningLine("cells.png", 0, "too bright"));
     assertEquals("cellcount warning (stack.tif, slice 3): too bright", Support.warningLine("stack.tif", 3, "too bright"));
-  }
-
-  @Test
-  public void theLibrarysOwnLineOfAWarningIsRecognised() {
-    // the library logs "<method>: <message>"; the count logs it once, with the title, instead
-    List<String> w = List.of("too bright", "too many");
-    assertTrue(Support.isWarningLine("dcl: too bright", w));
-    assertTrue(Support.isWarningLine("too many", w));
-    assertFalse(Support.isWarningLine("dcl: something else", w));
-    assertFalse(Support.isWarningLine("dcl: too bright", null));
-    assertFalse(Support.isWarningLine("dcl: too bright", List.of()));
   }
 
   private static void row(ResultsTable rt, String image, String warnings) {
