@@ -44,6 +44,9 @@ Options train_options() {
           .help("with transfer_from: frozen_outer (readers/writers fixed), frozen_core (shared layers fixed), "
                 "simultaneous (nothing fixed), thawing (layers freed in five stages)"),
       Opt::boolean("transfer_decoder", false).help("with transfer_from: train the decoder/writers too (false = decoder off: no reconstruction term)"),
+      Opt::choice("idle_domain", "momentum", {"momentum", "still"})
+          .help("the other domain's reader and writer during a pass: momentum (Adam keeps moving them on zero "
+                "gradients, as upstream under PyTorch < 2.0) or still (not stepped, as PyTorch >= 2.0's zero_grad)").folded(),
       Opt::number("clip_grad_norm", 0.0).range(0.0, 1e9).help("clip the gradient's norm to this (0 = off, as upstream)").folded(),
       Opt::integer("validate_every", 1).range(1, 1000000).help("epochs between validations (checkpoint selection on the validation frames, never test)"),
   });
@@ -133,12 +136,22 @@ struct PassSums {
   int64_t images = 0;
 };
 
+// With idle_domain "still": the other domain's reader and writer get no gradient (undefined), so Adam skips them
+// for this pass, as PyTorch >= 2.0's zero_grad(set_to_none=True) makes upstream's loop do.
+void still_other_domain(TwinVae& net, Domain d) {
+  const std::string other = d == Domain::synthetic ? "natural_" : "synth_";
+  for (auto& p : net->named_parameters())
+    if (p.key().rfind(other + "reader.", 0) == 0 || p.key().rfind(other + "writer.", 0) == 0) p.value().mutable_grad() = torch::Tensor();
+}
+
 // One pass over `order` of a domain's frames in batches; returns the loss sums (x images) and the images.
 PassSums run_pass(TwinVae& net, torch::optim::Optimizer& opt, const Frames& f,
                                     const std::vector<int64_t>& order, Domain d, bool decode, bool count_on,
                                     const LossWeights& w, double noise, std::mt19937_64& rng, at::Generator& gen,
-                                    torch::Device device, const Progress& progress, float p0, float p1, double clip) {
+                                    torch::Device device, const Progress& progress, float p0, float p1, double clip,
+                                    bool still) {
   net->train();
+  if (still) still_other_domain(net, d);
   PassSums sums;
   const int64_t b = w.batch_size, n = int64_t(order.size());
   for (int64_t i0 = 0; i0 < n; i0 += b) {
@@ -210,6 +223,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   const int64_t epochs = req["epochs"];
   const double noise = req["noise"];
   const double clip = req["clip_grad_norm"];
+  const bool still = req["idle_domain"] == "still";
   LossWeights w;
   w.rec = req["rec_weight"];
   w.kl = req["kl_weight"];
@@ -344,7 +358,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
         order.push_back(syn_perm[size_t(syn_cursor++)]);
       }
       const auto ps = run_pass(net, opt, data.syn_train, order, Domain::synthetic, decode, count_on, w, noise, rng, gen, device,
-                               progress, p0, use_nat ? (p0 + p1) / 2 : p1, clip);
+                               progress, p0, use_nat ? (p0 + p1) / 2 : p1, clip, still);
       const double k = double(std::max<int64_t>(1, ps.images));
       row["synthetic_loss"] = ps.total / k;
       row["synthetic_terms"] = {{"rec", ps.rec / k}, {"kl", ps.kl / k}, {"count", ps.count / k}};
@@ -353,7 +367,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     }
     if (use_nat) {  // 2. natural pass over every natural training frame, labelled or not
       const auto ps = run_pass(net, opt, data.nat_train, shuffled(n_nat), Domain::natural, decode, count_on, w, noise, rng, gen,
-                               device, progress, use_syn ? (p0 + p1) / 2 : p0, p1, clip);
+                               device, progress, use_syn ? (p0 + p1) / 2 : p0, p1, clip, still);
       const double k = double(std::max<int64_t>(1, ps.images));
       row["natural_loss"] = ps.total / k;
       row["natural_terms"] = {{"rec", ps.rec / k}, {"kl", ps.kl / k}, {"count", ps.count / k}};

@@ -15,6 +15,7 @@
 #include "core/evaluate.h"
 #include "core/method.h"
 #include "core/model_io.h"
+#include "core/train_run.h"
 #include "core/types.h"
 #include "io/image_file.h"
 #include "methods/twinvae/twinvae_data.h"
@@ -324,4 +325,43 @@ TEST(TwinVae, ResumedTrainingEqualsUninterruptedRun) {
   EXPECT_EQ(ma["training"]["best_epoch"], 2);
   EXPECT_EQ(ma["training"]["history"][1]["loss"], mb["training"]["history"][1]["loss"]);
   EXPECT_EQ(ma["weights_sha256"], mb["weights_sha256"]);
+}
+
+TEST(TwinVae, IdleDomainStillLeavesTheOtherDomainUntouched) {
+  // Mode natural, one epoch: the synthetic reader and writer take no part. "still" leaves them at their seeded
+  // initial weights; "momentum" (upstream under PyTorch < 2.0) steps them on zero gradients, so weight decay
+  // moves them. The natural side is the same in both runs.
+  const auto assets = fake_assets();
+  const auto data = fresh_dir("idle_data");
+  synthesize({{"out", data.string()}, {"assets", assets.string()}, {"modality", "pc"}, {"synthetic_train", 4},
+              {"synthetic_val", 0}, {"synthetic_test", 0}, {"natural_train", 8}, {"natural_test", 0},
+              {"labelled_fraction", 0.5}, {"val_fraction", 0.0}},
+             Progress());
+  auto weights = [&](const std::string& idle) {
+    const auto out = fresh_dir("idle_" + idle);
+    train({{"method", "twinvae"}, {"dataset", data.string()}, {"out", out.string()}, {"epochs", 1}, {"mode", "natural"},
+           {"batch_size", 4}, {"threads", 1}, {"seed", 5}, {"idle_domain", idle}},
+          Progress());
+    auto net = TwinVae();
+    load_weights(*net, read_model(out.string()));
+    return net;
+  };
+  auto still = weights("still"), momentum = weights("momentum");
+  auto init = seeded(5, [] { return TwinVae(); });  // the training's own construction (train: seeded(run.seed()))
+  auto params = [](TwinVae& n) { return n->named_parameters(); };
+  const auto ps = params(still), pm = params(momentum), pi = params(init);
+  int synth = 0;
+  for (const auto& kv : ps) {
+    const auto& k = kv.key();
+    if (k.rfind("synth_reader.", 0) == 0 || k.rfind("synth_writer.", 0) == 0) {
+      ++synth;
+      EXPECT_TRUE(torch::equal(kv.value(), pi[k])) << k << " moved under idle_domain still";
+      if (pi[k].abs().sum().item<double>() > 0)  // (weight decay leaves a zero bias at zero)
+        EXPECT_FALSE(torch::equal(kv.value(), pm[k])) << k << " did not move under momentum";
+    } else if (k.rfind("natural_reader.", 0) == 0) {
+      EXPECT_TRUE(torch::equal(kv.value(), pm[k])) << k;
+      EXPECT_FALSE(torch::equal(kv.value(), pi[k])) << k << " not trained";
+    }
+  }
+  EXPECT_GT(synth, 0);
 }
