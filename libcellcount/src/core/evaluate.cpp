@@ -101,7 +101,8 @@ Options evaluate_options() {
 
 nlohmann::json evaluate_defaults() { return option_defaults(evaluate_options()); }
 
-EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, const std::string& method) {
+EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, const std::string& method,
+                          const Dataset* dataset) {
   EvalSetup e;
   const std::string model_dir = req["model"], data_dir = req["dataset"];
   e.files = read_model(model_dir);
@@ -110,7 +111,7 @@ EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, con
            who + ": '" + model_dir + "' is a " + id + " model, not " + method);
   e.spec = &find_method(id);
   e.method = load_method(*e.spec, e.files);
-  e.ds = load_dataset(data_dir, req["split_file"].get<std::string>());
+  e.ds = dataset ? *dataset : load_dataset(data_dir, req["split_file"].get<std::string>());
   e.split = req["split"].get<std::string>();
   e.idx = e.ds.indices(e.split);
   CC_CHECK(!e.idx.empty(), CELLCOUNT_ERR_DATASET,
@@ -123,9 +124,9 @@ EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, con
   return e;
 }
 
-nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progress) {
+nlohmann::json evaluate_counts(const nlohmann::json& req0, const Progress& progress, const Dataset* dataset) {
   const nlohmann::json req = resolve_options("evaluate", evaluate_options(), req0);
-  auto e = open_evaluation(req, "evaluate");
+  auto e = open_evaluation(req, "evaluate", "", dataset);
   const auto& files = e.files;
   const auto& spec = *e.spec;
   auto& method = e.method;

@@ -23,7 +23,10 @@ Prediction predict_image(Method& method, const MethodSpec& spec, const torch::Te
 
 // {"model", "dataset", "split" ("test"), "split_file", "radius" (0 = model's eval_radius), "device",
 //  "precision", "limit" (0 = all), "per_image" (true)} -> {"n", "mae", "rmse", "nae", "sre", "f1"...}.
-nlohmann::json evaluate_counts(const nlohmann::json& request, const Progress& progress);
+// `dataset` non-null = evaluate that dataset as already loaded and split (a training's own split, the automatic
+// one of an unsplit dataset included) instead of loading "dataset"/"split_file" again.
+nlohmann::json evaluate_counts(const nlohmann::json& request, const Progress& progress,
+                               const Dataset* dataset = nullptr);
 
 // What every evaluation opens from a resolved request (evaluate_options' fields): the model and its loaded
 // method, the dataset, the split's items (limit applied) and the prediction options (device, precision).
@@ -38,7 +41,8 @@ struct EvalSetup {
   std::vector<size_t> idx;
   PredictOptions opt;
 };
-EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, const std::string& method = "");
+EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, const std::string& method = "",
+                          const Dataset* dataset = nullptr);
 nlohmann::json evaluate_defaults();
 // Every field of that request, declared once (core/options.h).
 Options evaluate_options();

@@ -323,10 +323,11 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
     auto on = [&](const char* split, float a, float b) {
       return evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]}, {"split", split},
                               {"grid", 1}, {"device", req["device"]}, {"per_image", false}},
-                             progress.sub(a, b))["domain"];
+                             progress.sub(a, b), &ds)["domain"];
     };
     auto fitted = on("train", 0.9, 0.93)["fitted"];
     fitted["fitted_on"] = {{"dataset", data_dir}, {"split_file", req["split_file"]}, {"split", "train"},
+                           {"split_source", ds.split_source},
                            {"items", fitted["n_train"]}, {"grid", 1}, {"by", "cellcount train (fit_domain)"}};
     update_model_meta(out, {{"domain", fitted}});
     if (!ds.indices("val").empty()) {
@@ -346,7 +347,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   if (!ds.indices("test").empty()) {
     auto ev = evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]},
                                {"split", "test"}, {"device", req["device"]}, {"per_image", false}},
-                              progress.sub(0.95, 1.0));
+                              progress.sub(0.95, 1.0), &ds);
     metrics = ev;
     update_model_meta(out, {{"metrics", {{"test", ev}}}});
   }

@@ -276,6 +276,10 @@ TEST_F(DclModel, DatasetWithoutSplitIsSplitBySeed) {
   EXPECT_NE(split.find("seed 5"), std::string::npos) << split;
   EXPECT_EQ(meta["provenance"]["train_patches"].get<int>() + meta["provenance"]["val_patches"].get<int>(), 12);
   EXPECT_FALSE(fs::exists(data / "split.csv")) << "the user's dataset is not written to";
+  // The out-of-domain section is fitted on that same automatic train part (CI of stop 33: it reloaded the
+  // dataset, found no split and failed the whole training).
+  const std::string fitted_split = meta["domain"]["fitted_on"]["split_source"];
+  EXPECT_NE(fitted_split.find("seed 5"), std::string::npos) << fitted_split;
 }
 
 // A training that starts from a model (init_from) begins from its weights: with no counter epochs the new
