@@ -74,22 +74,33 @@ torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align) {
 }
 
 torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileFn& fn,
-                        const Progress& progress) {
+                        const Progress& progress, int64_t batch) {
   CC_CHECK(image.dim() == 3, CELLCOUNT_ERR_INTERNAL, "run_tiled: expected [C,H,W]");
+  CC_CHECK(batch >= 1, CELLCOUNT_ERR_INTERNAL, "run_tiled: batch must be >= 1");
   const int64_t H = image.size(1), W = image.size(2);
   const auto tiles = plan_tiles(H, W, tile, overlap);
   torch::Tensor out;
-  for (size_t i = 0; i < tiles.size(); ++i) {
-    const auto& t = tiles[i];
-    progress.report(float(i) / tiles.size(), "tile " + std::to_string(i + 1) + "/" + std::to_string(tiles.size()));
-    auto in = image.slice(1, t.y0, t.y1).slice(2, t.x0, t.x1).unsqueeze(0);
-    auto y = fn(pad_to_multiple(in, align));
-    CC_CHECK(y.dim() == 4 && y.size(0) == 1 && y.size(2) >= t.y1 - t.y0 && y.size(3) >= t.x1 - t.x0,
-             CELLCOUNT_ERR_INTERNAL, "run_tiled: a tile's output has the wrong shape");
-    y = y[0].to(torch::kCPU, torch::kFloat32);
-    if (!out.defined()) out = torch::zeros({y.size(0), H, W}, torch::kFloat32);
-    out.slice(1, t.cy0, t.cy1).slice(2, t.cx0, t.cx1) =
-        y.slice(1, t.cy0 - t.y0, t.cy1 - t.y0).slice(2, t.cx0 - t.x0, t.cx1 - t.x0);
+  for (size_t i0 = 0; i0 < tiles.size(); i0 += size_t(batch)) {
+    const size_t i1 = std::min(tiles.size(), i0 + size_t(batch));
+    progress.report(float(i0) / tiles.size(), "tile " + std::to_string(i0 + 1) + "/" + std::to_string(tiles.size()));
+    std::vector<torch::Tensor> ins;
+    for (size_t i = i0; i < i1; ++i) {
+      const auto& t = tiles[i];
+      ins.push_back(pad_to_multiple(image.slice(1, t.y0, t.y1).slice(2, t.x0, t.x1).unsqueeze(0), align));
+    }
+    auto y = fn(ins.size() == 1 ? ins[0] : torch::cat(ins, 0));
+    CC_CHECK(y.dim() == 4 && y.size(0) == int64_t(i1 - i0), CELLCOUNT_ERR_INTERNAL,
+             "run_tiled: a tile's output has the wrong shape");
+    y = y.to(torch::kCPU, torch::kFloat32);
+    for (size_t i = i0; i < i1; ++i) {
+      const auto& t = tiles[i];
+      CC_CHECK(y.size(2) >= t.y1 - t.y0 && y.size(3) >= t.x1 - t.x0, CELLCOUNT_ERR_INTERNAL,
+               "run_tiled: a tile's output has the wrong shape");
+      const auto yi = y[int64_t(i - i0)];
+      if (!out.defined()) out = torch::zeros({yi.size(0), H, W}, torch::kFloat32);
+      out.slice(1, t.cy0, t.cy1).slice(2, t.cx0, t.cx1) =
+          yi.slice(1, t.cy0 - t.y0, t.cy1 - t.y0).slice(2, t.cx0 - t.x0, t.cx1 - t.x0);
+    }
   }
   progress.report(1.0f, "tiles done");
   return out;

@@ -24,9 +24,11 @@ std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, in
 // the tile) into [K,H,W]. Each tile is reflect/replicate-padded on the bottom/right so that its sides
 // are multiples of `align` (networks with stride 16 want 16); the padding is cropped from the output.
 // Reports "tile i/n" to progress (which may cancel).
-using TileFn = std::function<torch::Tensor(const torch::Tensor& tile /*[1,C,h,w]*/)>;
+// `batch` > 1: up to that many tiles go to fn at once as [B,C,h,w] and fn returns [B,K,h,w] (every tile of a
+// plan has the same size, so they stack); the stitched result is the same function of each tile.
+using TileFn = std::function<torch::Tensor(const torch::Tensor& tiles /*[B,C,h,w]*/)>;
 torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
-                        const TileFn& fn, const Progress& progress);
+                        const TileFn& fn, const Progress& progress, int64_t batch = 1);
 
 // Pads [N,C,H,W] on the bottom/right to multiples of align (reflect when possible, else replicate).
 torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align);

@@ -1,9 +1,11 @@
 // Image views -> tensors, normalisation, and tiling against whole-image references.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "core/density_map.h"
 #include "core/error.h"
@@ -206,6 +208,31 @@ TEST(Tiling, ConvolutionStitchedEqualsWholeImage) {
   auto whole = fn(img.unsqueeze(0))[0];
   auto tiled = run_tiled(img, 48, 16, 1, fn, Progress());
   EXPECT_LT((whole - tiled).abs().max().item<float>(), 1e-5);
+}
+
+// Batched tiles (issue 25): fn gets up to `batch` tiles at once, and the stitched result is what one tile at a time
+// gives, for a tile count that is not a multiple of the batch (7 x 8 = 56 tiles in batches of 5) and for one tile.
+TEST(Tiling, BatchedTilesStitchLikeOneAtATime) {
+  torch::manual_seed(0);
+  torch::nn::Conv2d c1(torch::nn::Conv2dOptions(1, 4, 3).padding(1)), c2(torch::nn::Conv2dOptions(4, 2, 3).padding(1));
+  torch::NoGradGuard ng;
+  std::vector<int64_t> sizes;
+  // Each tile's own statistic too (its mean), so that a tile mixed up with another would show.
+  auto fn = [&](const torch::Tensor& x) {
+    sizes.push_back(x.size(0));
+    return c2(torch::relu(c1(x))) + x.mean({1, 2, 3}, true);
+  };
+  auto img = torch::rand({1, 150, 170});
+  const auto one = run_tiled(img, 32, 12, 16, fn, Progress());
+  EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), 1);
+  sizes.clear();
+  const auto batched = run_tiled(img, 32, 12, 16, fn, Progress(), 5);
+  EXPECT_EQ(sizes.front(), 5);
+  EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), int64_t(0)), int64_t(plan_tiles(150, 170, 32, 12).size()));
+  EXPECT_LT((one - batched).abs().max().item<float>(), 1e-5);
+  sizes.clear();
+  const auto small = torch::rand({1, 20, 30});
+  EXPECT_LT((run_tiled(small, 32, 12, 16, fn, Progress(), 8) - run_tiled(small, 32, 12, 16, fn, Progress())).abs().max().item<float>(), 1e-6);
 }
 
 TEST(Tiling, DensityOfLargeImageEqualsSumOfParts) {
