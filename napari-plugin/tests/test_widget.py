@@ -1,6 +1,7 @@
 """The counting widget in a headless napari viewer, checked against the library's own answer (the binding
 calling the same model on the same pixels)."""
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -478,3 +479,18 @@ def test_out_of_domain_warnings_are_notified_and_tabled(make_napari_viewer, run_
     (row,) = table_for(viewer).rows
     assert row["warnings"] == "; ".join(x["message"] for x in want)
     assert viewer.layers["grey as rgb dcl points"].metadata["cellcount"]["warnings"] == {"": want}
+
+
+def test_the_default_flagged_model_is_offered_first(tmp_path, monkeypatch):
+    """Issue 24: the generalist is the default of Count cells; model.json's "default" flag puts it first (before
+    models that sort earlier by name), the rest follow by name."""
+    from napari_cellcount import _models
+
+    for name, flagged in (("dcl-adi", False), ("dcl-general", True), ("dcl-mbm", False)):
+        (tmp_path / name).mkdir()
+        meta = {"method": "dcl", **({"default": True} if flagged else {})}
+        (tmp_path / name / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setenv(_models.MODELS_ENV, str(tmp_path))
+    monkeypatch.setattr(_models, "_session_models", [])
+    found = [p.name for p in _models.find_models("dcl") if p.parent == tmp_path]
+    assert found == ["dcl-general", "dcl-adi", "dcl-mbm"]

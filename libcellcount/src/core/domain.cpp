@@ -61,8 +61,7 @@ DomainStats domain_stats(const torch::Tensor& raw, const InputSpec& spec, const 
   const int64_t h = raw.size(1), w = raw.size(2);
   const int64_t k = std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(h * w) / double(kMaxSamplePixels)))));
   torch::Tensor sub = raw.slice(1, 0, h, k).slice(2, 0, w, k).to(torch::kFloat32);
-  if (sub.size(0) != spec.channels && spec.channels == 1 && !spec.rgb_rule.empty())
-    sub = convert_channels(sub.slice(0, 0, 3), spec.rgb_rule);
+  sub = spec.convert_channels_of(sub);  // the channel rule of prepare, without its size check
   const auto& n = spec.normalization;
   torch::Tensor x;
   if (n.mode == "fixed") {

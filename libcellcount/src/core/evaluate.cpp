@@ -96,6 +96,8 @@ Options evaluate_options() {
       Opt::integer("limit", 0).range(0, 100000000).help("evaluate only the first n items (0 = all)").folded(),
       Opt::boolean("per_image", true).help("include one row per image in the report"),
       Opt::integer("threads", 0).range(0, kMaxThreads).help("CPU threads (0 = one per core)").folded(),
+      Opt::object("options", nlohmann::json::object())
+          .help("the method's own prediction options, as in a count (e.g. {\"diameter\": 19} for dcl-general)"),
   };
 }
 
@@ -121,6 +123,7 @@ EvalSetup open_evaluation(const nlohmann::json& req, const std::string& who, con
   if (limit > 0 && size_t(limit) < e.idx.size()) e.idx.resize(size_t(limit));
   e.opt.device = resolve_device(req["device"]);
   e.opt.precision = resolve_precision(req["precision"], e.opt.device);
+  if (req.contains("options")) e.opt.method_options = req["options"];
   return e;
 }
 

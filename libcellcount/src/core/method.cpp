@@ -85,19 +85,24 @@ torch::Tensor InputSpec::prepare(const torch::Tensor& raw, const IntensityRange&
 }
 
 torch::Tensor InputSpec::convert(const torch::Tensor& raw) const {
-  const int64_t c = raw.size(0), h = raw.size(1), w = raw.size(2);
+  const int64_t h = raw.size(1), w = raw.size(2);
   CC_CHECK(h >= min_side && w >= min_side, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "image: expected at least " + std::to_string(min_side) + " x " + std::to_string(min_side) + " pixels, got " +
                std::to_string(w) + " x " + std::to_string(h));
-  torch::Tensor x = raw;
-  if (c != channels) {
-    const bool reducible = channels == 1 && !rgb_rule.empty() && (c == 3 || c == 4);
-    CC_CHECK(reducible, CELLCOUNT_ERR_INVALID_ARGUMENT,
-             "image: this model takes " + std::to_string(channels) + " channel(s)" +
-                 (channels == 1 && !rgb_rule.empty() ? " (or RGB)" : "") + ", got " + std::to_string(c));
-    x = convert_channels(raw.slice(0, 0, 3), rgb_rule);
-  }
-  return x;
+  return convert_channels_of(raw);
+}
+
+torch::Tensor InputSpec::convert_channels_of(const torch::Tensor& raw) const {
+  const int64_t c = raw.size(0);
+  if (c == channels) return raw;
+  if (channels == 3 && rgb_rule == "replicate" && (c == 1 || c == 4))
+    return c == 1 ? raw.repeat({3, 1, 1}) : raw.slice(0, 0, 3);
+  const bool reducible = channels == 1 && !rgb_rule.empty() && (c == 3 || c == 4);
+  CC_CHECK(reducible, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "image: this model takes " + std::to_string(channels) + " channel(s)" +
+               (channels == 1 && !rgb_rule.empty() ? " (or RGB)" : channels == 3 && rgb_rule == "replicate" ? " (or 1)" : "") +
+               ", got " + std::to_string(c));
+  return convert_channels(raw.slice(0, 0, 3), rgb_rule);
 }
 
 std::unique_ptr<Method> load_method(const MethodSpec& spec, const ModelFiles& files) {

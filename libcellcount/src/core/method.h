@@ -60,7 +60,10 @@ struct Prediction {
 struct InputSpec {
   int64_t channels = 1;              // what the network sees
   std::string rgb_rule;              // "" = only `channels` accepted; else how a 3-channel image is reduced
-                                     // ("grey", "red", "green", "blue") for a 1-channel model
+                                     // ("grey", "red", "green", "blue") for a 1-channel model, or, for a
+                                     // 3-channel model, "replicate": a 1-channel image is repeated into the
+                                     // three channels (what a 3-channel model trained on grey crops expects)
+                                     // and an RGBA image loses its alpha
   Normalization normalization;
   int64_t align = 16;                // network input sides must be multiples of this
   int64_t min_side = 8;              // smaller images are refused
@@ -71,6 +74,8 @@ struct InputSpec {
   torch::Tensor prepare(const torch::Tensor& raw, const IntensityRange& range = std::nullopt) const;
   // The channels the network sees (the conversion prepare applies before normalising), without normalising.
   torch::Tensor convert(const torch::Tensor& raw) const;
+  // convert's channel rule alone (no size check): the channels the network sees.
+  torch::Tensor convert_channels_of(const torch::Tensor& raw) const;
 };
 
 class Method {

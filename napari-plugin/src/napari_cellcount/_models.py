@@ -77,8 +77,17 @@ def remember(model_dir: str | Path) -> Path:
     return p
 
 
+def _is_default(model_dir: Path) -> bool:
+    """model.json's "default" flag: the model a widget offers first (the generalist dcl-general, issue 24)."""
+    try:
+        return json.loads((model_dir / "model.json").read_text()).get("default") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def find_models(method: str) -> list[Path]:
-    """Model folders whose model.json says `method`: session models first, then the model folders."""
+    """Model folders whose model.json says `method`: session models first, then the model folders (in each,
+    a model flagged "default" first, then by name)."""
     seen: list[Path] = []
     for p in _session_models:
         if p not in seen and _method_of(p) == method:
@@ -86,7 +95,7 @@ def find_models(method: str) -> list[Path]:
     for folder in model_folders():
         if not folder.is_dir():
             continue
-        for d in sorted(folder.iterdir()):
+        for d in sorted(folder.iterdir(), key=lambda d: (not _is_default(d), d.name)):
             if d.is_dir() and (d / "model.json").exists() and _method_of(d) == method and d.resolve() not in seen:
                 seen.append(d.resolve())
     return seen

@@ -9,6 +9,7 @@
 #include "core/density_map.h"
 #include "core/error.h"
 #include "io/image_file.h"
+#include "methods/exemplar/kinds.h"
 
 
 namespace cellcount::dcl {
@@ -25,8 +26,8 @@ std::pair<torch::Tensor, torch::Tensor> crop_at(const Item& it, int64_t ch, int6
   const int64_t x0 = int64_t(uniform_index(rng(), uint64_t(w - cw + 1)));
   auto t = Dihedral::random(rng());
   if (ch != cw) t.k &= 2;
-  return {jitter_colour(t.apply(image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)), aug.color_jitter, rng),
-          t.apply(density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
+  auto x = jitter_colour(t.apply(image.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw)), aug.color_jitter, rng);
+  return {mix_channels(x, aug, rng), t.apply(density.slice(1, y0, y0 + ch).slice(2, x0, x0 + cw))};
 }
 
 // The crop side for a patch: <= crop, a multiple of 16, the same for every zoom of the patch.
@@ -67,6 +68,17 @@ std::pair<torch::Tensor, torch::Tensor> sample_mosaic(const std::vector<Item>& i
 
 }  // namespace
 
+torch::Tensor mix_channels(torch::Tensor x, const Augment& aug, std::mt19937_64& rng) {
+  if (x.size(0) != 3) return x;
+  if (aug.grey > 0 && uniform01(rng()) < aug.grey) x = std::get<0>(x.max(0, true)).expand({3, -1, -1}).contiguous();
+  if (aug.channel_shuffle > 0 && uniform01(rng()) < aug.channel_shuffle) {
+    static const int64_t perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    const auto* p = perms[uniform_index(rng(), 6)];
+    x = x.index_select(0, torch::tensor({p[0], p[1], p[2]}, torch::kLong));
+  }
+  return x;
+}
+
 std::pair<torch::Tensor, torch::Tensor> sample_crop(const std::vector<Item>& items, size_t b, int64_t crop,
                                                     const Augment& aug, std::mt19937_64& rng) {
   const auto [ch, cw] = crop_size(items[b], crop);
@@ -86,6 +98,35 @@ std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& it
   auto x = torch::stack(xs).to(device);
   if (precision != torch::kFloat32) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   return {x, torch::stack(ds).to(device)};
+}
+
+std::vector<Item> load_recipe_items(const std::string& recipe, const std::string& split, const InputSpec& spec,
+                                    double cell_diameter, double sigma, nlohmann::json* kinds_out,
+                                    const Progress& progress) {
+  const auto r = exemplar::load_recipe(recipe);
+  std::vector<Item> items;
+  *kinds_out = nlohmann::json::array();
+  for (size_t k = 0; k < r.kinds.size(); ++k) {
+    const auto& kj = r.json["kinds"][k];
+    CC_CHECK(kj.contains("diameter") && kj["diameter"].is_number() && kj["diameter"].get<double>() > 0,
+             CELLCOUNT_ERR_DATASET,
+             "dcl train: recipe '" + recipe + "': kind '" + r.kinds[k].name + "' needs a \"diameter\" (pixels at tile scale)");
+    const double diameter = kj["diameter"], zoom = cell_diameter / diameter;
+    const auto tiles = exemplar::kind_tiles(r, k, split, progress.sub(float(k) / r.kinds.size(), float(k + 1) / r.kinds.size()));
+    for (const auto& t : tiles) {
+      Item it;
+      it.image = resize_by(spec.prepare(t.image), zoom).contiguous();
+      const int64_t h = it.image.size(1), w = it.image.size(2);
+      const double sx = double(w) / double(t.image.size(2)), sy = double(h) / double(t.image.size(1));
+      for (const auto& q : t.points) it.points.push_back(scale_point(Point{q.x, q.y, 0, 1.0f}, sx, sy));
+      auto d = gaussian_density(it.points, h, w, sigma);
+      it.density = torch::from_blob(d.data(), {1, h, w}, torch::kFloat32).clone();
+      it.count = double(it.points.size());
+      items.push_back(std::move(it));
+    }
+    kinds_out->push_back({{"name", r.kinds[k].name}, {"diameter", diameter}, {"zoom", zoom}, {"patches", tiles.size()}});
+  }
+  return items;
 }
 
 std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, const InputSpec& spec, int64_t grid,

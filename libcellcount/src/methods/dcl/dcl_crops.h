@@ -33,7 +33,16 @@ struct Augment {
   // with 0.3 vs 12.56 without (the adi preset leaves it off).
   double scale_jitter = 0;
   double mosaic = 0;  // sample_mosaic (dcl_crops.cpp): probability that a training crop is a 2 x 2 mosaic
+  // Choice (issue 24, the generalist): colour-blind crops of a 3-channel model. With probability `grey` every
+  // channel becomes the crop's per-pixel channel maximum (a grey image as a "replicate" model sees it: the
+  // normalised signal of a one-channel fluorescence image in all three channels); with probability
+  // `channel_shuffle` the channels are permuted (fluorescence in any channel, other stains' hues).
+  double grey = 0;
+  double channel_shuffle = 0;
 };
+
+// One crop [C,h,w] after the grey and channel-shuffle draws of `aug` (unchanged, nothing drawn, at 0).
+torch::Tensor mix_channels(torch::Tensor x, const Augment& aug, std::mt19937_64& rng);
 
 // One training crop of the batch's patch `b`: a plain random crop, or with probability aug.mosaic a mosaic.
 std::pair<torch::Tensor, torch::Tensor> sample_crop(const std::vector<Item>& items, size_t b, int64_t crop,
@@ -43,6 +52,14 @@ std::pair<torch::Tensor, torch::Tensor> sample_crop(const std::vector<Item>& ite
 std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& items, const std::vector<size_t>& batch,
                                                      int64_t crop, const Augment& aug, std::mt19937_64& rng,
                                                      const torch::Device& device, torch::ScalarType precision);
+
+// The training or validation patches of a recipe (the exemplar method's kinds: real sets through their split
+// files, kinds drawn by the renderer), every kind zoomed so that its typical cell diameter (the recipe kind's
+// "diameter", at tile scale) becomes `cell_diameter`; one entry per kind in `kinds_out` (name, diameter,
+// zoom, patches). sigma is at the zoomed scale.
+std::vector<Item> load_recipe_items(const std::string& recipe, const std::string& split, const InputSpec& spec,
+                                    double cell_diameter, double sigma, nlohmann::json* kinds_out,
+                                    const Progress& progress);
 
 // Loads a split, cut into patches and resized as the preprocessing asks.
 std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, const InputSpec& spec, int64_t grid,

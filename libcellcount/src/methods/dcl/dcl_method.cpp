@@ -28,7 +28,12 @@ MethodSpec method_spec_dcl() {
                          .help("tiles when none is given: the model's (its training context), or budget = the "
                                "largest that fits 768 MiB of activations (one tile up to 1040x1040; faster, but "
                                "counts move by up to 5 % for counters trained on smaller crops)")
-                         .folded()};
+                         .folded(),
+                     // Issue 24: the cell-size setting of models trained on several sets (model.json
+                     // cell_diameter, the size every set was zoomed to in training). Like Cellpose's diameter.
+                     Opt::number("diameter", 0.0).range(0.0, 10000.0)
+                         .help("typical cell diameter in pixels of this image; the image is scaled so that it "
+                               "matches the model's cell_diameter (models trained on a recipe state one); 0 = as is")};
     return Options{};
   };
   register_exporter("dcl", "bioimageio", export_bioimageio);

@@ -153,7 +153,7 @@ class DclMethod : public ModelMethod {
     c10::InferenceMode inference;
     auto& net = net_for(o.device, o.precision);
     const int64_t H = in.image.size(1), W = in.image.size(2);
-    auto x = resize_by(spec_.prepare(in.image, o.normalization_range), scale_);
+    auto x = resize_by(spec_.prepare(in.image, o.normalization_range), scale_ * diameter_zoom(o));
     // The caller's tile, else the model's (core resolve_tiling, the rule of every method); with the option
     // tiling "budget" and no tile from the caller, the largest tile the memory budget allows (default_tiling).
     // Not the default: the shipped counters were trained on 128 crops and count their context, whole 256x256
@@ -191,6 +191,21 @@ class DclMethod : public ModelMethod {
   }
 
  private:
+  // The zoom of the option diameter (1 when not given): the model's cell_diameter over the user's.
+  double diameter_zoom(const PredictOptions& o) const {
+    const double d = o.method_options.value("diameter", 0.0);
+    if (d <= 0) return 1.0;
+    const auto& cd = meta_["cell_diameter"];
+    CC_CHECK(cd.is_number() && cd.get<double>() > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl: this model does not state a cell_diameter (only models trained on several sets at one cell "
+             "size do); leave diameter at 0");
+    const double z = cd.get<double>() / d;
+    CC_CHECK(z * scale_ > 0.05 && z * scale_ < 20, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl: diameter " + std::to_string(d) + " would scale the image by " + std::to_string(z * scale_) +
+                 " (allowed 0.05 to 20)");
+    return z;
+  }
+
   // The network on a device and precision; fp32 weights are kept, other copies are made from them.
   // Both are the BatchNorm-folded inference copy (fused_).
   DclNet& net_for(const torch::Device& device, torch::ScalarType precision) {

@@ -84,17 +84,27 @@ double counter_val_mae(Counter& counter, const std::vector<Item>& val, const tor
 Options train_options() {
   Options o = density_train_options("dcl");
   add_options(o, {
-      Opt::path("dataset").help("dataset folder (images + points.csv)").needed(),
+      Opt::path("dataset").help("dataset folder (images + points.csv); or give recipe"),
+      // Choice (issue 24, the generalist): several sets at one cell size. The recipe's kinds (as the exemplar
+      // method reads them: real sets through their split files, kinds drawn by the renderer), each zoomed so
+      // that its "diameter" becomes cell_diameter; model.json then states cell_diameter, and a prediction's
+      // option diameter (the user's typical cell diameter) scales images to it.
+      Opt::path("recipe").help("a recipe of kinds with diameters (datasets/recipes/dcl-general.json) in place of dataset"),
+      Opt::number("cell_diameter", 0.0).range(0.0, 1000.0)
+          .help("with recipe: the typical cell diameter (pixels) every kind is zoomed to; the model's working size"),
       Opt::path("split_file").help("split.csv to use (\"\" = the dataset's own; see datasets/splits/)"),
       Opt::choice("preset", "", {"", "vgg", "mbm", "adi"}).help("per-dataset preprocessing of METHODS.md (request fields win)"),
-      Opt::choice("rgb_rule", "grey", {"grey", "red", "green", "blue", "rgb"})
-          .help("a channel of RGB images (1-channel model) or \"rgb\" (3-channel model)"),
+      Opt::choice("rgb_rule", "grey", {"grey", "red", "green", "blue", "rgb", "replicate"})
+          .help("a channel of RGB images (1-channel model), \"rgb\" (3-channel model) or \"replicate\" (3-channel "
+                "model that also takes grey images, repeated into the three channels)"),
       Opt::integer("grid", 1).range(1, 16).help("cut each image into grid x grid patches"),
       Opt::integer("resize", 0).range(0, 4096).help("side of a patch after resizing; 0 = keep"),
       Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the localizer's target maps, at the training resolution"),
       Opt::number("color_jitter", 0.0).range(0.0, 0.99).help("per-channel gain and offset jitter of training crops; 0 = off").folded(),
       Opt::number("scale_jitter", 0.0).range(0.0, 0.99).help("zoom of training patches by (1 + s)^U(-1,1); 0 = off").folded(),
       Opt::number("mosaic", 0.0).range(0.0, 1.0).help("probability of a 2 x 2 mosaic crop of four patches; 0 = off").folded(),
+      Opt::number("grey", 0.0).range(0.0, 1.0).help("probability of a grey training crop (3-channel models); 0 = off").folded(),
+      Opt::number("channel_shuffle", 0.0).range(0.0, 1.0).help("probability of permuting a crop's channels (3-channel models); 0 = off").folded(),
       // Count loss levels g: |sum F - N| on the crop's g x g sub-regions. [1] = the paper's loss on the
       // whole crop. Choice: [] = every power of two dividing crop/8, down to single coarse cells
       // (128 crops: [1,2,4,8,16]); measured on VGG cells: test MAE 10.90 vs 14.78 for [1], and a 4x4
@@ -139,14 +149,19 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                checkpoint_files({"counter.ckpt", "localizer.ckpt"}, {"counter"}),
                {"counter_epochs", "localizer_epochs", "validate_every"});
   nlohmann::json& req = run.request();
-  const std::string out = run.out(), data_dir = req["dataset"];
+  const std::string out = run.out(), data_dir = req["dataset"], recipe = req["recipe"];
+  CC_CHECK(data_dir.empty() != recipe.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: give either dataset (a folder) or recipe (kinds with diameters), not both");
+  const double cell_diameter = req["cell_diameter"];
+  CC_CHECK(recipe.empty() || cell_diameter > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "dcl train: a recipe needs cell_diameter > 0 (the cell size, in pixels, every kind is zoomed to)");
   CC_CHECK(req["counter_epochs"].get<int64_t>() > 0 || !req["init_from"].get<std::string>().empty(),
            CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: counter_epochs 0 needs init_from (it would ship an untrained counter)");
   const auto device = resolve_device(req["device"]);
   const auto precision = resolve_precision(req["precision"], device);
   const std::string rule = req["rgb_rule"];
   InputSpec spec;
-  spec.channels = rule == "rgb" ? 3 : 1;
+  spec.channels = rule == "rgb" || rule == "replicate" ? 3 : 1;
   spec.rgb_rule = rule == "rgb" ? "" : rule;
   spec.align = 16;
   spec.min_side = 16;
@@ -154,7 +169,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   cfg.in_channels = spec.channels;
   const int64_t grid = req["grid"], resize = req["resize"], crop = req["crop"];
   const double sigma = req["sigma"];
-  const Augment aug{req["color_jitter"].get<double>(), req["scale_jitter"].get<double>(), req["mosaic"].get<double>()};
+  const Augment aug{req["color_jitter"].get<double>(), req["scale_jitter"].get<double>(), req["mosaic"].get<double>(),
+                    req["grey"].get<double>(), req["channel_shuffle"].get<double>()};
   // (Ranges are checked by the driver against the declared options.)
   const int64_t bn_batches = req["precise_bn_batches"];
   const double swa_from = req["swa_from"];
@@ -163,11 +179,20 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
            "dcl train: swa_from needs precise_bn_batches > 0 (averaged weights need their own BatchNorm statistics)");
   CC_CHECK(crop % 16 == 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "dcl train: crop must be a multiple of 16");
 
-  auto ds = load_dataset(data_dir, req["split_file"]);
-  run.split_if_unsplit(ds);
+  Dataset ds;
   double scale = 1.0;
-  auto train_items = load_items(ds, ds.indices("train"), spec, grid, resize, sigma, &scale, progress.sub(0, 0.02));
-  auto val_items = load_items(ds, ds.indices("val"), spec, grid, resize, sigma, &scale, progress.sub(0.02, 0.03));
+  std::vector<Item> train_items, val_items;
+  nlohmann::json recipe_kinds = nullptr, val_kinds;
+  if (recipe.empty()) {
+    ds = load_dataset(data_dir, req["split_file"]);
+    run.split_if_unsplit(ds);
+    train_items = load_items(ds, ds.indices("train"), spec, grid, resize, sigma, &scale, progress.sub(0, 0.02));
+    val_items = load_items(ds, ds.indices("val"), spec, grid, resize, sigma, &scale, progress.sub(0.02, 0.03));
+  } else {
+    train_items = load_recipe_items(recipe, "train", spec, cell_diameter, sigma, &recipe_kinds, progress.sub(0, 0.02));
+    val_items = load_recipe_items(recipe, "val", spec, cell_diameter, sigma, &val_kinds, progress.sub(0.02, 0.03));
+    for (size_t k = 0; k < recipe_kinds.size(); ++k) recipe_kinds[k]["val_patches"] = val_kinds[k]["patches"];
+  }
   CC_CHECK(!train_items.empty(), CELLCOUNT_ERR_DATASET, "dcl train: the train split is empty");
   log_info("dcl train: " + std::to_string(train_items.size()) + " training and " + std::to_string(val_items.size()) +
            " validation patches at scale " + std::to_string(scale));
@@ -241,7 +266,8 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   nlohmann::json swa_report = nullptr;
   if (!picks.averaged_epochs().empty()) {
     // For the record only (no choice depends on it): both candidates' counts on the test split.
-    auto test_items = load_items(ds, ds.indices("test"), spec, grid, resize, sigma, &scale, Progress());
+    auto test_items = recipe.empty() ? load_items(ds, ds.indices("test"), spec, grid, resize, sigma, &scale, Progress())
+                                     : std::vector<Item>{};  // a recipe's sets are measured by cellcount eval, per set
     const double best_test = test_items.empty() ? NAN : counter_val_mae(net->counter, test_items, device, crop);
     picks.restore_average();
     precise_bn(*net->counter, 999983, [&](const torch::Tensor& x) { net->counter->forward(x); });
@@ -301,6 +327,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"input",
        {{"channels", spec.channels}, {"rgb_rule", spec.rgb_rule}, {"normalization", spec.normalization.to_json()},
         {"align", spec.align}, {"min_side", spec.min_side}, {"scale", scale}}},
+      {"cell_diameter", recipe.empty() ? nlohmann::json(nullptr) : nlohmann::json(cell_diameter)},
       {"tiling", {{"tile_size", crop}, {"overlap", crop / 4}}},  // the context the counter was trained on
       {"thresholds", {{"peak_threshold", thr}, {"peak_min_distance", md}, {"tuned_on", "val split, max point F1"}}},
       {"classes", {"cell"}},
@@ -308,8 +335,9 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"eval_radius", req["eval_radius"]},
       {"eval_grid", grid},
       {"provenance",
-       {{"split", ds.split_source}, {"train_patches", train_items.size()}, {"val_patches", val_items.size()},
-        {"initialised_from", init_meta}}},
+       {{"split", recipe.empty() ? nlohmann::json(ds.split_source) : nlohmann::json(nullptr)},
+        {"recipe", recipe.empty() ? nlohmann::json(nullptr) : nlohmann::json({{"path", recipe}, {"kinds", recipe_kinds}})},
+        {"train_patches", train_items.size()}, {"val_patches", val_items.size()}, {"initialised_from", init_meta}}},
       {"training",
        {{"counter", {{"epochs_run", counter_report["epochs_run"]}, {"seconds", counter_report["seconds"]},
                      {"best_val_mae", best_mae}, {"best_epoch", best_epoch}, {"weight_average", swa_report},
@@ -318,7 +346,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                        {"history", loc_report["history"]}}}}}};
   run.save(meta, *net, device_name(device));
   nlohmann::json domain_report = nullptr;
-  if (req["fit_domain"].get<bool>()) {
+  if (req["fit_domain"].get<bool>() && recipe.empty()) {
     progress.report(0.9f, "fitting the out-of-domain section on the train split");
     auto on = [&](const char* split, float a, float b) {
       return evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]}, {"split", split},
@@ -344,7 +372,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   progress.report(0.95f, "evaluating on the test split");
   // The model's test-split metrics, measured by the same evaluation `cellcount eval` runs.
   nlohmann::json metrics = nullptr;
-  if (!ds.indices("test").empty()) {
+  if (recipe.empty() && !ds.indices("test").empty()) {
     auto ev = evaluate_counts({{"model", out}, {"dataset", data_dir}, {"split_file", req["split_file"]},
                                {"split", "test"}, {"device", req["device"]}, {"per_image", false}},
                               progress.sub(0.95, 1.0), &ds);

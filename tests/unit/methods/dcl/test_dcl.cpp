@@ -456,3 +456,104 @@ TEST_F(DclModel, FoldedBatchNormAndCountOnlyKeepTheCount) {
   EXPECT_NE(std::string(cellcount_last_error()).find("localize"), std::string::npos) << cellcount_last_error();
   cellcount_model_free(cm);
 }
+
+// Issue 24: the generalist's colour-blind crops. grey 1 puts the channel maximum in every channel, channel_shuffle
+// 1 permutes the channels; at 0 the crop is unchanged and no random number is drawn (runs without them unchanged).
+TEST(DclCrops, GreyAndChannelShuffleKeepThePixelsAndDrawNothingWhenOff) {
+  auto x = torch::rand({3, 8, 8});
+  std::mt19937_64 rng(3), untouched(3);
+  EXPECT_TRUE(torch::equal(mix_channels(x, Augment{}, rng), x));
+  EXPECT_EQ(rng(), untouched());
+  Augment grey;
+  grey.grey = 1;
+  auto g = mix_channels(x, grey, rng);
+  const auto mx = std::get<0>(x.max(0));
+  for (int c = 0; c < 3; ++c) EXPECT_TRUE(torch::equal(g[c], mx));
+  Augment shuffle;
+  shuffle.channel_shuffle = 1;
+  std::set<std::vector<int>> seen;
+  for (int k = 0; k < 60; ++k) {
+    auto s = mix_channels(x, shuffle, rng);
+    std::vector<int> perm;
+    for (int c = 0; c < 3; ++c)
+      for (int d = 0; d < 3; ++d)
+        if (torch::equal(s[c], x[d])) perm.push_back(d);
+    ASSERT_EQ(perm.size(), 3u);
+    seen.insert(perm);
+  }
+  EXPECT_EQ(seen.size(), 6u) << "every permutation is drawn";
+  auto one = torch::rand({1, 8, 8});  // a 1-channel crop is left as it is
+  EXPECT_TRUE(torch::equal(mix_channels(one, grey, rng), one));
+}
+
+// Issue 24: a model trained on a recipe of kinds, each zoomed to one cell diameter. model.json states
+// cell_diameter and the kinds' zooms; the model takes grey images (rgb_rule replicate); the prediction option
+// diameter scales the image to the model's cell size (diameter = cell_diameter changes nothing; the density
+// stays on the caller's grid); a model without cell_diameter refuses the option.
+TEST_F(DclModel, RecipeTrainingStatesItsCellDiameterAndDiameterScales) {
+  const auto dir = root_ / "recipe";
+  fs::create_directories(dir);
+  const auto recipe = dir / "kinds.json";
+  std::ofstream(recipe) << R"({"size": 64, "seed": 1, "exemplars": 1, "images": {"train": 1, "val": 1, "test": 1},
+    "kinds": [
+     {"name": "small", "synthetic": {"radius_min": 2.0, "radius_max": 3.0, "min_cells": 4, "max_cells": 10},
+      "tint": [0.2, 1.0, 0.3], "count": {"train": 3, "val": 1}, "diameter": 5.0},
+     {"name": "large", "synthetic": {"radius_min": 5.0, "radius_max": 7.0, "min_cells": 2, "max_cells": 5},
+      "tint": [1.0, 0.3, 0.9], "count": {"train": 3, "val": 1}, "diameter": 12.0}]})";
+  const auto out = root_ / "recipe-model";
+  char* rep = nullptr;
+  const std::string common = "{\"method\": \"dcl\", \"recipe\": \"" + recipe.string() + "\", \"out\": \"" + out.string() +
+                             "\", \"counter_epochs\": 1, \"localizer_epochs\": 1, \"crop\": 32, \"batch_size\": 2, "
+                             "\"device\": \"cpu\", \"precise_bn_batches\": 1, \"rgb_rule\": \"replicate\", "
+                             "\"grey\": 0.3, \"channel_shuffle\": 0.3, "
+                             "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}";
+  // A recipe without a cell diameter, or with a dataset as well, is refused before any work.
+  EXPECT_EQ(cellcount_train((common + "}").c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("cell_diameter"), std::string::npos) << cellcount_last_error();
+  EXPECT_EQ(cellcount_train((common + ", \"cell_diameter\": 8, \"dataset\": \"" + (root_ / "data").string() + "\"}").c_str(),
+                            nullptr, nullptr, &rep),
+            CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_FALSE(fs::exists(out));
+  ASSERT_EQ(cellcount_train((common + ", \"cell_diameter\": 8}").c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK)
+      << cellcount_last_error();
+  cellcount_string_free(rep);
+  const auto files = read_model(out.string());
+  const auto& meta = files.meta;
+  EXPECT_EQ(meta["cell_diameter"], 8.0);
+  EXPECT_EQ(meta["input"]["channels"], 3);
+  EXPECT_EQ(meta["input"]["rgb_rule"], "replicate");
+  const auto& kinds = meta["provenance"]["recipe"]["kinds"];
+  ASSERT_EQ(kinds.size(), 2u) << meta["provenance"].dump();
+  EXPECT_DOUBLE_EQ(kinds[0]["zoom"].get<double>(), 8.0 / 5.0);
+  EXPECT_DOUBLE_EQ(kinds[1]["zoom"].get<double>(), 8.0 / 12.0);
+  EXPECT_EQ(kinds[0]["patches"], 3);
+  EXPECT_EQ(kinds[1]["val_patches"], 1);
+  EXPECT_EQ(meta["provenance"]["train_patches"], 6);
+
+  const auto& ms = find_method("dcl");
+  auto m = ms.load(files);
+  auto grey = torch::rand({1, 64, 64}) * 200;  // a grey image is replicated into the three channels
+  PredictOptions o;
+  const auto plain = predict_image(*m, ms, grey, {}, {}, o);
+  EXPECT_TRUE(std::isfinite(plain.count));
+  o.method_options = {{"diameter", 8.0}};
+  const auto same = predict_image(*m, ms, grey, {}, {}, o);
+  EXPECT_EQ(same.count, plain.count);
+  o.method_options = {{"diameter", 16.0}};  // cells twice the model's size: the image is halved
+  o.want_density = true;
+  const auto half = predict_image(*m, ms, grey, {}, {}, o);
+  EXPECT_EQ(half.density.size(-1), 64);
+  EXPECT_NEAR(half.density.sum().item<double>(), half.count, 1e-3 * (1 + half.count));
+  EXPECT_NE(half.count, plain.count);
+  // A model without cell_diameter (trained on one dataset) refuses the option with a clear error.
+  const auto other = read_model((root_ / "model").string());
+  auto specialist = ms.load(other);
+  o.method_options = {{"diameter", 10.0}};
+  try {
+    predict_image(*specialist, ms, grey, {}, {}, o);
+    ADD_FAILURE() << "diameter accepted by a model without cell_diameter";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), CELLCOUNT_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("cell_diameter"), std::string::npos) << e.what();
+  }
+}

@@ -56,13 +56,19 @@ final class ModelFinder {
     return new ArrayList<>(out);
   }
 
-  /** Models of {@code method} ("" = any), by name, in search order then by name. */
+  /**
+   * Models of {@code method} ("" = any), by name, in search order; in each folder a model whose model.json is
+   * flagged {@code "default": true} (the generalist dcl-general, issue 24) first, then by name.
+   */
   static List<Entry> find(String method) {
     Map<String, Entry> byName = new LinkedHashMap<>();
     for (File folder : searchFolders()) {
       File[] subs = folder.listFiles(File::isDirectory);
       if (subs == null) continue;
-      Arrays.sort(subs);
+      Arrays.sort(subs, (a, b) -> {
+        boolean da = isDefault(new File(a, "model.json")), db = isDefault(new File(b, "model.json"));
+        return da != db ? (da ? -1 : 1) : a.compareTo(b);
+      });
       for (File d : subs) {
         File json = new File(d, "model.json");
         if (!json.isFile() || byName.containsKey(d.getName())) continue;
@@ -81,6 +87,16 @@ final class ModelFinder {
       return m == null ? "" : m.toString();
     } catch (IOException | IllegalArgumentException e) {
       return "";
+    }
+  }
+
+  /** Whether a model.json says {@code "default": true}. */
+  static boolean isDefault(File modelJson) {
+    try {
+      return Boolean.TRUE.equals(Json.parseObject(new String(Files.readAllBytes(modelJson.toPath()), StandardCharsets.UTF_8))
+          .get("default"));
+    } catch (IOException | IllegalArgumentException e) {
+      return false;
     }
   }
 
