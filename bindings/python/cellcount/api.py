@@ -500,6 +500,8 @@ def normalization_range(model_info: dict, image: Any) -> list[float] | None:
         planes = [arr]
     elif c == want:
         planes = [arr[:, :, k] for k in range(c)]
+    elif want == 3 and rule == "replicate" and c == 4:  # RGBA to a "replicate" RGB model: alpha dropped
+        planes = [arr[:, :, k] for k in range(3)]
     elif want == 1 and rule and c in (3, 4):
         planes = ([arr[:, :, k] for k in range(3)] if rule == "grey" else
                   [arr[:, :, {"red": 0, "green": 1, "blue": 2}[rule]]])

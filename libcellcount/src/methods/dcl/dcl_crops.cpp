@@ -9,7 +9,7 @@
 #include "core/density_map.h"
 #include "core/error.h"
 #include "io/image_file.h"
-#include "methods/exemplar/kinds.h"
+#include "core/kinds.h"
 
 
 namespace cellcount::dcl {
@@ -103,7 +103,7 @@ std::pair<torch::Tensor, torch::Tensor> sample_batch(const std::vector<Item>& it
 std::vector<Item> load_recipe_items(const std::string& recipe, const std::string& split, const InputSpec& spec,
                                     double cell_diameter, double sigma, nlohmann::json* kinds_out,
                                     const Progress& progress) {
-  const auto r = exemplar::load_recipe(recipe);
+  const auto r = load_recipe(recipe);
   std::vector<Item> items;
   *kinds_out = nlohmann::json::array();
   for (size_t k = 0; k < r.kinds.size(); ++k) {
@@ -112,7 +112,7 @@ std::vector<Item> load_recipe_items(const std::string& recipe, const std::string
              CELLCOUNT_ERR_DATASET,
              "dcl train: recipe '" + recipe + "': kind '" + r.kinds[k].name + "' needs a \"diameter\" (pixels at tile scale)");
     const double diameter = kj["diameter"], zoom = cell_diameter / diameter;
-    const auto tiles = exemplar::kind_tiles(r, k, split, progress.sub(float(k) / r.kinds.size(), float(k + 1) / r.kinds.size()));
+    const auto tiles = kind_tiles(r, k, split, progress.sub(float(k) / r.kinds.size(), float(k + 1) / r.kinds.size()));
     for (const auto& t : tiles) {
       Item it;
       it.image = resize_by(spec.prepare(t.image), zoom).contiguous();

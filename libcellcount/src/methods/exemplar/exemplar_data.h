@@ -10,7 +10,7 @@
 #include "core/method.h"
 #include "core/progress.h"
 #include "core/types.h"
-#include "methods/exemplar/kinds.h"
+#include "core/kinds.h"
 
 namespace cellcount::exemplar {
 

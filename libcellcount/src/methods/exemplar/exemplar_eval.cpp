@@ -21,7 +21,7 @@
 #include "io/image_file.h"
 #include "methods/exemplar/exemplar_data.h"
 #include "methods/exemplar/exemplar_predict.h"
-#include "methods/exemplar/kinds.h"
+#include "core/kinds.h"
 
 namespace fs = std::filesystem;
 

@@ -17,7 +17,7 @@
 #include "methods/exemplar/exemplar_data.h"
 #include "methods/exemplar/exemplar_net.h"
 #include "methods/exemplar/exemplar_predict.h"
-#include "methods/exemplar/kinds.h"
+#include "core/kinds.h"
 #include "methods/exemplar/masks.h"
 
 namespace F = torch::nn::functional;

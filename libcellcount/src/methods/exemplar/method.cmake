@@ -2,7 +2,6 @@
 cellcount_add_method(exemplar
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/exemplar_net.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/masks.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/kinds.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/exemplar_predict.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/exemplar_data.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/methods/exemplar/exemplar_train.cpp

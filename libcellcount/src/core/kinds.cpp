@@ -1,4 +1,4 @@
-#include "methods/exemplar/kinds.h"
+#include "core/kinds.h"
 
 #include <filesystem>
 #include <fstream>
@@ -14,7 +14,7 @@
 
 namespace fs = std::filesystem;
 
-namespace cellcount::exemplar {
+namespace cellcount {
 
 namespace {
 std::string resolve(const std::string& p, const std::string& recipe_path) {
@@ -189,4 +189,4 @@ std::vector<BenchImage> compose_benchmark(const Recipe& r, const std::vector<std
   return out;
 }
 
-}  // namespace cellcount::exemplar
+}  // namespace cellcount

@@ -1,4 +1,4 @@
-// The data of the exemplar method: kinds of cells (real sets in ../shared read through their split files,
+// Kinds of cells, shared by the exemplar method and dcl training on a recipe (dcl-general): kinds of cells (real sets in ../shared read through their split files,
 // and kinds drawn by the project's renderer) as square single-kind tiles, and the multi-kind benchmark made
 // the paper's way (section 4.1): the halves of two tiles of different kinds side by side, exemplars drawn
 // from the ground-truth points of one half. Everything is deterministic for the recipe's seed.
@@ -13,7 +13,7 @@
 #include "core/progress.h"
 #include "core/types.h"
 
-namespace cellcount::exemplar {
+namespace cellcount {
 
 struct Kind {
   std::string name;
@@ -67,4 +67,4 @@ std::vector<BenchImage> compose_benchmark(const Recipe& r, const std::vector<std
 std::vector<Box> boxes_from_points(const std::vector<Point>& points, size_t n, float box, int64_t width,
                                    int64_t height, uint64_t rng_seed);
 
-}  // namespace cellcount::exemplar
+}  // namespace cellcount
