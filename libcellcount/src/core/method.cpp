@@ -95,8 +95,8 @@ torch::Tensor InputSpec::convert(const torch::Tensor& raw) const {
 torch::Tensor InputSpec::convert_channels_of(const torch::Tensor& raw) const {
   const int64_t c = raw.size(0);
   if (c == channels) return raw;
-  if (channels == 3 && rgb_rule == "replicate" && (c == 1 || c == 4))
-    return c == 1 ? raw.repeat({3, 1, 1}) : raw.slice(0, 0, 3);
+  if (channels == 3 && rgb_rule == "replicate" && (c == 1 || c == 4))  // convert_channels' "rgb" rule, RGBA as RGB
+    return convert_channels(raw.slice(0, 0, std::min<int64_t>(c, 3)), "rgb");
   const bool reducible = channels == 1 && !rgb_rule.empty() && (c == 3 || c == 4);
   CC_CHECK(reducible, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "image: this model takes " + std::to_string(channels) + " channel(s)" +

@@ -66,6 +66,15 @@ std::pair<torch::Tensor, torch::Tensor> sample_mosaic(const std::vector<Item>& i
   return {torch::cat(rows_x, 1), torch::cat(rows_d, 1)};
 }
 
+// The item's Gaussian dot map (sigma at the item's scale) and count, from its image size and points.
+Item with_density(Item it, double sigma) {
+  const int64_t h = it.image.size(1), w = it.image.size(2);
+  auto d = gaussian_density(it.points, h, w, sigma);
+  it.density = torch::from_blob(d.data(), {1, h, w}, torch::kFloat32).clone();
+  it.count = double(it.points.size());
+  return it;
+}
+
 }  // namespace
 
 torch::Tensor mix_channels(torch::Tensor x, const Augment& aug, std::mt19937_64& rng) {
@@ -119,10 +128,7 @@ std::vector<Item> load_recipe_items(const std::string& recipe, const std::string
       const int64_t h = it.image.size(1), w = it.image.size(2);
       const double sx = double(w) / double(t.image.size(2)), sy = double(h) / double(t.image.size(1));
       for (const auto& q : t.points) it.points.push_back(scale_point(Point{q.x, q.y, 0, 1.0f}, sx, sy));
-      auto d = gaussian_density(it.points, h, w, sigma);
-      it.density = torch::from_blob(d.data(), {1, h, w}, torch::kFloat32).clone();
-      it.count = double(it.points.size());
-      items.push_back(std::move(it));
+      items.push_back(with_density(std::move(it), sigma));
     }
     kinds_out->push_back({{"name", r.kinds[k].name}, {"diameter", diameter}, {"zoom", zoom}, {"patches", tiles.size()}});
   }
@@ -150,10 +156,7 @@ std::vector<Item> load_items(const Dataset& ds, const std::vector<size_t>& idx, 
         for (const auto& q : s.points)
           if (q.x >= x0 - 0.5f && q.x < x1 - 0.5f && q.y >= y0 - 0.5f && q.y < y1 - 0.5f)
             it.points.push_back(scale_point(Point{q.x - x0, q.y - y0, q.cls, 1.0f}, sx, sy));
-        auto d = gaussian_density(it.points, h, w, sigma);
-        it.density = torch::from_blob(d.data(), {1, h, w}, torch::kFloat32).clone();
-        it.count = double(it.points.size());
-        items.push_back(std::move(it));
+        items.push_back(with_density(std::move(it), sigma));
       }
   }
   return items;
