@@ -107,12 +107,12 @@ expect("count with calibration, points and labels" 0 "no label images: method se
        --points ${SCRATCH}/points.csv --labels ${SCRATCH}/labels ${DIR}/data/images/cells_00000.png)
 file(STRINGS ${SCRATCH}/measured.csv mrows)
 list(GET mrows 0 mhead)
-if(NOT mhead MATCHES ",counted_pixels,area,unit,cells_per_unit2,warnings$")
+if(NOT mhead MATCHES ",counted_pixels,area,unit,cells_per_unit2,diameter,warnings$")
   message(SEND_ERROR "counts CSV header lacks the library's measurements: ${mhead}")
 endif()
 list(GET mrows 1 mrow)
 # 64 x 64 pixels of 0.5 x 0.25 um: 4096 pixels, 512 um2
-if(NOT mrow MATCHES ",4096,512(\\.0*)?,um,[0-9.e-]+,[a-z_ ]*$")
+if(NOT mrow MATCHES ",4096,512(\\.0*)?,um,[0-9.e-]+,,[a-z_ ]*$")  # no diameter: the model has no cell size
   message(SEND_ERROR "counts CSV row: want 4096 pixels, area 512 um2 and cells per um2: ${mrow}")
 endif()
 string(REGEX MATCH "^[^,]*,1,[^,]*,[^,]*,[^,]*,([0-9]+)," _ "${mrow}")

@@ -549,7 +549,7 @@ int cmd_count(const Args& a) {
   std::ofstream csv, points_csv;
   open_out("csv", csv,
            "image,slice,count,truth,abs_error,points,model,method,device,precision,seconds,counted_pixels,area,unit,"
-           "cells_per_unit2,warnings\n");
+           "cells_per_unit2,diameter,warnings\n");
   open_out("points", points_csv, "image,slice,x,y,class,score,intensity,label\n");
   if (a.has("labels")) fs::create_directories(a.get("labels"));
   bool said_no_labels = false;
@@ -626,6 +626,7 @@ int cmd_count(const Args& a) {
             << fmt(ms["counted_pixels"].get<double>(), 0) << "," << fmt(ms["area"].get<double>(), 6) << ","
             << csv_escape(ms["unit"].get<std::string>()) << ","
             << (ms["cells_per_unit2"].is_number() ? fmt(ms["cells_per_unit2"].get<double>(), 9) : "") << ","
+            << (ms["diameter"].is_object() ? fmt(ms["diameter"]["value"].get<double>(), 2) : "") << ","
             << warning_codes(ms["warnings"]) << std::endl;
       if (points_csv.is_open()) {
         for (const auto& q : ms["points"])

@@ -55,6 +55,7 @@ def test_count_matches_the_library(make_napari_viewer, run_widget, repo, sample,
     table = table_for(viewer)
     (row,) = table.rows
     assert row["count"] == want.count and row["points"] == want.n_points
+    assert row["diameter"] == ""  # dcl-vgg states no cell size (dcl-general's column: the diameter counted with)
     assert row["image"] == "cells_00000" and row["model"] == "dcl-vgg" and row["region"] == "roi"
     assert row["warnings"] == "" and pts.metadata["cellcount"]["warnings"] == {"": []}  # its own kind of image
     assert table.view.rowCount() == 1 and table.view.item(0, 2).text() == f"{want.count:.2f}"

@@ -595,7 +595,29 @@ def test_export_bioimageio_package(repo, tmp_path):
 
 # ------------------------------------------------------------------ out-of-domain warnings (issue 24)
 
-DOMAIN_CODES = {"intensity_out_of_domain", "cell_density_out_of_domain", "density_saturated", "count_points_disagree"}
+DOMAIN_CODES = {"intensity_out_of_domain", "cell_density_out_of_domain", "density_saturated", "count_points_disagree",
+                "cell_size_out_of_range", "cell_size_unknown"}
+
+
+def test_the_cell_size_is_estimated_when_not_given(repo, model):
+    """dcl-general (model.json cell_diameter) with diameter 0 estimates the cells' size from the image (the middle of
+    the range of diameters where the count holds); its synthetic samples of large (renderer: 20 px) and small
+    (7.5 px) cells get sizes apart, and no warning. A given diameter is used as given; a model without a cell size
+    reports none."""
+    general = repo / "models" / "dcl-general"
+    assert json.loads((general / "model.json").read_text())["cell_diameter"] > 0
+    samples = repo / "samples" / "dcl-general"
+    with cellcount.Model(general) as m:
+        large = m.predict(cellcount.read_image(samples / "large_2.png")[0], options={"localize": False})
+        small = m.predict(cellcount.read_image(samples / "small_0.png")[0], options={"localize": False})
+        for r in (large, small):
+            assert r.measurements["diameter"]["source"] == "estimated"
+            assert r.warnings == []
+        assert large.measurements["diameter"]["value"] > 1.4 * small.measurements["diameter"]["value"]
+        given = m.predict(cellcount.read_image(samples / "small_0.png")[0], options={"diameter": 7.5, "localize": False})
+        assert given.measurements["diameter"] == {"value": 7.5, "source": "given"}
+        assert given.count != small.count
+    assert model.predict(np.zeros((64, 64), np.float32)).measurements["diameter"] is None
 
 
 def test_no_warning_for_a_model_on_its_own_kind_of_image(repo, sample_image):

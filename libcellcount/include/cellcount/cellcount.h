@@ -232,7 +232,11 @@ CELLCOUNT_API double cellcount_result_seconds(const cellcount_result * r);     /
  *                                model's limit (twice the strongest on its train images);
  *   "count_points_disagree"      count and detected points differ by more than the model's fraction:
  *                                |count - points| / max(count, points) > count_points_tolerance, when
- *                                max(count, points) >= 10.
+ *                                max(count, points) >= 10;
+ *   "cell_size_out_of_range"     (models with a cell size, option diameter 0) the estimated cell diameter is the
+ *                                smallest or largest the estimate tries (6.3 or 50.8 px): the cells may be
+ *                                smaller or larger than the model knows;
+ *   "cell_size_unknown"          (the same) too few cells to estimate their size: counted at the model's own.
  * The bounds are model.json's "domain" section, fitted on the model's train split and checked on its val split
  * (README, "Out-of-domain warnings"); a model without one is checked for count_points_disagree alone, with the
  * library's tolerance 0.5. They are not logged (a caller shows them with the image's name);
@@ -399,6 +403,8 @@ CELLCOUNT_API cellcount_status cellcount_peak_threshold_convert(double value, in
  *     "intensity" (mean of the original image's pixels, all channels, within intensity_radius of the point,
  *     in the image's own range), "label" (the component of the label image at the point, 0 = none)}, ...],
  *     "labels": {"available" (bool), "n" (components), "source" or "reason" (why there is none)},
+ *     "diameter": {"value" (pixels), "source": "given" or "estimated"} for models with a cell size (model.json
+ *     cell_diameter; prediction option diameter, 0 = estimated), else null,
  *     "warnings" (as cellcount_result_warnings)}
  * *out_json OWNED BY LIBRARY (cellcount_string_free).
  * Statuses: OK, ERR_INVALID_ARGUMENT (NULL, bad JSON, pixel sizes not finite and > 0). */

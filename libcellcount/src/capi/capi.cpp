@@ -540,6 +540,7 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     // front end shows a result's warnings once, with the image's name (a log line would say them twice).
     const auto stats = domain_stats(image, m->input, normalization_range, r->p, r->counted_pixels);
     r->warnings = domain_warnings(m->domain, stats);
+    for (const auto& n : r->p.notes) r->warnings.push_back(n);
     r->warnings_text = r->warnings.dump();
     r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     *out = r.release();
@@ -895,7 +896,12 @@ cellcount_status cellcount_result_measure(const cellcount_result* r, const char*
                        {"unit", unit},
                        {"calibrated", calibrated},
                        {"cells_per_unit2", calibrated && area > 0 ? nlohmann::json(r->p.count / area) : nlohmann::json()},
-                       {"intensity_radius", kIntensityRadius}};
+                       {"intensity_radius", kIntensityRadius},
+                       // the cell-size setting of models with one (issue 24): the diameter counted with, in pixels,
+                       // "given" or "estimated"; null for the others
+                       {"diameter", r->p.diameter_source.empty() ? nlohmann::json()
+                                                                 : nlohmann::json{{"value", r->p.diameter},
+                                                                                  {"source", r->p.diameter_source}}}};
     std::vector<int32_t> labels;
     int32_t n_labels = 0;
     const bool has_mask = r->p.mask.defined() && r->p.mask.dim() == 2;

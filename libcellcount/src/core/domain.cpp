@@ -76,10 +76,13 @@ DomainStats domain_stats(const torch::Tensor& raw, const InputSpec& spec, const 
   for (int64_t c = 0; c < means.size(0); ++c) s.channel_mean.push_back(means[c].item<double>());
   s.count = p.count;
   s.points = double(p.points.size());
-  s.cells_per_10k = counted_pixels > 0 ? p.count / counted_pixels * 1e4 : 0.0;
+  // Per pixel at the method's cell-size zoom (1 without one): for a model with a cell size, the density of cells
+  // as the network saw them.
+  const double seen_pixels = counted_pixels * p.cell_zoom * p.cell_zoom;
+  s.cells_per_10k = seen_pixels > 0 ? p.count / seen_pixels * 1e4 : 0.0;
   for (const auto& q : p.points) s.peak_max = std::max(s.peak_max, double(q.score));
   const double m = std::max(std::fabs(s.count), s.points);
-  s.disagreement = m > 0 ? std::fabs(s.count - s.points) / m : 0.0;
+  s.disagreement = m > 0 && p.located ? std::fabs(s.count - s.points) / m : 0.0;
   return s;
 }
 
@@ -175,7 +178,8 @@ class DomainMetric : public EvalMetric {
   DomainMetric(const InputSpec& spec, nlohmann::json domain) : spec_(spec), domain_(std::move(domain)) {}
   void add(const EvalItem& item, const Prediction& p, nlohmann::json& row) override {
     const auto s = domain_stats(item.image, spec_, std::nullopt, p, double(item.image.size(1) * item.image.size(2)));
-    const auto w = domain_warnings(domain_, s);
+    auto w = domain_warnings(domain_, s);
+    for (const auto& n : p.notes) w.push_back(n);  // the method's own (a cell size it could not estimate)
     nlohmann::json codes = nlohmann::json::array();
     for (const auto& x : w) {
       codes.push_back(x["code"]);
@@ -183,6 +187,7 @@ class DomainMetric : public EvalMetric {
     }
     warned_ += w.empty() ? 0 : 1;
     row["domain"] = s.to_json();
+    if (!p.diameter_source.empty()) row["diameter"] = {{"value", p.diameter}, {"source", p.diameter_source}};
     row["warnings"] = codes;
     stats_.push_back(s);
   }

@@ -7,7 +7,8 @@
 //   channel_mean      per network input channel, the mean after the model's normalisation, on a regular
 //                     subsample of at most 2^18 pixels (stain, modality and polarity: a fluorescence image is a
 //                     dark background with bright cells, bright-field and H&E the reverse);
-//   cells_per_10k     count per 10,000 counted pixels (cells far smaller or larger than the model knows);
+//   cells_per_10k     count per 10,000 counted pixels, at the method's cell-size zoom (Prediction::cell_zoom: pixels
+//                     as the network saw them) (cells far smaller or larger than the model knows);
 //   peak_max          the highest detected peak's score (the density at the peak for density methods): a
 //                     saturating density;
 //   disagreement      |count - points| / max(count, points): the two numbers of one result telling two stories.
@@ -34,7 +35,7 @@ struct DomainStats {
   double peak_max = 0;
   double count = 0;
   double points = 0;
-  double disagreement = 0;  // 0 when both are 0
+  double disagreement = 0;  // 0 when both are 0, or when no points were looked for (Prediction::located)
   nlohmann::json to_json() const;
 };
 

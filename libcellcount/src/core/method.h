@@ -54,6 +54,18 @@ struct Prediction {
   // The precision the network computed in, where it differs from the one asked (a method that computes in
   // fp32 whatever the caller asks sets kFloat32); unset = as asked. The result reports this.
   std::optional<torch::ScalarType> precision;
+  // The cell-size setting (issue 24), for methods that rescale the image to a cell size: the diameter used
+  // (pixels of the caller's image; 0 = none) and whether it was "given" or "estimated" ("" = none), and the
+  // linear zoom it meant (the statistics of core/domain count cells per pixel at that zoom).
+  double diameter = 0;
+  std::string diameter_source;
+  double cell_zoom = 1.0;
+  // The method's own warnings about this prediction ({"code", "message", "value", "limit"}, as core/domain's),
+  // added to the result's warnings.
+  std::vector<nlohmann::json> notes;
+  // False when the caller asked for the count alone (dcl's localize false): no points were looked for, so count
+  // and points are not compared.
+  bool located = true;
 };
 
 // What a model takes as input, from model.json "input".

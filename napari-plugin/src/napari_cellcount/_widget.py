@@ -392,6 +392,8 @@ class CountWidget(JobWidget):
                    "region": plan.region_name,
                    "exemplars": len(boxes_for(plan.boxes, idx) or []) if plan.needs_exemplars else "",
                    "area": area, "cells per unit2": float(per) if per is not None else "",
+                   # the cell size counted with (models with one: given, or estimated when diameter is 0)
+                   "diameter": float(m["diameter"]["value"]) if m.get("diameter") else "",
                    "pixel width": pw, "pixel height": ph, "unit": spec.unit, "path": spec.path,
                    "device": r.device, "precision": r.precision, "seconds": float(r.seconds),
                    "warnings": "; ".join(w["message"] for w in r.warnings)}

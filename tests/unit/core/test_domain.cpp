@@ -104,6 +104,24 @@ TEST(Domain, FittedSectionWarnsOutsideItsBoundsOnly) {
   EXPECT_TRUE(domain_warnings(d, s).empty());
 }
 
+TEST(Domain, CountOnlyAndCellSizeZoom) {
+  auto raw = torch::zeros({1, 100, 100});
+  InputSpec spec;
+  // Count only (dcl localize false): no points were looked for, so 50 cells and no point do not disagree (they
+  // warned count_points_disagree on every such count).
+  auto p = prediction(50, 0);
+  p.located = false;
+  auto s = domain_stats(raw, spec, std::nullopt, p, 1e4);
+  EXPECT_DOUBLE_EQ(s.disagreement, 0.0);
+  EXPECT_TRUE(domain_warnings(nullptr, s).empty());
+  p.located = true;
+  EXPECT_EQ(codes(domain_warnings(nullptr, domain_stats(raw, spec, std::nullopt, p, 1e4))),
+            std::set<std::string>{"count_points_disagree"});
+  // A cell-size zoom of 2 (the image enlarged twice for the network): the density per pixel the network saw.
+  p.cell_zoom = 2.0;
+  EXPECT_DOUBLE_EQ(domain_stats(raw, spec, std::nullopt, p, 1e4).cells_per_10k, 50.0 / 4.0);
+}
+
 TEST(Domain, ModelWithoutASectionIsCheckedForCountAndPointsAlone) {
   DomainStats s;
   s.channel_mean = {5.0};

@@ -33,7 +33,8 @@ MethodSpec method_spec_dcl() {
                      // cell_diameter, the size every set was zoomed to in training). Like Cellpose's diameter.
                      Opt::number("diameter", 0.0).range(0.0, 10000.0)
                          .help("typical cell diameter in pixels of this image; the image is scaled so that it "
-                               "matches the model's cell_diameter (models trained on a recipe state one); 0 = as is")};
+                               "matches the model's cell_diameter (models trained on a recipe state one); 0 = "
+                               "estimated from the image for such models (a few seconds more), as is for others")};
     return Options{};
   };
   register_exporter("dcl", "bioimageio", export_bioimageio);

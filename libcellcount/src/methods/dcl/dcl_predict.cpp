@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <tuple>
 
 #include "core/augment.h"
@@ -67,6 +68,41 @@ torch::Tensor rescaled_fine(const torch::Tensor& maps) {
   const double count = maps[1].sum().item<double>(), fine_sum = maps[0].sum().item<double>();
   auto fine = fine_sum > 1e-12 ? maps[0] * (count / fine_sum) : torch::full_like(maps[0], count / maps[0].numel());
   return fine.contiguous();
+}
+
+std::vector<double> diameter_candidates() {
+  std::vector<double> d;
+  for (int k = 1; k <= 12; ++k) d.push_back(4.0 * std::pow(2.0, k / 3.0));
+  return d;
+}
+
+DiameterChoice choose_diameter(const std::vector<double>& diameters, const std::vector<double>& counts) {
+  CC_CHECK(diameters.size() == counts.size(), CELLCOUNT_ERR_INTERNAL, "choose_diameter: sizes differ");
+  const size_t n = counts.size();
+  // Each judged candidate's slope: |log count(next) - log count(previous)|; NaN = not judged.
+  std::vector<double> slope(n, NAN);
+  size_t at = n;
+  for (size_t i = 1; i + 1 < n; ++i) {
+    if (!(counts[i - 1] >= kMinEstimateCells && counts[i] >= kMinEstimateCells && counts[i + 1] >= kMinEstimateCells))
+      continue;
+    slope[i] = std::fabs(std::log(counts[i + 1]) - std::log(counts[i - 1]));
+    if (at == n || slope[i] < slope[at]) at = i;
+  }
+  DiameterChoice c;
+  if (at == n) return c;
+  // The plateau: the run of judged candidates around the steadiest one whose slopes are within kPlateauSlack of
+  // it; its middle (geometric, between two candidates when the run is even).
+  auto flat = [&](size_t i) { return i >= 1 && i + 1 < n && std::isfinite(slope[i]) && slope[i] <= slope[at] + kPlateauSlack; };
+  size_t lo = at, hi = at;
+  while (lo > 1 && flat(lo - 1)) --lo;
+  while (flat(hi + 1)) ++hi;
+  const size_t mid = (lo + hi) / 2;
+  c.diameter = (lo + hi) % 2 == 0 ? diameters[mid] : std::sqrt(diameters[mid] * diameters[mid + 1]);
+  c.found = true;
+  // At the edge only when the plateau's middle is the second or second-to-last candidate (the outermost with two neighbours; a wide plateau reaching an
+  // edge is a steady count: the synthetic samples of isolated cells hold theirs from 16 to 64 px).
+  c.at_edge = (lo + hi) % 2 == 0 && (mid == 1 || mid + 2 == n);
+  return c;
 }
 
 namespace {
@@ -153,12 +189,15 @@ class DclMethod : public ModelMethod {
     c10::InferenceMode inference;
     auto& net = net_for(o.device, o.precision);
     const int64_t H = in.image.size(1), W = in.image.size(2);
-    auto x = resize_by(spec_.prepare(in.image, o.normalization_range), scale_ * diameter_zoom(o));
     // The caller's tile, else the model's (core resolve_tiling, the rule of every method); with the option
     // tiling "budget" and no tile from the caller, the largest tile the memory budget allows (default_tiling).
     // Not the default: the shipped counters were trained on 128 crops and count their context, whole 256x256
     // samples of dcl-vgg counted 0.7-4.6 % higher than in 128 tiles (and further from the truth).
     auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
+    auto x = spec_.prepare(in.image, o.normalization_range);
+    Prediction p;
+    const double zoom = diameter_zoom(net, x, in.region, tile, overlap, o, p);
+    x = resize_by(x, scale_ * zoom);
     if (o.tile_size <= 0 && o.method_options.value("tiling", std::string("model")) == "budget") {
       const auto model_overlap = meta_["tiling"].is_object() ? meta_["tiling"].value("overlap", int64_t(0)) : int64_t(0);
       std::tie(tile, overlap) = default_tiling(x.size(1), x.size(2), model_overlap);
@@ -166,7 +205,8 @@ class DclMethod : public ModelMethod {
     }
     // Count only: without points the localizer is not run (the count is the counter's in any case).
     const bool localize = o.method_options.value("localize", true);
-    auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, o.progress, localize);
+    const Progress main_pass = p.diameter_source == "estimated" ? o.progress.sub(0.3f, 1.0f) : o.progress;
+    auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, main_pass, localize);
     // Each full-size map is let go as soon as the next is made (issue 25: at 8192 x 8192 each is 256 MiB, and
     // the normalised input, both stitched maps and the fine map alive together peaked at 2.09 GiB).
     const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
@@ -180,30 +220,102 @@ class DclMethod : public ModelMethod {
     // Back to the caller's pixel grid.
     torch::Tensor density = resize_mass(fine, H, W);
     fine = torch::Tensor();
-    Prediction p;
     for (const auto& q : peaks) p.points.push_back(scale_point(q, sx, sy));
     p.points = points_in_region(p.points, in.region);  // the core's region rule, as every method's
     density = mask_density(density, in.region);
     p.count = in.region.defined() ? density.sum().item<double>() : count_scaled;
+    p.located = localize;
     p.class_counts = {p.count};
     if (o.want_density) p.density = density.contiguous();
     return p;
   }
 
  private:
-  // The zoom of the option diameter (1 when not given): the model's cell_diameter over the user's.
-  double diameter_zoom(const PredictOptions& o) const {
-    const double d = o.method_options.value("diameter", 0.0);
-    if (d <= 0) return 1.0;
-    const auto& cd = meta_["cell_diameter"];
-    CC_CHECK(cd.is_number() && cd.get<double>() > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+  // The zoom of the cell-size setting (issue 24): the model's cell_diameter over the option diameter; for a model
+  // that states a cell_diameter, diameter 0 is estimated (estimate_diameter), else 0 is 1 (as is). Sets p's
+  // cell_zoom, diameter and, for an estimate, its notes.
+  double diameter_zoom(DclNet& net, const torch::Tensor& x, const torch::Tensor& region, int64_t tile, int64_t overlap,
+                       const PredictOptions& o, Prediction& p) const {
+    double d = o.method_options.value("diameter", 0.0);
+    const double cd = cell_diameter();
+    const bool sized = cd > 0;
+    if (d <= 0 && !sized) return 1.0;
+    CC_CHECK(sized, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "dcl: this model does not state a cell_diameter (only models trained on several sets at one cell "
              "size do); leave diameter at 0");
-    const double z = cd.get<double>() / d;
+    p.diameter_source = "given";
+    if (d <= 0) {
+      d = estimate_diameter(net, x, region, tile, overlap, o, p);
+      p.diameter_source = "estimated";
+    }
+    const double z = cd / d;
     CC_CHECK(z * scale_ > 0.05 && z * scale_ < 20, CELLCOUNT_ERR_INVALID_ARGUMENT,
              "dcl: diameter " + std::to_string(d) + " would scale the image by " + std::to_string(z * scale_) +
                  " (allowed 0.05 to 20)");
+    p.diameter = d;
+    p.cell_zoom = z;
     return z;
+  }
+
+  // The estimate (choose_diameter's rule) on a central crop of at most kEstimateSide x kEstimateSide pixels of the
+  // counted region's bounding box, counter only: about 27 passes of the crop at the model's scale (the smallest
+  // candidates enlarge it most). When every candidate counts (nearly) nothing, the model's own cell_diameter, with
+  // a warning; at the candidates' edge, the edge, with a warning.
+  static constexpr int64_t kEstimateSide = 384;
+  double estimate_diameter(DclNet& net, const torch::Tensor& x, const torch::Tensor& region, int64_t tile,
+                           int64_t overlap, const PredictOptions& o, Prediction& p) const {
+    int64_t y0 = 0, y1 = x.size(1), x0 = 0, x1 = x.size(2);
+    if (region.defined()) {
+      const auto rows = region.any(1).nonzero(), cols = region.any(0).nonzero();
+      if (rows.numel() > 0 && cols.numel() > 0) {
+        y0 = rows.min().item<int64_t>(), y1 = rows.max().item<int64_t>() + 1;
+        x0 = cols.min().item<int64_t>(), x1 = cols.max().item<int64_t>() + 1;
+      }
+    }
+    const int64_t h = std::min(kEstimateSide, y1 - y0), w = std::min(kEstimateSide, x1 - x0);
+    const int64_t top = y0 + (y1 - y0 - h) / 2, left = x0 + (x1 - x0 - w) / 2;
+    const auto crop = x.slice(1, top, top + h).slice(2, left, left + w);
+    const double cd = cell_diameter();
+    const auto candidates = diameter_candidates();
+    std::vector<double> counts;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      o.progress.report(0.3f * float(i) / float(candidates.size()), "estimating the cell size");
+      const auto xs = resize_by(crop, scale_ * cd / candidates[i]);
+      const bool too_small = xs.size(1) < 32 || xs.size(2) < 32;
+      counts.push_back(too_small ? 0.0
+                                 : tiled_maps(net, cfg_, xs, tile, overlap, o.device, o.precision, Progress(), false)[1]
+                                       .sum()
+                                       .item<double>());
+    }
+    const auto c = choose_diameter(candidates, counts);
+    if (!c.found) {
+      p.notes.push_back({{"code", "cell_size_unknown"},
+                         {"message", "too few cells to estimate their size: counted at the model's cell size, " +
+                                         fmt_px(cd) + "; give the typical cell diameter (option diameter)"},
+                         {"value", nullptr}, {"limit", nullptr}});
+      return cd;
+    }
+    if (c.at_edge)
+      p.notes.push_back({{"code", "cell_size_out_of_range"},
+                         {"message", "the cells look " + fmt_px(c.diameter) + " across, at the edge of what the size "
+                                         "estimate tries (" + fmt_px(candidates[1]) + " to " + fmt_px(candidates[candidates.size() - 2]) +
+                                         "): they may be smaller or larger than this model knows; check the points, "
+                                         "or give the typical cell diameter (option diameter)"},
+                         {"value", c.diameter}, {"limit", {candidates[1], candidates[candidates.size() - 2]}}});
+    return c.diameter;
+  }
+
+  // model.json's cell_diameter, 0 when it states none. (Read with find: operator[] of a const json on a missing
+  // key is undefined behaviour, and in the JVM of the Fiji test it read a garbage size.)
+  double cell_diameter() const {
+    const auto it = meta_.find("cell_diameter");
+    return it != meta_.end() && it->is_number() && it->get<double>() > 0 ? it->get<double>() : 0.0;
+  }
+
+  static std::string fmt_px(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f px", v);
+    return b;
   }
 
   // The network on a device and precision; fp32 weights are kept, other copies are made from them.

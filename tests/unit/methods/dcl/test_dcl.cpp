@@ -13,6 +13,7 @@
 #include "cellcount/cellcount.h"
 #include "core/error.h"
 #include "core/evaluate.h"
+#include "methods/dcl/dcl_predict.h"
 #include "core/image_tensor.h"
 #include "core/method.h"
 #include "core/model_io.h"
@@ -490,6 +491,33 @@ TEST(DclCrops, GreyAndChannelShuffleKeepThePixelsAndDrawNothingWhenOff) {
 // cell_diameter and the kinds' zooms; the model takes grey images (rgb_rule replicate); the prediction option
 // diameter scales the image to the model's cell size (diameter = cell_diameter changes nothing; the density
 // stays on the caller's grid); a model without cell_diameter refuses the option.
+TEST(Dcl, DiameterChoiceIsTheMiddleOfTheSteadyCount) {
+  const auto d = dcl::diameter_candidates();
+  ASSERT_EQ(d.size(), 12u);
+  EXPECT_NEAR(d.front(), 4 * std::cbrt(2.0), 1e-9);
+  EXPECT_NEAR(d.back(), 64.0, 1e-9);
+  // Split cells at small diameters, merged ones at large; steady at candidates 4..6 (10.1, 12.7, 16 px).
+  const std::vector<double> counts{400, 300, 220, 160, 121, 120, 119, 90, 60, 30, 10, 2};
+  auto c = dcl::choose_diameter(d, counts);
+  ASSERT_TRUE(c.found);
+  EXPECT_FALSE(c.at_edge);
+  EXPECT_NEAR(c.diameter, d[5], 1e-9);
+  // An even plateau (candidates 4..7): the geometric middle of its two middle candidates.
+  c = dcl::choose_diameter(d, {400, 300, 220, 160, 121, 120, 119, 118, 100, 30, 10, 2});
+  EXPECT_NEAR(c.diameter, std::sqrt(d[5] * d[6]), 1e-9);
+  // A count that only falls: steadiest at the large end, said to be at the edge.
+  c = dcl::choose_diameter(d, {4000, 2000, 1000, 500, 250, 125, 64, 32, 16, 8, 4, 3.9});
+  ASSERT_TRUE(c.found);
+  EXPECT_TRUE(c.at_edge);
+  EXPECT_NEAR(c.diameter, d[10], 1e-9);
+  // Nothing counted anywhere: no estimate.
+  EXPECT_FALSE(dcl::choose_diameter(d, std::vector<double>(12, 0.4)).found);
+  // A steady count over the whole range (isolated cells): the middle, not the edge.
+  c = dcl::choose_diameter(d, std::vector<double>(12, 15.0));
+  EXPECT_FALSE(c.at_edge);
+  EXPECT_NEAR(c.diameter, std::sqrt(d[5] * d[6]), 1e-9);
+}
+
 TEST_F(DclModel, RecipeTrainingStatesItsCellDiameterAndDiameterScales) {
   const auto dir = root_ / "recipe";
   fs::create_directories(dir);
@@ -534,17 +562,30 @@ TEST_F(DclModel, RecipeTrainingStatesItsCellDiameterAndDiameterScales) {
   auto m = ms.load(files);
   auto grey = torch::rand({1, 64, 64}) * 200;  // a grey image is replicated into the three channels
   PredictOptions o;
-  const auto plain = predict_image(*m, ms, grey, {}, {}, o);
-  EXPECT_TRUE(std::isfinite(plain.count));
-  o.method_options = {{"diameter", 8.0}};
+  // diameter 0 on a model with a cell size: estimated (one of the candidates or between two), or, when nothing is
+  // counted at any of them, the model's own with a cell_size_unknown note.
+  const auto estimated = predict_image(*m, ms, grey, {}, {}, o);
+  EXPECT_TRUE(std::isfinite(estimated.count));
+  EXPECT_EQ(estimated.diameter_source, "estimated");
+  if (estimated.notes.empty() || estimated.notes[0]["code"] != "cell_size_unknown") {
+    EXPECT_GE(estimated.diameter, dcl::diameter_candidates().front());
+    EXPECT_LE(estimated.diameter, dcl::diameter_candidates().back());
+  } else {
+    EXPECT_EQ(estimated.diameter, 8.0);
+  }
+  EXPECT_DOUBLE_EQ(estimated.cell_zoom, 8.0 / estimated.diameter);
+  o.method_options = {{"diameter", 8.0}};  // the model's own size: nothing is scaled
   const auto same = predict_image(*m, ms, grey, {}, {}, o);
-  EXPECT_EQ(same.count, plain.count);
+  EXPECT_EQ(same.diameter_source, "given");
+  EXPECT_EQ(same.cell_zoom, 1.0);
+  EXPECT_TRUE(same.notes.empty());
   o.method_options = {{"diameter", 16.0}};  // cells twice the model's size: the image is halved
   o.want_density = true;
   const auto half = predict_image(*m, ms, grey, {}, {}, o);
+  EXPECT_EQ(half.cell_zoom, 0.5);
   EXPECT_EQ(half.density.size(-1), 64);
   EXPECT_NEAR(half.density.sum().item<double>(), half.count, 1e-3 * (1 + half.count));
-  EXPECT_NE(half.count, plain.count);
+  EXPECT_NE(half.count, same.count);
   // A model without cell_diameter (trained on one dataset) refuses the option with a clear error.
   const auto other = read_model((root_ / "model").string());
   auto specialist = ms.load(other);

@@ -43,7 +43,8 @@ public final class Prediction {
   /**
    * The library's measurements (cellcount_result_measure) for the calibration of the params: count,
    * counted_pixels, area, unit, calibrated, cells_per_unit2 (null when uncalibrated), intensity_radius,
-   * points [{x, y, class, score, intensity, label}], labels {available, n, source or reason}.
+   * points [{x, y, class, score, intensity, label}], labels {available, n, source or reason}, diameter
+   * ({value, source} or null).
    */
   public final java.util.Map<String, Object> measurements;
   /** Label image (row-major, mask size: {@link #mask}'s width x height), 0 = none; null when the method gives
@@ -91,6 +92,21 @@ public final class Prediction {
   public double measurement(String key) {
     Object v = measurements.get(key);
     return v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+  }
+
+  /** The cell diameter (pixels) the image was counted with, given or estimated, for models with a cell size
+   * (model.json cell_diameter, prediction option diameter); NaN for the others. */
+  public double diameter() {
+    Object d = measurements.get("diameter");
+    Object v = d instanceof java.util.Map ? ((java.util.Map<?, ?>) d).get("value") : null;
+    return v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+  }
+
+  /** "given" or "estimated" for models with a cell size, else null. */
+  public String diameterSource() {
+    Object d = measurements.get("diameter");
+    Object v = d instanceof java.util.Map ? ((java.util.Map<?, ?>) d).get("source") : null;
+    return v == null ? null : String.valueOf(v);
   }
 
   /** Per point, the mean of the original image in the library's small disc (NaN when none). */

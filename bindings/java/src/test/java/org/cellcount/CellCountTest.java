@@ -216,6 +216,8 @@ public class CellCountTest {
     double area = image.width * (double) image.height * 0.125;
     assertEquals(area, r.measurement("area"), 1e-9);
     assertEquals(r.count / area, r.measurement("cells_per_unit2"), 1e-12);
+    assertTrue(Double.isNaN(r.diameter()));  // the fixture model states no cell size
+    assertNull(r.diameterSource());
     assertEquals(r.numPoints(), r.intensities().length);
     for (double v : r.intensities()) assertTrue("intensity " + v, v >= 0 && v <= 255);
     assertNull(r.labels);

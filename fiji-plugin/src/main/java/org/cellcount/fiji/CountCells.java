@@ -539,6 +539,8 @@ public class CountCells implements PlugIn {
     rt.setValue("region", row, regionName);
     rt.setValue("area", row, r.measurement("area"));
     rt.setValue("cells per unit2", row, r.measurement("cells_per_unit2"));
+    // the cell size counted with, for models with one (given, or estimated when the option diameter is 0)
+    if (!Double.isNaN(r.diameter())) rt.setValue("diameter", row, r.diameter());
     rt.setValue("pixel width", row, cal.pixelWidth);
     rt.setValue("pixel height", row, cal.pixelHeight);
     rt.setValue("unit", row, cal.getUnit());
