@@ -539,8 +539,7 @@ cellcount_status cellcount_predict(cellcount_model* m, const cellcount_image_vie
     // Out-of-domain warnings (issue 24): against model.json's "domain", kept in the result and not logged: each
     // front end shows a result's warnings once, with the image's name (a log line would say them twice).
     const auto stats = domain_stats(image, m->input, normalization_range, r->p, r->counted_pixels);
-    r->warnings = domain_warnings(m->domain, stats);
-    for (const auto& n : r->p.notes) r->warnings.push_back(n);
+    r->warnings = prediction_warnings(m->domain, stats, r->p);
     r->warnings_text = r->warnings.dump();
     r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     *out = r.release();
@@ -899,9 +898,7 @@ cellcount_status cellcount_result_measure(const cellcount_result* r, const char*
                        {"intensity_radius", kIntensityRadius},
                        // the cell-size setting of models with one (issue 24): the diameter counted with, in pixels,
                        // "given" or "estimated"; null for the others
-                       {"diameter", r->p.diameter_source.empty() ? nlohmann::json()
-                                                                 : nlohmann::json{{"value", r->p.diameter},
-                                                                                  {"source", r->p.diameter_source}}}};
+                       {"diameter", r->p.diameter_json()}};
     std::vector<int32_t> labels;
     int32_t n_labels = 0;
     const bool has_mask = r->p.mask.defined() && r->p.mask.dim() == 2;

@@ -145,6 +145,12 @@ nlohmann::json domain_warnings(const nlohmann::json& domain, const DomainStats& 
   return out;
 }
 
+nlohmann::json prediction_warnings(const nlohmann::json& domain, const DomainStats& s, const Prediction& p) {
+  auto out = domain_warnings(domain, s);
+  for (const auto& n : p.notes) out.push_back(n);
+  return out;
+}
+
 nlohmann::json fit_domain(const std::vector<DomainStats>& train) {
   CC_CHECK(!train.empty(), CELLCOUNT_ERR_INVALID_ARGUMENT, "fit_domain: no items");
   const size_t channels = train[0].channel_mean.size();
@@ -178,8 +184,7 @@ class DomainMetric : public EvalMetric {
   DomainMetric(const InputSpec& spec, nlohmann::json domain) : spec_(spec), domain_(std::move(domain)) {}
   void add(const EvalItem& item, const Prediction& p, nlohmann::json& row) override {
     const auto s = domain_stats(item.image, spec_, std::nullopt, p, double(item.image.size(1) * item.image.size(2)));
-    auto w = domain_warnings(domain_, s);
-    for (const auto& n : p.notes) w.push_back(n);  // the method's own (a cell size it could not estimate)
+    const auto w = prediction_warnings(domain_, s, p);
     nlohmann::json codes = nlohmann::json::array();
     for (const auto& x : w) {
       codes.push_back(x["code"]);
@@ -187,7 +192,7 @@ class DomainMetric : public EvalMetric {
     }
     warned_ += w.empty() ? 0 : 1;
     row["domain"] = s.to_json();
-    if (!p.diameter_source.empty()) row["diameter"] = {{"value", p.diameter}, {"source", p.diameter_source}};
+    if (const auto d = p.diameter_json(); !d.is_null()) row["diameter"] = d;
     row["warnings"] = codes;
     stats_.push_back(s);
   }

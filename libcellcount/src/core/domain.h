@@ -50,6 +50,10 @@ DomainStats domain_stats(const torch::Tensor& raw, const InputSpec& spec, const 
 // cellcount_result_warnings). A malformed section is CELLCOUNT_ERR_MODEL_FORMAT.
 nlohmann::json domain_warnings(const nlohmann::json& domain, const DomainStats& s);
 
+// A prediction's warnings: domain_warnings of its statistics, then the method's own (Prediction::notes, e.g. a cell
+// size dcl could not estimate). What the C ABI's result and the evaluation rows carry.
+nlohmann::json prediction_warnings(const nlohmann::json& domain, const DomainStats& s, const Prediction& p);
+
 // The "domain" section fitted on the statistics of a model's train items (the rules above). At least one item.
 nlohmann::json fit_domain(const std::vector<DomainStats>& train);
 

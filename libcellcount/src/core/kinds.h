@@ -1,7 +1,7 @@
-// Kinds of cells, shared by the exemplar method and dcl training on a recipe (dcl-general): kinds of cells (real sets in ../shared read through their split files,
-// and kinds drawn by the project's renderer) as square single-kind tiles, and the multi-kind benchmark made
-// the paper's way (section 4.1): the halves of two tiles of different kinds side by side, exemplars drawn
-// from the ground-truth points of one half. Everything is deterministic for the recipe's seed.
+// Kinds of cells, shared by the exemplar method and dcl training on a recipe (dcl-general): real sets in ../shared
+// read through their split files, and kinds drawn by the project's renderer, as square single-kind tiles; and the
+// multi-kind benchmark made the paper's way (section 4.1): the halves of two tiles of different kinds side by side,
+// exemplars drawn from the ground-truth points of one half. Everything is deterministic for the recipe's seed.
 #pragma once
 #include <array>
 #include <map>

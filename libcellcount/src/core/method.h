@@ -60,6 +60,10 @@ struct Prediction {
   double diameter = 0;
   std::string diameter_source;
   double cell_zoom = 1.0;
+  // {"value", "source"} of that setting, null when none (the result's measurements and the evaluation rows).
+  nlohmann::json diameter_json() const {
+    return diameter_source.empty() ? nlohmann::json() : nlohmann::json{{"value", diameter}, {"source", diameter_source}};
+  }
   // The method's own warnings about this prediction ({"code", "message", "value", "limit"}, as core/domain's),
   // added to the result's warnings.
   std::vector<nlohmann::json> notes;

@@ -99,8 +99,9 @@ DiameterChoice choose_diameter(const std::vector<double>& diameters, const std::
   const size_t mid = (lo + hi) / 2;
   c.diameter = (lo + hi) % 2 == 0 ? diameters[mid] : std::sqrt(diameters[mid] * diameters[mid + 1]);
   c.found = true;
-  // At the edge only when the plateau's middle is the second or second-to-last candidate (the outermost with two neighbours; a wide plateau reaching an
-  // edge is a steady count: the synthetic samples of isolated cells hold theirs from 16 to 64 px).
+  // At the edge only when the plateau's middle is the second or second-to-last candidate (the outermost with two
+  // neighbours); a wide plateau reaching an edge is a steady count (the synthetic samples of isolated cells hold
+  // theirs from 16 to 64 px).
   c.at_edge = (lo + hi) % 2 == 0 && (mid == 1 || mid + 2 == n);
   return c;
 }

@@ -97,16 +97,19 @@ public final class Prediction {
   /** The cell diameter (pixels) the image was counted with, given or estimated, for models with a cell size
    * (model.json cell_diameter, prediction option diameter); NaN for the others. */
   public double diameter() {
-    Object d = measurements.get("diameter");
-    Object v = d instanceof java.util.Map ? ((java.util.Map<?, ?>) d).get("value") : null;
+    Object v = diameterField("value");
     return v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
   }
 
   /** "given" or "estimated" for models with a cell size, else null. */
   public String diameterSource() {
-    Object d = measurements.get("diameter");
-    Object v = d instanceof java.util.Map ? ((java.util.Map<?, ?>) d).get("source") : null;
+    Object v = diameterField("source");
     return v == null ? null : String.valueOf(v);
+  }
+
+  private Object diameterField(String key) {
+    Object d = measurements.get("diameter");
+    return d instanceof java.util.Map ? ((java.util.Map<?, ?>) d).get(key) : null;
   }
 
   /** Per point, the mean of the original image in the library's small disc (NaN when none). */
