@@ -121,7 +121,17 @@ std::vector<Item> load_recipe_items(const std::string& recipe, const std::string
              CELLCOUNT_ERR_DATASET,
              "dcl train: recipe '" + recipe + "': kind '" + r.kinds[k].name + "' needs a \"diameter\" (pixels at tile scale)");
     const double diameter = kj["diameter"], zoom = cell_diameter / diameter;
+    // "repeat": n draws each of the kind's train patches n times an epoch (each a fresh random crop), weighting
+    // the kind in the mixture; validation counts each patch once.
+    int64_t repeat = 1;
+    if (kj.contains("repeat")) {
+      CC_CHECK(kj["repeat"].is_number_integer() && kj["repeat"].get<int64_t>() >= 1 && kj["repeat"].get<int64_t>() <= 16,
+               CELLCOUNT_ERR_DATASET,
+               "dcl train: recipe '" + recipe + "': kind '" + r.kinds[k].name + "': \"repeat\" must be an integer 1..16");
+      if (split == "train") repeat = kj["repeat"].get<int64_t>();
+    }
     const auto tiles = kind_tiles(r, k, split, progress.sub(float(k) / r.kinds.size(), float(k + 1) / r.kinds.size()));
+    const size_t first = items.size();
     for (const auto& t : tiles) {
       Item it;
       it.image = resize_by(spec.prepare(t.image), zoom).contiguous();
@@ -130,7 +140,12 @@ std::vector<Item> load_recipe_items(const std::string& recipe, const std::string
       for (const auto& q : t.points) it.points.push_back(scale_point(Point{q.x, q.y, 0, 1.0f}, sx, sy));
       items.push_back(with_density(std::move(it), sigma));
     }
-    kinds_out->push_back({{"name", r.kinds[k].name}, {"diameter", diameter}, {"zoom", zoom}, {"patches", tiles.size()}});
+    const size_t loaded = items.size();
+    for (int64_t rep = 1; rep < repeat; ++rep)
+      for (size_t i = first; i < loaded; ++i) items.push_back(items[i]);  // tensors are shared, not copied
+    nlohmann::json kind_out = {{"name", r.kinds[k].name}, {"diameter", diameter}, {"zoom", zoom}, {"patches", tiles.size()}};
+    if (repeat > 1) kind_out["repeat"] = repeat;
+    kinds_out->push_back(kind_out);
   }
   return items;
 }

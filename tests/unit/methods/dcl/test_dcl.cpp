@@ -525,7 +525,7 @@ TEST_F(DclModel, RecipeTrainingStatesItsCellDiameterAndDiameterScales) {
   std::ofstream(recipe) << R"({"size": 64, "seed": 1, "exemplars": 1, "images": {"train": 1, "val": 1, "test": 1},
     "kinds": [
      {"name": "small", "synthetic": {"radius_min": 2.0, "radius_max": 3.0, "min_cells": 4, "max_cells": 10},
-      "tint": [0.2, 1.0, 0.3], "count": {"train": 3, "val": 1}, "diameter": 5.0},
+      "tint": [0.2, 1.0, 0.3], "count": {"train": 3, "val": 1}, "diameter": 5.0, "repeat": 2},
      {"name": "large", "synthetic": {"radius_min": 5.0, "radius_max": 7.0, "min_cells": 2, "max_cells": 5},
       "tint": [1.0, 0.3, 0.9], "count": {"train": 3, "val": 1}, "diameter": 12.0}]})";
   const auto out = root_ / "recipe-model";
@@ -542,6 +542,19 @@ TEST_F(DclModel, RecipeTrainingStatesItsCellDiameterAndDiameterScales) {
                             nullptr, nullptr, &rep),
             CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_FALSE(fs::exists(out));
+  // A kind's "repeat" must be an integer 1..16.
+  const auto bad = dir / "bad.json";
+  {
+    std::ifstream in(recipe);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("\"repeat\": 2"), 11, "\"repeat\": 0");
+    std::ofstream(bad) << text;
+  }
+  auto bad_request = common + ", \"cell_diameter\": 8}";
+  bad_request.replace(bad_request.find(recipe.string()), recipe.string().size(), bad.string());
+  EXPECT_EQ(cellcount_train(bad_request.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_DATASET);
+  EXPECT_NE(std::string(cellcount_last_error()).find("repeat"), std::string::npos) << cellcount_last_error();
+  EXPECT_FALSE(fs::exists(out));
   ASSERT_EQ(cellcount_train((common + ", \"cell_diameter\": 8}").c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK)
       << cellcount_last_error();
   cellcount_string_free(rep);
@@ -555,8 +568,12 @@ TEST_F(DclModel, RecipeTrainingStatesItsCellDiameterAndDiameterScales) {
   EXPECT_DOUBLE_EQ(kinds[0]["zoom"].get<double>(), 8.0 / 5.0);
   EXPECT_DOUBLE_EQ(kinds[1]["zoom"].get<double>(), 8.0 / 12.0);
   EXPECT_EQ(kinds[0]["patches"], 3);
+  EXPECT_EQ(kinds[0]["repeat"], 2);  // each of the 3 small patches drawn twice an epoch; validation once
+  EXPECT_FALSE(kinds[1].contains("repeat"));
+  EXPECT_EQ(kinds[0]["val_patches"], 1);
   EXPECT_EQ(kinds[1]["val_patches"], 1);
-  EXPECT_EQ(meta["provenance"]["train_patches"], 6);
+  EXPECT_EQ(meta["provenance"]["train_patches"], 9);
+  EXPECT_EQ(meta["provenance"]["val_patches"], 2);
 
   const auto& ms = find_method("dcl");
   auto m = ms.load(files);
