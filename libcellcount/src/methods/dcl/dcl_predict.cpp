@@ -177,7 +177,7 @@ class DclMethod : public ModelMethod {
  public:
   explicit DclMethod(const ModelFiles& f)
       : ModelMethod(f.meta), cfg_(DclConfig::from_json(f.meta.at("architecture"))), net_(cfg_) {
-    scale_ = meta_["input"].value("scale", 1.0);
+    scale_ = meta_.at("input").value("scale", 1.0);
     CC_CHECK(scale_ > 0.05 && scale_ < 20, CELLCOUNT_ERR_MODEL_FORMAT, "dcl: input.scale out of range");
     load_weights(*net_, f);
     net_->eval();
@@ -194,13 +194,13 @@ class DclMethod : public ModelMethod {
     // tiling "budget" and no tile from the caller, the largest tile the memory budget allows (default_tiling).
     // Not the default: the shipped counters were trained on 128 crops and count their context, whole 256x256
     // samples of dcl-vgg counted 0.7-4.6 % higher than in 128 tiles (and further from the truth).
-    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
+    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_.at("tiling"));
     auto x = spec_.prepare(in.image, o.normalization_range);
     Prediction p;
     const double zoom = diameter_zoom(net, x, in.region, tile, overlap, o, p);
     x = resize_by(x, scale_ * zoom);
     if (o.tile_size <= 0 && o.method_options.value("tiling", std::string("model")) == "budget") {
-      const auto model_overlap = meta_["tiling"].is_object() ? meta_["tiling"].value("overlap", int64_t(0)) : int64_t(0);
+      const auto model_overlap = meta_.at("tiling").is_object() ? meta_.at("tiling").value("overlap", int64_t(0)) : int64_t(0);
       std::tie(tile, overlap) = default_tiling(x.size(1), x.size(2), model_overlap);
       if (o.tile_overlap >= 0) overlap = std::min(o.tile_overlap, tile / 2 - 1);
     }

@@ -98,7 +98,7 @@ class ExemplarMethod : public ModelMethod {
     AutocastGuard amp(o.device, o.precision);
     auto [b, v] = exemplar_vectors(net_, x, boxes);
     // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
-    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
+    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_.at("tiling"));
     // K-means clusters the whole image's patches: one tile.
     if (mode == MaskMode::kKMeans) tile = std::max(x.size(1), x.size(2)), overlap = 0;
     auto maps = run_tiled(

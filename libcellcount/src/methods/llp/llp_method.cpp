@@ -141,7 +141,7 @@ class LlpMethod : public ModelMethod {
   }
   Prediction predict(const PredictInput& in, const PredictOptions& o) override {
     move_to(*net_, o.device);
-    double thr = meta_["thresholds"]["detect_threshold"].get<double>();
+    double thr = meta_.at("thresholds").at("detect_threshold").get<double>();
     if (o.method_options.contains("detect_threshold") && o.method_options["detect_threshold"].is_number())
       thr = o.method_options["detect_threshold"].get<double>();
     if (!std::isnan(o.peak_threshold)) thr = o.peak_threshold;  // the generic parameter wins when given

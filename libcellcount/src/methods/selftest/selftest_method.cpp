@@ -60,11 +60,11 @@ class SelftestMethod : public Method {
     }
     const auto x = spec_.prepare(in.image, o.normalization_range);
     // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
-    const auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_["tiling"]);
+    const auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_.at("tiling"));
     auto density = run_tiled(
         x, tile, overlap, spec_.align,
         [&](const torch::Tensor& t) { return net_->forward(t.to(o.device)).to(torch::kCPU); }, o.progress)[0];
-    const auto& th = meta_["thresholds"];
+    const auto& th = meta_.at("thresholds");
     Prediction p = density_prediction(
         density, in.region, std::isnan(o.peak_threshold) ? th.value("peak_threshold", 0.015f) : o.peak_threshold,
         std::isnan(o.peak_min_distance) ? th.value("peak_min_distance", 3.0f) : o.peak_min_distance, o.want_density);
