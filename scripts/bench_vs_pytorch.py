@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark (issue 25): the cellcount library against the same dcl networks written in plain
+"""Side-by-side benchmark (issue 25): the cellcount library against the same networks written in plain
 PyTorch (random weights of the shipped width, whole image, eval + inference_mode), interleaved in one run.
+dcl: counter + localizer. exemplar: counter (backbone, projection, similarity to three exemplar boxes, density
+head), the segmenter's mask and the localizer, as the library's default (mask "seg").
 
 Run through scripts/bench-vs-pytorch.sh, which makes the PyTorch venv. Two processes take turns so that both
 sides see the same machine load: this one (PyTorch) and a worker (`--worker`, no torch import: LibTorch 1.13
@@ -8,8 +10,8 @@ of the library and PyPI torch must not share a process) that holds the library's
 binding. Per configuration (size, threads, precision) each side runs once untimed, then `--repeats` timed
 runs alternate lib, torch, lib, torch, ...; medians are reported.
 
-Writes a Markdown table (stdout and --out): library ms (default settings; and count only), PyTorch ms (counter
-+ localizer; and counter only), the ratios PyTorch / library (> 1: the library is faster), and the achieved
+Writes a Markdown table (stdout and --out): library ms (default settings; and count only), PyTorch ms (all the
+networks; and without the localizer), the ratios PyTorch / library (> 1: the library is faster), and the achieved
 GFLOP/s of each side against a matmul ceiling measured in the same run.
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ def worker() -> int:
 
     model = None
     images: dict[int, np.ndarray] = {}
+    boxes: dict[int, list] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench-vs-pytorch-"))
     for line in sys.stdin:
         req = json.loads(line)
@@ -63,12 +66,18 @@ def worker() -> int:
                 img = img[..., 0] if img.ndim == 3 else img
                 images[s] = np.ascontiguousarray(img, dtype=np.float32)
                 np.save(req["npy"], images[s])
-                out = {"ok": True}
+                if model.method == "exemplar":  # an RGB model: the grey image in three channels
+                    images[s] = np.ascontiguousarray(np.repeat(images[s][..., None], 3, axis=2))
+                # Three exemplar boxes (12 x 12) around the first three cells, for exemplar models.
+                pts = [(float(q[0]), float(q[1])) for q in sample.get("points", [])[:3]] or [(s / 2, s / 2)]
+                boxes[s] = [[max(0.0, x - 6), max(0.0, y - 6), min(s, x + 6), min(s, y + 6)] for x, y in pts]
+                out = {"ok": True, "boxes": boxes[s]}
             elif req["cmd"] == "run":
                 cc.set_num_threads(int(req["threads"]))
                 t0 = time.perf_counter()
-                r = model.predict(images[int(req["size"])], precision=req["precision"],
-                                  options=req.get("options") or None)
+                size = int(req["size"])
+                r = model.predict(images[size], boxes[size] if model.method == "exemplar" else None,
+                                  precision=req["precision"], options=req.get("options") or None)
                 dt = time.perf_counter() - t0
                 out = {"seconds": dt, "count": float(r.count), "precision": r.precision, "points": int(r.n_points)}
             elif req["cmd"] == "info":
@@ -210,6 +219,142 @@ def build_reference(arch: dict):
     return net
 
 
+def build_exemplar_reference(arch: dict, thresholds: dict):
+    """libcellcount/src/methods/exemplar/exemplar_net.cpp and exemplar_predict.cpp (mask "seg") in plain PyTorch:
+    two ResNet-50-shaped backbones to layer3 (width multiplier), the counter's 1x1 projection, exemplar vectors
+    (crops resized to exemplar_size, backbone, mean, linear), similarity, the segmenter's cosine mask, the
+    5-layer upsampling density head and the UNet localizer on the image and the density."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    width = arch.get("width", 0.25)
+
+    def scaled(c, w):
+        return max(8, int(round(c * w)))
+
+    def conv(i, o, k, stride=1, bias=False):
+        return nn.Conv2d(i, o, k, stride=stride, padding=k // 2, bias=bias)
+
+    class Bottleneck(nn.Module):
+        def __init__(self, i, p, o, stride):
+            super().__init__()
+            self.c1, self.b1 = conv(i, p, 1), nn.BatchNorm2d(p)
+            self.c2, self.b2 = conv(p, p, 3, stride), nn.BatchNorm2d(p)
+            self.c3, self.b3 = conv(p, o, 1), nn.BatchNorm2d(o)
+            self.down = nn.Sequential(conv(i, o, 1, stride), nn.BatchNorm2d(o)) if stride != 1 or i != o else None
+
+        def forward(self, x):
+            y = F.relu(self.b1(self.c1(x)))
+            y = F.relu(self.b2(self.c2(y)))
+            y = self.b3(self.c3(y))
+            return F.relu(y + (x if self.down is None else self.down(x)))
+
+    class Backbone(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            c0 = scaled(64, width)
+            self.stem = nn.Sequential(conv(cin, c0, 7, 2), nn.BatchNorm2d(c0), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+            layers, i = [], c0
+            for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2)):
+                p = scaled(planes, width)
+                for b in range(blocks):
+                    layers.append(Bottleneck(i, p, 4 * p, stride if b == 0 else 1))
+                    i = 4 * p
+            self.layers = nn.Sequential(*layers)
+            self.out_channels = i
+
+        def forward(self, x):
+            return self.layers(self.stem(x))
+
+    class UNet(nn.Module):  # as dcl's reference (core/unet.cpp)
+        def __init__(self, cin, base):
+            super().__init__()
+
+            def block(i, o):
+                return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
+            self.down, i = nn.ModuleList(), cin
+            for l in range(4):
+                self.down.append(nn.Sequential(*block(i, base << l), *block(base << l, base << l)))
+                i = base << l
+            self.bottom = nn.Sequential(*block(i, base << 4), *block(base << 4, base << 4))
+            i = base << 4
+            self.up, self.up_conv = nn.ModuleList(), nn.ModuleList()
+            for l in range(3, -1, -1):
+                o = base << l
+                self.up.append(nn.Conv2d(i, 4 * o, 1))
+                self.up_conv.append(nn.Sequential(*block(2 * o, o), *block(o, o)))
+                i = o
+            self.out = nn.Conv2d(base, 1, 1)
+
+        def forward(self, x):
+            skips = []
+            for d in self.down:
+                x = d(x)
+                skips.append(x)
+                x = F.max_pool2d(x, 2, 2)
+            x = self.bottom(x)
+            for i, (u, c) in enumerate(zip(self.up, self.up_conv)):
+                x = c(torch.cat([F.pixel_shuffle(u(x), 2), skips[-1 - i]], 1))
+            return F.softplus(self.out(x))
+
+    class Exemplar(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cin, dim, hw = arch.get("in_channels", 3), arch.get("dim", 256), arch.get("head_width", 0.5)
+            self.dim, self.size = dim, arch.get("exemplar_size", 64)
+            self.backbone = Backbone(cin)
+            self.proj = nn.Conv2d(self.backbone.out_channels, dim, 1)
+            self.ex_proj = nn.Linear(self.backbone.out_channels, dim)
+            ks, ws, i, head = (7, 5, 3, 1, 1), (scaled(196, hw), scaled(128, hw), scaled(64, hw), scaled(32, hw), 1), dim + 1, []
+            for k, w in zip(ks, ws):
+                head.append(conv(i, w, k, bias=True))
+                i = w
+            self.head = nn.ModuleList(head)
+            self.seg_backbone = Backbone(cin)
+            self.seg_proj = nn.Conv2d(self.seg_backbone.out_channels, arch.get("seg_dim", 128), 1)
+            lb = arch.get("localizer_base", 0)
+            self.localizer = UNet(cin + 1, lb) if lb > 0 else None
+            self.mask_threshold = thresholds.get("mask_threshold", 0.4)
+            self.delta = thresholds.get("delta", 0.0)
+            self.cond_scale, self.target_scale = arch.get("cond_scale", 100.0), arch.get("target_scale", 100.0)
+            self.boxes = []
+
+        def crops(self, x):
+            out = []
+            for x0, y0, x1, y1 in self.boxes:
+                c = x[:, :, int(y0):max(int(y0) + 1, int(round(y1))), int(x0):max(int(x0) + 1, int(round(x1)))]
+                out.append(F.interpolate(c, size=(self.size, self.size), mode="bilinear", align_corners=False))
+            return torch.cat(out, 0)
+
+        def forward(self, x, localize=True):
+            crops = self.crops(x)
+            b = self.ex_proj(self.backbone(crops).mean((2, 3)))                      # [E,dim]
+            v = self.seg_proj(self.seg_backbone(crops)).mean((2, 3)).mean(0, keepdim=True)  # [1,seg_dim]
+            f = self.proj(self.backbone(x))
+            s = torch.einsum("ndhw,ed->nehw", f, b).mean(1, keepdim=True) / self.dim ** 0.5
+            p = self.seg_proj(self.seg_backbone(x))
+            m = torch.einsum("ndhw,nd->nhw", F.normalize(p, dim=1), F.normalize(v, dim=1)).unsqueeze(1)
+            m = (m >= self.mask_threshold).to(s.dtype)
+            d = torch.cat([f, torch.where(m > 0.5, s, torch.full_like(s, self.delta))], 1)
+            for i, h in enumerate(self.head):
+                d = h(d)
+                d = F.relu(d) if i + 1 < len(self.head) else F.softplus(d)
+                if i < 4:
+                    d = F.interpolate(d, scale_factor=2.0, mode="bilinear", align_corners=True)
+            d = d / self.target_scale * F.interpolate(m, size=x.shape[2:], mode="nearest")
+            if not localize or self.localizer is None:
+                return d
+            return d, self.localizer(torch.cat([x, d * self.cond_scale], 1)) / self.target_scale
+
+    torch.manual_seed(0)
+    net = Exemplar().eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.fill_(1.0)
+    return net
+
+
 def conv_gflop(net, x, localize: bool) -> float:
     """Multiply-adds x 2 of every convolution in one forward (the rest is < 2 %)."""
     import torch
@@ -260,9 +405,15 @@ def main() -> int:
 
     lib = Worker(a)
     meta = lib(cmd="load", model=a.model)
-    if meta["method"] != "dcl":
-        raise SystemExit(f"{a.model}: the PyTorch reference exists for dcl models only (got {meta['method']})")
-    net = build_reference(meta["info"])
+    method = meta["method"]
+    if method == "dcl":
+        net = build_reference(meta["info"])
+    elif method == "exemplar":
+        info = lib(cmd="info")["info"]
+        net = build_exemplar_reference(meta["info"], info.get("thresholds", {}))
+    else:
+        raise SystemExit(f"{a.model}: the PyTorch reference exists for dcl and exemplar models (got {method})")
+    cin = meta["info"].get("in_channels", 1)
     bf16 = native_bf16()
     sizes = [int(s) for s in a.sizes.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
@@ -275,10 +426,13 @@ def main() -> int:
         ceil[(t, "bf16")] = matmul_ceiling(t, torch.bfloat16)
     for s in sizes:
         npy = tmp / f"cells{s}.npy"
-        lib(cmd="image", size=s, npy=str(npy))
+        boxes = lib(cmd="image", size=s, npy=str(npy))["boxes"]
         img = np.load(npy)
         lo, hi = np.percentile(img, [1.0, 99.8])
         x = torch.from_numpy(((img - lo) / max(hi - lo, 1e-6)).astype(np.float32))[None, None]
+        x = x.expand(1, cin, s, s).contiguous()
+        if method == "exemplar":
+            net.boxes = boxes
         gf_full, gf_count = conv_gflop(net, x, True), conv_gflop(net, x, False)
         for t in threads:
             for p in precs:
@@ -311,12 +465,12 @@ def main() -> int:
                 print(json.dumps(row), file=sys.stderr, flush=True)
     lib.close()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    out = [f"cellcount vs PyTorch {torch.__version__} (dcl, {a.model}, library options {a.lib_options}, random "
+    out = [f"cellcount vs PyTorch {torch.__version__} ({method}, {a.model}, library options {a.lib_options}, random "
            f"weights in PyTorch), {cpu}, "
            f"native bf16: {bf16}, load average {os.getloadavg()[0]:.1f}, medians of {a.repeats} interleaved runs",
            "",
            "| size | threads | precision (lib / torch ran) | lib ms | torch ms | torch/lib | lib count-only ms | "
-           "torch counter-only ms | torch/lib (count) | GFLOP | lib GFLOP/s | torch GFLOP/s | matmul ceiling GFLOP/s |",
+           "torch without localizer ms | torch/lib (count) | GFLOP | lib GFLOP/s | torch GFLOP/s | matmul ceiling GFLOP/s |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['size']} | {r['threads']} | {r['precision']} ({r['lib_ran']} / {r['ref_ran']}) | "

@@ -34,7 +34,22 @@ std::vector<Span> plan_axis(int64_t n, int64_t tile, int64_t overlap) {
   }
   return spans;
 }
+
+int64_t tiles_along(int64_t n, int64_t tile, int64_t overlap) {
+  return n <= tile ? int64_t(1) : (n - tile + (tile - overlap) - 1) / (tile - overlap) + 1;
+}
 }  // namespace
+
+int64_t grown_tile(int64_t height, int64_t width, int64_t tile, int64_t overlap, double max_growth, int64_t align) {
+  CC_CHECK(tile >= 1 && overlap >= 0 && overlap < tile && align >= 1 && max_growth >= 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "grown_tile: bad tile, overlap, align or growth");
+  const int64_t side = std::max(height, width), n = tiles_along(side, tile, overlap);
+  if (n <= 1) return tile;
+  // n - 1 tiles of t cover the side when (n - 1) t - (n - 2) overlap >= side.
+  const int64_t need = (side + (n - 2) * overlap + (n - 2)) / (n - 1);
+  const int64_t t = (need + align - 1) / align * align;
+  return double(t) <= max_growth * double(tile) ? t : tile;
+}
 
 std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, int64_t overlap) {
   CC_CHECK(height >= 1 && width >= 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "plan_tiles: empty image");
@@ -43,8 +58,7 @@ std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, in
                std::to_string(overlap));
   // Counted before anything is planned: a 3000 x 3000 image in tiles of 33 stepping one pixel made 8.8
   // million tiles (1.4 GB to plan, hours to run).
-  auto n_axis = [&](int64_t n) { return n <= tile ? int64_t(1) : (n - tile + (tile - overlap) - 1) / (tile - overlap) + 1; };
-  const int64_t ny = n_axis(height), nx = n_axis(width);
+  const int64_t ny = tiles_along(height, tile, overlap), nx = tiles_along(width, tile, overlap);
   CC_CHECK(ny <= kMaxTiles / nx, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "tiling: a " + std::to_string(width) + " x " + std::to_string(height) + " image in tiles of " +
                std::to_string(tile) + " with overlap " + std::to_string(overlap) + " makes " + std::to_string(nx) +

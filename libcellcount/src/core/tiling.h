@@ -20,6 +20,12 @@ struct TileRect {
 // (core/limits.h), else CELLCOUNT_ERR_INVALID_ARGUMENT before any is planned.
 std::vector<TileRect> plan_tiles(int64_t height, int64_t width, int64_t tile, int64_t overlap);
 
+// The model's tile grown, by at most max_growth x tile (rounded up to a multiple of align), just enough that the
+// image's longer side needs one tile fewer; else `tile`. A 1024-pixel side in tiles of 512 with overlap 96 takes
+// 3 tiles per axis (2.25x the pixels); 560 takes 2 (1.2x). Methods whose count depends little on the tile use it
+// when the caller leaves the tile to the model (exemplar, issue 25).
+int64_t grown_tile(int64_t height, int64_t width, int64_t tile, int64_t overlap, double max_growth, int64_t align);
+
 // Runs fn on every tile of image [C,H,W] and stitches the [K,h,w] outputs (same spatial size as
 // the tile) into [K,H,W]. Each tile is reflect/replicate-padded on the bottom/right so that its sides
 // are multiples of `align` (networks with stride 16 want 16); the padding is cropped from the output.

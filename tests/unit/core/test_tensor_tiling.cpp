@@ -260,3 +260,19 @@ TEST(Tiling, PadToMultipleHandlesTinyInputs) {
   EXPECT_EQ(y.size(2), 16);
   EXPECT_EQ(y.size(3), 16);
 }
+
+// Issue 25: the model's tile grown just enough to save a row of tiles on the longer side, within the growth.
+TEST(Tiling, GrownTileSavesARowOfTilesWithinTheGrowth) {
+  EXPECT_EQ(plan_tiles(1024, 1024, 512, 96).size(), 9u);
+  EXPECT_EQ(grown_tile(1024, 1024, 512, 96, 1.25, 16), 560);
+  EXPECT_EQ(plan_tiles(1024, 1024, 560, 96).size(), 4u);
+  EXPECT_EQ(grown_tile(1024, 700, 512, 96, 1.25, 16), 560);  // the longer side decides
+  EXPECT_EQ(grown_tile(2048, 2048, 512, 96, 1.25, 16), 592);  // 5 -> 4 per axis
+  EXPECT_EQ(plan_tiles(2048, 2048, 592, 96).size(), 16u);
+  EXPECT_EQ(grown_tile(600, 600, 512, 96, 1.25, 16), 608);    // one tile (the image is the tile)
+  EXPECT_EQ(plan_tiles(600, 600, 608, 96).size(), 1u);
+  EXPECT_EQ(grown_tile(700, 700, 512, 96, 1.25, 16), 512);    // one tile would be 704: beyond the growth
+  EXPECT_EQ(grown_tile(400, 300, 512, 96, 1.25, 16), 512);    // already one tile
+  EXPECT_EQ(grown_tile(1024, 1024, 512, 96, 1.0, 16), 512);   // no growth allowed
+  EXPECT_EQ(status_of([] { grown_tile(1024, 1024, 96, 96, 1.25, 16); }), CELLCOUNT_ERR_INVALID_ARGUMENT);
+}

@@ -65,6 +65,8 @@ InputSpec exemplar_input_spec();
 // Grey images are repeated to RGB (the networks see 3 channels); other channel counts are refused.
 torch::Tensor prepare_image(const InputSpec& spec, const torch::Tensor& raw, const IntensityRange& range = std::nullopt);
 
+constexpr double kTileGrowth = 1.25;
+
 class ExemplarMethod : public ModelMethod {
  public:
   explicit ExemplarMethod(const ModelFiles& f)
@@ -99,6 +101,10 @@ class ExemplarMethod : public ModelMethod {
     auto [b, v] = exemplar_vectors(net_, x, boxes);
     // One rule for every method (core resolve_tiling): the caller's, else model.json's tiling.
     auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_.at("tiling"));
+    // The model's tile grown by up to kTileGrowth to save a row of tiles (issue 25: 1024 x 1024 in 2 x 2 tiles of
+    // 560 instead of 3 x 3 of 512, 1.64x faster; the count of a synthetic 1024 x 1024 image moved 0.0 %, whole
+    // image 3 %). Only when the caller leaves the tile to the model.
+    if (o.tile_size <= 0) tile = grown_tile(x.size(1), x.size(2), tile, overlap, kTileGrowth, kStride);
     // K-means clusters the whole image's patches: one tile.
     if (mode == MaskMode::kKMeans) tile = std::max(x.size(1), x.size(2)), overlap = 0;
     auto maps = run_tiled(
