@@ -112,6 +112,47 @@ class Worker:
 
 # ----------------------------------------------------------------------------------------- PyTorch reference
 
+def build_unet(cin: int, base: int):
+    """libcellcount/src/core/unet.cpp in plain PyTorch, the localizer of dcl and exemplar: 4 levels of two 3x3
+    conv + BatchNorm + ReLU (channels base << level), 2x2 max-pool down, 1x1 conv + pixel_shuffle up, softplus."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def block(i, o):
+        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down, i = nn.ModuleList(), cin
+            for l in range(4):
+                self.down.append(nn.Sequential(*block(i, base << l), *block(base << l, base << l)))
+                i = base << l
+            self.bottom = nn.Sequential(*block(i, base << 4), *block(base << 4, base << 4))
+            i = base << 4
+            self.up, self.up_conv = nn.ModuleList(), nn.ModuleList()
+            for l in range(3, -1, -1):
+                o = base << l
+                self.up.append(nn.Conv2d(i, 4 * o, 1))
+                self.up_conv.append(nn.Sequential(*block(2 * o, o), *block(o, o)))
+                i = o
+            self.out = nn.Conv2d(base, 1, 1)
+
+        def forward(self, x):
+            skips = []
+            for d in self.down:
+                x = d(x)
+                skips.append(x)
+                x = F.max_pool2d(x, 2, 2)
+            x = self.bottom(x)
+            for i, (u, c) in enumerate(zip(self.up, self.up_conv)):
+                x = c(torch.cat([F.pixel_shuffle(u(x), 2), skips[-1 - i]], 1))
+            return F.softplus(self.out(x))
+
+    return UNet()
+
+
 def build_reference(arch: dict):
     """libcellcount/src/methods/dcl/dcl_net.cpp in plain PyTorch: VGG-19-BN (width multiplier) without the
     last max-pool, bilinear x2, global message passing (K offsets, grid_sample, mean), 1x1 head, |.|; the
@@ -165,39 +206,11 @@ def build_reference(arch: dict):
                 f = self.gmp(f)
             return self.head(f).abs()
 
-    class UNet(nn.Module):
-        def __init__(self, cin, base):
-            super().__init__()
-            self.down, i = nn.ModuleList(), cin
-            for l in range(4):
-                self.down.append(nn.Sequential(*block(i, base << l), *block(base << l, base << l)))
-                i = base << l
-            self.bottom = nn.Sequential(*block(i, base << 4), *block(base << 4, base << 4))
-            i = base << 4
-            self.up, self.up_conv = nn.ModuleList(), nn.ModuleList()
-            for l in range(3, -1, -1):
-                o = base << l
-                self.up.append(nn.Conv2d(i, 4 * o, 1))
-                self.up_conv.append(nn.Sequential(*block(2 * o, o), *block(o, o)))
-                i = o
-            self.out = nn.Conv2d(base, 1, 1)
-
-        def forward(self, x):
-            skips = []
-            for d in self.down:
-                x = d(x)
-                skips.append(x)
-                x = F.max_pool2d(x, 2, 2)
-            x = self.bottom(x)
-            for i, (u, c) in enumerate(zip(self.up, self.up_conv)):
-                x = c(torch.cat([F.pixel_shuffle(u(x), 2), skips[-1 - i]], 1))
-            return F.softplus(self.out(x))
-
     class Dcl(nn.Module):
         def __init__(self):
             super().__init__()
             self.counter = Counter()
-            self.unet = UNet(arch.get("in_channels", 1) + 1, arch.get("unet_base", 16))
+            self.unet = build_unet(arch.get("in_channels", 1) + 1, arch.get("unet_base", 16))
             self.cond_scale = arch.get("cond_scale", 100.0)
             self.target_scale = arch.get("target_scale", 100.0)
 
@@ -267,37 +280,6 @@ def build_exemplar_reference(arch: dict, thresholds: dict):
         def forward(self, x):
             return self.layers(self.stem(x))
 
-    class UNet(nn.Module):  # as dcl's reference (core/unet.cpp)
-        def __init__(self, cin, base):
-            super().__init__()
-
-            def block(i, o):
-                return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
-            self.down, i = nn.ModuleList(), cin
-            for l in range(4):
-                self.down.append(nn.Sequential(*block(i, base << l), *block(base << l, base << l)))
-                i = base << l
-            self.bottom = nn.Sequential(*block(i, base << 4), *block(base << 4, base << 4))
-            i = base << 4
-            self.up, self.up_conv = nn.ModuleList(), nn.ModuleList()
-            for l in range(3, -1, -1):
-                o = base << l
-                self.up.append(nn.Conv2d(i, 4 * o, 1))
-                self.up_conv.append(nn.Sequential(*block(2 * o, o), *block(o, o)))
-                i = o
-            self.out = nn.Conv2d(base, 1, 1)
-
-        def forward(self, x):
-            skips = []
-            for d in self.down:
-                x = d(x)
-                skips.append(x)
-                x = F.max_pool2d(x, 2, 2)
-            x = self.bottom(x)
-            for i, (u, c) in enumerate(zip(self.up, self.up_conv)):
-                x = c(torch.cat([F.pixel_shuffle(u(x), 2), skips[-1 - i]], 1))
-            return F.softplus(self.out(x))
-
     class Exemplar(nn.Module):
         def __init__(self):
             super().__init__()
@@ -314,7 +296,7 @@ def build_exemplar_reference(arch: dict, thresholds: dict):
             self.seg_backbone = Backbone(cin)
             self.seg_proj = nn.Conv2d(self.seg_backbone.out_channels, arch.get("seg_dim", 128), 1)
             lb = arch.get("localizer_base", 0)
-            self.localizer = UNet(cin + 1, lb) if lb > 0 else None
+            self.localizer = build_unet(cin + 1, lb) if lb > 0 else None
             self.mask_threshold = thresholds.get("mask_threshold", 0.4)
             self.delta = thresholds.get("delta", 0.0)
             self.cond_scale, self.target_scale = arch.get("cond_scale", 100.0), arch.get("target_scale", 100.0)

@@ -44,6 +44,13 @@ def evaluate(model, dataset, split_file, split, tmp):
         return json.load(f)
 
 
+def named_set(arg):
+    """NAME=DATASET[,SPLIT_FILE] (--cross, --combine) -> (NAME, DATASET, SPLIT_FILE or "")."""
+    name, rest = arg.split("=", 1)
+    ds, sf = (rest.split(",", 1) + [""])[:2]
+    return name, ds, sf
+
+
 def combined_dataset(parts, tmp):
     """A dataset folder under tmp joining several (NAME, DATASET, SPLIT_FILE): links NAME -> DATASET, and the CSVs
     of our dataset form (counts, points, split) with each image as NAME/<its path>. Returns (folder, split file)."""
@@ -85,12 +92,8 @@ def main():
     meta_path = os.path.join(a.model, "model.json")
     if bool(a.dataset) == bool(a.combine):
         ap.error("give either --dataset or --combine")
-    combined = [(c.split("=", 1)[0], *c.split("=", 1)[1].split(",", 1)) for c in a.combine]
-    sets = [("own", a.dataset, a.split_file)]
-    for c in a.cross:
-        name, rest = c.split("=", 1)
-        ds, sf = (rest.split(",", 1) + [""])[:2]
-        sets.append((name, ds, sf))
+    combined = [named_set(c) for c in a.combine]
+    sets = [("own", a.dataset, a.split_file)] + [named_set(c) for c in a.cross]
     with tempfile.TemporaryDirectory() as tmp:
         if combined:
             a.dataset, a.split_file = combined_dataset(combined, tmp)
@@ -98,7 +101,7 @@ def main():
         if a.write:
             rep = evaluate(a.model, a.dataset, a.split_file, "train", tmp)
             fitted = rep["domain"]["fitted"]
-            fitted["fitted_on"] = {"dataset": a.dataset if not combined else [c for c in a.combine],
+            fitted["fitted_on"] = {"dataset": a.dataset if not combined else list(a.combine),
                                    "split_file": a.split_file if not combined else "(each set's)", "split": "train",
                                    "items": rep["domain"]["n"], "grid": 1,
                                    "command": "python3 scripts/calibrate_domain.py " + " ".join(sys.argv[1:])}
