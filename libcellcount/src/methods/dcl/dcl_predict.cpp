@@ -194,13 +194,14 @@ class DclMethod : public ModelMethod {
     // tiling "budget" and no tile from the caller, the largest tile the memory budget allows (default_tiling).
     // Not the default: the shipped counters were trained on 128 crops and count their context, whole 256x256
     // samples of dcl-vgg counted 0.7-4.6 % higher than in 128 tiles (and further from the truth).
-    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, meta_.at("tiling"));
+    const auto& model_tiling = meta_.at("tiling");
+    auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, model_tiling);
     auto x = spec_.prepare(in.image, o.normalization_range);
     Prediction p;
     const double zoom = diameter_zoom(net, x, in.region, tile, overlap, o, p);
     x = resize_by(x, scale_ * zoom);
     if (o.tile_size <= 0 && o.method_options.value("tiling", std::string("model")) == "budget") {
-      const auto model_overlap = meta_.at("tiling").is_object() ? meta_.at("tiling").value("overlap", int64_t(0)) : int64_t(0);
+      const auto model_overlap = model_tiling.is_object() ? model_tiling.value("overlap", int64_t(0)) : int64_t(0);
       std::tie(tile, overlap) = default_tiling(x.size(1), x.size(2), model_overlap);
       if (o.tile_overlap >= 0) overlap = std::min(o.tile_overlap, tile / 2 - 1);
     }
