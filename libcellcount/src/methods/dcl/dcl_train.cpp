@@ -203,10 +203,26 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   const std::string init_from = req["init_from"];
   nlohmann::json init_meta = nullptr;
   if (!init_from.empty()) {
-    const auto init = read_init_model(init_from, "dcl", cfg);
-    load_weights(*net, init);
+    // A model whose localizer has another unet_base gives its counter only (the localizer starts fresh):
+    // how a cheaper localizer is trained for a shipped counter (counter_epochs 0), whose count it keeps.
+    const auto init = read_model_of_method(init_from, "dcl");
+    const auto theirs = DclConfig::from_json(init.meta.at("architecture"));
+    auto counter_of = [](DclConfig c) {
+      c.unet_base = 0;
+      return c.to_json();
+    };
+    check_same_architecture(init_from, "dcl", counter_of(theirs), counter_of(cfg));
+    if (theirs.unet_base == cfg.unet_base) {
+      load_weights(*net, init);
+      log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
+    } else {
+      DclNet from(theirs);
+      load_weights(*from, init);
+      copy_state(*net->counter, *from->counter);
+      log_info("dcl train: the counter starts from '" + init_from + "'; the localizer (unet_base " +
+               std::to_string(cfg.unet_base) + ", theirs " + std::to_string(theirs.unet_base) + ") starts fresh");
+    }
     init_meta = init_provenance(init);
-    log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
   }
   net->to(device);
   const int64_t ce = req["counter_epochs"], le = req["localizer_epochs"], every = req["validate_every"];

@@ -309,6 +309,28 @@ TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
   const auto pa = na->counter->named_parameters(), pb = nb->counter->named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+
+  // A cheaper localizer (another unet_base) for the same counter: the counter is taken, the localizer starts
+  // fresh, so the counts are that model's and only the points differ.
+  const auto cheap = root_ / "cheap-localizer";
+  const std::string creq = common + "\"out\": \"" + cheap.string() +
+                           "\", \"counter_epochs\": 0, \"localizer_epochs\": 1, "
+                           "\"architecture\": {\"width\": 0.125, \"unet_base\": 2}}";
+  ASSERT_EQ(cellcount_train(creq.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
+  cellcount_string_free(rep);
+  const auto c = read_model(cheap.string());
+  EXPECT_EQ(c.meta["architecture"]["unet_base"], 2);
+  EXPECT_EQ(c.meta["provenance"]["initialised_from"]["weights_sha256"], a.meta["weights_sha256"]);
+  DclNet nc(DclConfig::from_json(c.meta["architecture"]));
+  load_weights(*nc, c);
+  const auto pc = nc->counter->named_parameters();
+  ASSERT_EQ(pa.size(), pc.size());
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pc[p.key()])) << p.key();
+  const auto& ms = find_method("dcl");
+  auto ma = ms.load(a), mc = ms.load(c);
+  auto img = torch::rand({1, 64, 64}) * 200;
+  PredictOptions o;
+  EXPECT_DOUBLE_EQ(predict_image(*ma, ms, img, {}, {}, o).count, predict_image(*mc, ms, img, {}, {}, o).count);
 }
 
 // A cancelled training resumes from its checkpoints only under the same request. A field the checkpoints'
