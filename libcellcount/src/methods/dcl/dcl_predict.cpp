@@ -10,6 +10,7 @@
 #include "core/device.h"
 #include "core/model_io.h"
 #include "core/error.h"
+#include "core/fold_bn.h"
 #include "core/peaks.h"
 #include "core/tiling.h"
 
@@ -108,47 +109,11 @@ DiameterChoice choose_diameter(const std::vector<double>& diameters, const std::
 
 namespace {
 
-// Eval-mode BatchNorm folded into the convolution before it (issue 25: one pass over the activations less
-// per layer): w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta. Other modules are kept.
-torch::nn::Sequential fold_batch_norm(const torch::nn::Sequential& s) {
-  torch::NoGradGuard ng;
-  torch::nn::Sequential out;
-  std::vector<torch::nn::AnyModule> mods(s->begin(), s->end());
-  for (size_t i = 0; i < mods.size(); ++i) {
-    auto* conv = mods[i].ptr()->as<torch::nn::Conv2d>();
-    auto* bn = i + 1 < mods.size() ? mods[i + 1].ptr()->as<torch::nn::BatchNorm2d>() : nullptr;
-    if (!conv || !bn) {
-      out->push_back(mods[i]);
-      continue;
-    }
-    const auto& o = conv->options;
-    torch::nn::Conv2d fused(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                                .stride(o.stride())
-                                .padding(o.padding())
-                                .dilation(o.dilation())
-                                .groups(o.groups())
-                                .padding_mode(o.padding_mode())
-                                .bias(true));
-    const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
-    fused->weight.copy_(conv->weight * scale.view({-1, 1, 1, 1}));
-    const auto b = conv->bias.defined() ? conv->bias : torch::zeros_like(bn->running_mean);
-    fused->bias.copy_((b - bn->running_mean) * scale + bn->bias);
-    out->push_back(fused);
-    ++i;  // the BatchNorm is folded
-  }
-  return out;
-}
-
 // The inference copy of a trained network: every conv + BatchNorm pair folded, eval mode.
 void fold_for_inference(DclNet& net) {
   auto& c = *net->counter;
   c.features = c.replace_module("features", fold_batch_norm(c.features));
-  auto& u = *net->localizer->unet;
-  for (size_t l = 0; l < u.down.size(); ++l)
-    u.down[l] = u.replace_module("down" + std::to_string(l), fold_batch_norm(u.down[l]));
-  u.bottom = u.replace_module("bottom", fold_batch_norm(u.bottom));
-  for (size_t i = 0; i < u.up_conv.size(); ++i)
-    u.up_conv[i] = u.replace_module("up_conv" + std::to_string(3 - i), fold_batch_norm(u.up_conv[i]));
+  fold_batch_norm(*net->localizer->unet);
   net->eval();
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/fold_bn.h"
 #include "core/options.h"
 
 namespace F = torch::nn::functional;
@@ -44,10 +45,23 @@ BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t out, int64_t 
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  if (folded) {
+    auto y = torch::relu(c2(torch::relu(c1(x))));
+    return torch::relu(c3(y) + (down.is_empty() ? x : down->forward(x)));
+  }
   auto y = torch::relu(b1(c1(x)));
   y = torch::relu(b2(c2(y)));
   y = b3(c3(y));
   return torch::relu(y + (down.is_empty() ? x : down->forward(x)));
+}
+
+void BottleneckImpl::fold_batch_norm() {
+  if (folded) return;
+  c1 = replace_module("c1", fold_conv_bn(c1, b1));
+  c2 = replace_module("c2", fold_conv_bn(c2, b2));
+  c3 = replace_module("c3", fold_conv_bn(c3, b3));
+  if (!down.is_empty()) down = replace_module("down", cellcount::fold_batch_norm(down));
+  folded = true;
 }
 
 BackboneImpl::BackboneImpl(int64_t in_channels, double width) {
@@ -72,6 +86,12 @@ BackboneImpl::BackboneImpl(int64_t in_channels, double width) {
 
 torch::Tensor BackboneImpl::forward(const torch::Tensor& x) {
   return layer3->forward(layer2->forward(layer1->forward(stem->forward(x))));
+}
+
+void BackboneImpl::fold_batch_norm() {
+  stem = replace_module("stem", cellcount::fold_batch_norm(stem));
+  for (auto* layer : {&layer1, &layer2, &layer3})
+    for (auto& block : **layer) block.get<Bottleneck>()->fold_batch_norm();
 }
 
 CounterImpl::CounterImpl(const ExemplarConfig& c) : dim(c.dim) {
@@ -157,6 +177,13 @@ torch::Tensor crop_boxes(const torch::Tensor& image, const std::vector<std::arra
 torch::Tensor ExemplarNetImpl::localize(const torch::Tensor& image, const torch::Tensor& density) {
   auto cond = (density * config.cond_scale).to(image.scalar_type());
   return localizer->forward(torch::cat({image, cond}, 1)) / config.target_scale;
+}
+
+void ExemplarNetImpl::fold_for_inference() {
+  counter->backbone->fold_batch_norm();
+  segmenter->backbone->fold_batch_norm();
+  if (localizer) cellcount::fold_batch_norm(*localizer);
+  eval();
 }
 
 }  // namespace cellcount::exemplar

@@ -36,9 +36,12 @@ struct ExemplarConfig {
 struct BottleneckImpl : torch::nn::Module {
   BottleneckImpl(int64_t in, int64_t planes, int64_t out, int64_t stride);
   torch::Tensor forward(const torch::Tensor& x);
+  // Inference: each conv + BatchNorm pair folded into one conv (core/fold_bn); forward then skips b1..b3.
+  void fold_batch_norm();
   torch::nn::Conv2d c1{nullptr}, c2{nullptr}, c3{nullptr};
   torch::nn::BatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr};
   torch::nn::Sequential down{nullptr};
+  bool folded = false;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -46,6 +49,7 @@ TORCH_MODULE(Bottleneck);
 struct BackboneImpl : torch::nn::Module {
   BackboneImpl(int64_t in_channels, double width);
   torch::Tensor forward(const torch::Tensor& x);
+  void fold_batch_norm();  // inference: the stem's and every block's BatchNorms folded
   torch::nn::Sequential stem{nullptr}, layer1{nullptr}, layer2{nullptr}, layer3{nullptr};
   int64_t out_channels = 0;
 };
@@ -89,6 +93,8 @@ struct ExemplarNetImpl : torch::nn::Module {
   // The localizer's map [N,1,H,W] (density per pixel, not rescaled) from the image [N,C,H,W] and the counter's
   // density per pixel [N,1,H,W].
   torch::Tensor localize(const torch::Tensor& image, const torch::Tensor& density);
+  // The inference copy (issue 25): every BatchNorm folded into its convolution, eval mode. Not trainable after.
+  void fold_for_inference();
 };
 TORCH_MODULE(ExemplarNet);
 

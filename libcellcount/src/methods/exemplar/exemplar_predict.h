@@ -72,7 +72,7 @@ class ExemplarMethod : public ModelMethod {
   explicit ExemplarMethod(const ModelFiles& f)
       : ModelMethod(f.meta), net_(ExemplarConfig::from_json(f.meta.at("architecture"))) {
     load_weights(*net_, f);
-    net_->eval();
+    net_->fold_for_inference();  // BatchNorms folded (issue 25), eval mode
     const auto& t = meta_.at("thresholds");
     ms_.mask_threshold = t.value("mask_threshold", ms_.mask_threshold);
     ms_.delta = t.value("delta", ms_.delta);

@@ -221,6 +221,46 @@ TEST(ExemplarNet, LocalizerMapKeepsTheCount) {
   }
 }
 
+// Issue 25: the inference copy (ExemplarMethod's) has every BatchNorm folded into its convolution: the same
+// maps as the unfolded network, with BatchNorm statistics far from the identity so that a missed fold shows.
+TEST(ExemplarNet, FoldedBatchNormGivesTheSameMaps) {
+  torch::manual_seed(5);
+  ExemplarConfig c;
+  c.width = 0.125, c.dim = 16, c.head_width = 0.25, c.seg_dim = 8, c.exemplar_size = 32, c.localizer_base = 4;
+  ExemplarNet plain(c), folded(c);
+  {
+    torch::NoGradGuard ng;
+    for (auto& m : plain->modules(false))
+      if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+        bn->weight.uniform_(0.5, 1.5);
+        bn->bias.uniform_(-0.2, 0.2);
+        bn->running_mean.uniform_(-0.3, 0.3);
+        bn->running_var.uniform_(0.5, 2.0);
+      }
+    auto src = plain->named_parameters(), dst = folded->named_parameters();
+    for (auto& p : src) dst[p.key()].copy_(p.value());
+    auto sb = plain->named_buffers(), db = folded->named_buffers();
+    for (auto& b : sb) db[b.key()].copy_(b.value());
+  }
+  plain->eval();
+  folded->fold_for_inference();
+  int64_t bns = 0;
+  for (auto& m : folded->modules(false)) bns += m->as<torch::nn::BatchNorm2d>() != nullptr;
+  EXPECT_GT(bns, 0) << "the blocks keep their (unused) BatchNorms registered";
+  torch::NoGradGuard ng;
+  auto x = torch::rand({1, 3, 64, 80});
+  const std::vector<std::array<float, 4>> boxes = {{10, 10, 20, 20}, {40, 30, 52, 42}};
+  MaskSettings ms;
+  auto [b0, v0] = exemplar_vectors(plain, x[0], boxes);
+  auto [b1, v1] = exemplar_vectors(folded, x[0], boxes);
+  EXPECT_TRUE(torch::allclose(b0, b1, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(v0, v1, 1e-4, 1e-5));
+  auto m0 = run_tile(plain, x, b0, v0, MaskMode::kNone, ms, boxes), m1 = run_tile(folded, x, b1, v1, MaskMode::kNone, ms, boxes);
+  ASSERT_EQ(m0.sizes(), m1.sizes());
+  EXPECT_TRUE(torch::allclose(m0, m1, 1e-3, 1e-6)) << (m0 - m1).abs().max().item<float>();
+  EXPECT_FALSE(torch::allclose(m0[0][0], torch::zeros_like(m0[0][0]))) << "a density to compare";
+}
+
 // A tiny model trained end to end through the C ABI.
 class ExemplarModel : public ::testing::Test {
  protected:
