@@ -377,6 +377,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--lib-options", default="{}",
                     help='the library\'s dcl prediction options as JSON, e.g. \'{"tiling": "budget"}\'')
+    ap.add_argument("--reference-architecture", default="{}",
+                    help='dcl: fields replacing the model\'s architecture in the PyTorch reference only, e.g. '
+                         '\'{"unet_base": 16}\' to time a model with a cheaper localizer against the network it replaced')
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     if a.worker:
@@ -389,7 +392,7 @@ def main() -> int:
     meta = lib(cmd="load", model=a.model)
     method = meta["method"]
     if method == "dcl":
-        net = build_reference(meta["info"])
+        net = build_reference({**meta["info"], **json.loads(a.reference_architecture)})
     elif method == "exemplar":
         info = lib(cmd="info")["info"]
         net = build_exemplar_reference(meta["info"], info.get("thresholds", {}))
@@ -447,7 +450,8 @@ def main() -> int:
                 print(json.dumps(row), file=sys.stderr, flush=True)
     lib.close()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    out = [f"cellcount vs PyTorch {torch.__version__} ({method}, {a.model}, library options {a.lib_options}, random "
+    ref_arch = "" if a.reference_architecture == "{}" else f", reference architecture {a.reference_architecture}"
+    out = [f"cellcount vs PyTorch {torch.__version__} ({method}, {a.model}, library options {a.lib_options}{ref_arch}, random "
            f"weights in PyTorch), {cpu}, "
            f"native bf16: {bf16}, load average {os.getloadavg()[0]:.1f}, medians of {a.repeats} interleaved runs",
            "",
