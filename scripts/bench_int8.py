@@ -2,8 +2,8 @@
 """int8 on this CPU (issue 25: "measure int8 ... and keep it if it holds the tolerance"), measured on the plain
 PyTorch dcl reference of scripts/bench_vs_pytorch.py (the shipped model's architecture and weights, read from its
 weights.pt): the VGG features of the counter and the UNet localizer quantised by FX
-post-training static quantisation (backend "x86": fbgemm on AVX2/AVX-512, per-channel weights, calibrated on the
-first val images), global message passing and the head left in fp32 (grid_sample has no int8 kernel). Times one
+post-training static quantisation (`--backend`, default "x86": fbgemm on AVX2/AVX-512, per-channel weights;
+calibrated on the first val images), global message passing and the head left in fp32 (grid_sample has no int8 kernel). Times one
 whole-image forward at each size, fp32 against int8, medians of interleaved runs, and the relative change of the
 count (sum of the coarse map) and of the fine map. LibTorch 1.13's C++ API has no post-training quantisation of
 C++ modules, so this says whether building one would pay on this machine.
@@ -71,6 +71,8 @@ def main() -> int:
                     help="real images for the count change (dcl-vgg's input rule), with --split-file")
     ap.add_argument("--split-file", default="datasets/splits/vgg_cells.csv")
     ap.add_argument("--split", default="val")
+    ap.add_argument("--backend", default="x86", choices=["x86", "onednn", "fbgemm", "qnnpack"],
+                    help="quantised engine; Debian's LibTorch 1.13 has onednn and qnnpack, not fbgemm (x86 uses fbgemm)")
     a = ap.parse_args()
 
     import torch
@@ -94,7 +96,8 @@ def main() -> int:
 
     real = vgg_images(torch, Path(a.dataset), Path(a.split_file), a.split) if a.dataset else []
     qnet = copy.deepcopy(net)
-    qmap = get_default_qconfig_mapping("x86")
+    torch.backends.quantized.engine = a.backend
+    qmap = get_default_qconfig_mapping(a.backend)
     calib = real[:4] if real else [image(256), image(512)]
     with torch.no_grad():
         qnet.counter.features = prepare_fx(qnet.counter.features, qmap, (calib[0],))
