@@ -378,8 +378,9 @@ def main() -> int:
     ap.add_argument("--lib-options", default="{}",
                     help='the library\'s dcl prediction options as JSON, e.g. \'{"tiling": "budget"}\'')
     ap.add_argument("--reference-architecture", default="{}",
-                    help='dcl: fields replacing the model\'s architecture in the PyTorch reference only, e.g. '
-                         '\'{"unet_base": 16}\' to time a model with a cheaper localizer against the network it replaced')
+                    help='fields replacing the model\'s architecture in the PyTorch reference only, e.g. '
+                         '\'{"unet_base": 16}\' (dcl) or \'{"localizer_base": 16}\' (exemplar) to time a model with a '
+                         'cheaper localizer against the network it replaced')
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     if a.worker:
@@ -395,7 +396,7 @@ def main() -> int:
         net = build_reference({**meta["info"], **json.loads(a.reference_architecture)})
     elif method == "exemplar":
         info = lib(cmd="info")["info"]
-        net = build_exemplar_reference(meta["info"], info.get("thresholds", {}))
+        net = build_exemplar_reference({**meta["info"], **json.loads(a.reference_architecture)}, info.get("thresholds", {}))
     else:
         raise SystemExit(f"{a.model}: the PyTorch reference exists for dcl and exemplar models (got {method})")
     cin = meta["info"].get("in_channels", 1)
