@@ -205,18 +205,22 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
   if (!init_from.empty()) {
     // A model whose localizer has another unet_base gives its counter only (the localizer starts fresh):
     // how a cheaper localizer is trained for a shipped counter (counter_epochs 0), whose count it keeps.
+    // (As exemplar's init_from with another localizer_base.)
     const auto init = read_model_of_method(init_from, "dcl");
     const auto theirs = DclConfig::from_json(init.meta.at("architecture"));
-    auto counter_of = [](DclConfig c) {
-      c.unet_base = 0;
-      return c.to_json();
-    };
-    check_same_architecture(init_from, "dcl", counter_of(theirs), counter_of(cfg));
+    auto their_json = theirs.to_json(), our_json = cfg.to_json();
+    their_json.erase("unet_base");
+    our_json.erase("unet_base");
+    check_same_architecture(init_from, "dcl", their_json, our_json);
+    CC_CHECK(theirs.unet_base == cfg.unet_base || req["localizer_epochs"].get<int64_t>() > 0,
+             CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "dcl train: init_from '" + init_from + "' has another localizer (unet_base " +
+                 std::to_string(theirs.unet_base) + "); localizer_epochs 0 would ship an untrained one");
     if (theirs.unet_base == cfg.unet_base) {
       load_weights(*net, init);
       log_info("dcl train: the counter and the localizer start from '" + init_from + "'");
     } else {
-      DclNet from(theirs);
+      auto from = seeded(run.seed(), [&] { return DclNet(theirs); });
       load_weights(*from, init);
       copy_state(*net->counter, *from->counter);
       log_info("dcl train: the counter starts from '" + init_from + "'; the localizer (unet_base " +

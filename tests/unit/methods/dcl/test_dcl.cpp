@@ -311,8 +311,15 @@ TEST_F(DclModel, InitFromStartsFromThatModelsWeights) {
   for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
 
   // A cheaper localizer (another unet_base) for the same counter: the counter is taken, the localizer starts
-  // fresh, so the counts are that model's and only the points differ.
+  // fresh, so the counts are that model's and only the points differ. Without localizer epochs it would stay
+  // untrained: refused, nothing written.
   const auto cheap = root_ / "cheap-localizer";
+  const std::string untrained = common + "\"out\": \"" + cheap.string() +
+                                "\", \"counter_epochs\": 0, \"localizer_epochs\": 0, "
+                                "\"architecture\": {\"width\": 0.125, \"unet_base\": 2}}";
+  EXPECT_EQ(cellcount_train(untrained.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cellcount_last_error()).find("untrained"), std::string::npos) << cellcount_last_error();
+  EXPECT_FALSE(fs::exists(cheap));
   const std::string creq = common + "\"out\": \"" + cheap.string() +
                            "\", \"counter_epochs\": 0, \"localizer_epochs\": 1, "
                            "\"architecture\": {\"width\": 0.125, \"unet_base\": 2}}";
