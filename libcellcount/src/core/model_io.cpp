@@ -75,6 +75,10 @@ void check_tiling_meta(const nlohmann::json& meta, const std::string& json_path)
   };
   const int64_t tile = field("tile_size", kMinTileSize, kMaxImageSide);
   field("overlap", 0, (tile - 1) / 2);  // overlap < tile/2, as for a caller's overlap
+  // Optional: "crop" (the default: tiles of tile_size) or "budget" (dcl: the largest tile the memory budget allows).
+  const nlohmann::json mode = t.value("mode", nlohmann::json("crop"));
+  CC_CHECK(mode == "crop" || mode == "budget", CELLCOUNT_ERR_MODEL_FORMAT,
+           "'" + json_path + "': tiling.mode must be \"crop\" or \"budget\", got " + echo(mode.dump()));
 }
 
 ModelFiles read_model_of_method(const std::string& dir, const std::string& method) {

@@ -281,7 +281,8 @@ TEST(BadModelFolder, BrokenTilingSectionIsRefusedAtLoad) {
   const auto d = make_model("tiling");
   const auto good = nlohmann::json::parse(slurp(d / "model.json"));
   for (const auto& t : {nlohmann::json{{"tile_size", "big"}, {"overlap", 8}}, nlohmann::json{{"tile_size", 64}, {"overlap", 32}},
-                        nlohmann::json{{"tile_size", 0}, {"overlap", 0}}, nlohmann::json("none")}) {
+                        nlohmann::json{{"tile_size", 0}, {"overlap", 0}}, nlohmann::json("none"),
+                        nlohmann::json{{"tile_size", 64}, {"overlap", 8}, {"mode", "whole"}}}) {
     auto meta = good;
     meta["tiling"] = t;
     spit(d / "model.json", meta.dump());

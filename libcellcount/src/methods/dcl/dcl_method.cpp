@@ -25,9 +25,10 @@ MethodSpec method_spec_dcl() {
                          .help("run the localizer for cell points; false = count only (the counter alone, about "
                                "a third of the time; no points, the density is the counter's coarse map)"),
                      Opt::choice("tiling", "model", {"model", "budget"})
-                         .help("tiles when none is given: the model's (its training context), or budget = the "
-                               "largest that fits 768 MiB of activations (one tile up to 1040x1040; faster, but "
-                               "counts move by up to 5 % for counters trained on smaller crops)")
+                         .help("tiles when none is given: the model's (its training crop, or budget where its "
+                               "model.json tiling.mode says so), or budget = the largest that fits 768 MiB of "
+                               "activations (one tile up to 1040x1040; faster, but counts move by up to 5 % for "
+                               "counters trained on smaller crops)")
                          .folded(),
                      // Issue 24: the cell-size setting of models trained on several sets (model.json
                      // cell_diameter, the size every set was zoomed to in training). Like Cellpose's diameter.

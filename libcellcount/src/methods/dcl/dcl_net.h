@@ -35,6 +35,9 @@ struct GmpImpl : torch::nn::Module {
 };
 TORCH_MODULE(Gmp);
 
+// The counter's output stride: VGG-19's stride 16, then bilinear x2.
+constexpr int64_t kCoarseStride = 8;
+
 struct CounterImpl : torch::nn::Module {
   explicit CounterImpl(const DclConfig& c);
   // Coarse density F at stride 8 ([N,1,H/8,W/8]); the count is F.sum() (F = |conv|, so sum = L1 norm).

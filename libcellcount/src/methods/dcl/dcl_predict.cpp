@@ -24,21 +24,26 @@ torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w) {
          area;
 }
 
-namespace {
+// Budget tiling (issue 25): the largest tile whose activations fit a memory budget (measured peak of a dcl forward
+// with the localizer, fp32, LibTorch 1.13 CPU: about kBytesPerPixel per input pixel), and an overlap covering the
+// context the maps depend on (at least kMinOverlap, 4 pixels of the stride-16 features, and the given overlap). An
+// image up to that tile is one tile: nothing is computed twice. The localizer always runs so; the counter with the
+// option tiling "budget" and no tile from the caller.
+constexpr double kActivationBudget = 768.0 * 1024 * 1024;
+constexpr double kBytesPerPixel = 700.0;
+constexpr int64_t kMinOverlap = 64;
 
-// Runs both networks on one tile [1,C,h,w] and returns [1,2,h,w]: the fine map (density per pixel) and
-// the spread coarse map. Without the localizer (count only) the fine map is the spread coarse map too.
-torch::Tensor run_tile(DclNet& net, const DclConfig& cfg, const torch::Tensor& tile, bool localize) {
-  auto coarse = net->counter->forward(tile);
-  if (!localize) {
-    auto spread = spread_coarse(coarse, tile.size(2), tile.size(3)).to(torch::kFloat32);
-    return torch::cat({spread, spread}, 1);
-  }
-  auto fine = net->localizer->forward(tile, coarse) / cfg.target_scale;
-  return torch::cat({fine, spread_coarse(coarse, tile.size(2), tile.size(3))}, 1).to(torch::kFloat32);
+std::pair<int64_t, int64_t> default_tiling(int64_t h, int64_t w, int64_t model_overlap) {
+  const int64_t max_tile = std::max<int64_t>(256, int64_t(std::sqrt(kActivationBudget / kBytesPerPixel)) / 16 * 16);
+  const int64_t side = std::max(h, w);
+  if (side <= max_tile) return {side, 0};
+  // As few tiles per axis as the budget allows, then the tile shrunk to split the side evenly (a fixed tile
+  // left a sliver: 2048 in tiles of 1040 made 3 per axis, 2.3x the pixels).
+  const int64_t overlap = std::max(kMinOverlap, model_overlap);
+  const int64_t n = (side - overlap + (max_tile - overlap) - 1) / (max_tile - overlap);
+  const int64_t tile = std::min(max_tile, ((side + (n - 1) * overlap + n - 1) / n + 15) / 16 * 16);
+  return {tile, overlap};
 }
-
-}  // namespace
 
 // Tiles per forward pass (issue 25, batched tiles): as many as fit kBatchPixels, at most 8. Measured with both
 // networks of dcl-vgg, fp32, 2 threads, LibTorch 1.13 CPU (AMD EPYC), per 128x128 tile: batch 1 35-43 ms, 2 33-36,
@@ -51,18 +56,50 @@ int64_t tile_batch(int64_t tile) {
   return std::clamp<int64_t>(kBatchPixels / std::max<int64_t>(1, tile * tile), 1, kMaxTileBatch);
 }
 
+// Two passes (issue 25). The counter runs in the given tiles: its count depends on its context (the shipped
+// counters were trained on 128 crops, and whole 256x256 samples of dcl-vgg counted 0.7-4.6 % higher). The
+// localizer only shapes the fine map, which is rescaled to the counter's count; it runs once over the stitched
+// coarse map in budget tiles (a 1024 x 1024 image is one tile), so that its full-resolution UNet computes no pixel
+// twice and sees no seam. Its conditioning channel is what Localizer::forward makes of a tile's coarse map: the
+// stitched stride-8 coarse density, bilinear to full size, times cond_scale.
 torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
                          const torch::Device& device, torch::ScalarType precision, const Progress& progress,
                          bool localize) {
-  return run_tiled(
+  auto to_input = [&](const torch::Tensor& t) {
+    auto input = t.to(device, precision);
+    // Channels-last only for the low precisions: in fp32 it was 1.05-1.13x slower here (512x512, 2 threads).
+    if (precision != torch::kFloat32) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    return input;
+  };
+  const int64_t C = x.size(0), H = x.size(1), W = x.size(2);
+  auto spread = run_tiled(
       x, tile, overlap, 16,
       [&](const torch::Tensor& t) {
-        auto input = t.to(device, precision);
-        // Channels-last only for the low precisions: in fp32 it was 1.05-1.13x slower here (512x512, 2 threads).
-        if (precision != torch::kFloat32) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
-        return run_tile(net, cfg, input, localize).to(torch::kCPU);
+        return spread_coarse(net->counter->forward(to_input(t)), t.size(2), t.size(3)).to(torch::kCPU, torch::kFloat32);
       },
-      progress, tile_batch(tile));
+      localize ? progress.sub(0.0f, 0.6f) : progress, tile_batch(tile));
+  if (!localize) return spread.expand({2, H, W});
+  auto input = torch::empty({C + 1, H, W}, torch::kFloat32);
+  input.slice(0, 0, C).copy_(x);
+  {
+    constexpr int64_t s = kCoarseStride;
+    auto coarse = F::avg_pool2d(spread.unsqueeze(0), F::AvgPool2dFuncOptions(s).stride(s).ceil_mode(true));
+    auto up = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                         .size(std::vector<int64_t>{coarse.size(2) * s, coarse.size(3) * s})
+                                         .mode(torch::kBilinear)
+                                         .align_corners(false));
+    input[C].copy_(up[0][0].slice(0, 0, H).slice(1, 0, W) * net->localizer->cond_scale);
+  }
+  auto [ltile, loverlap] = default_tiling(H, W, overlap);
+  if (tile > ltile) std::tie(ltile, loverlap) = std::make_pair(tile, overlap);
+  auto fine = run_tiled(
+      input, ltile, loverlap, 16,
+      [&](const torch::Tensor& t) {
+        return (net->localizer->unet->forward(to_input(t)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
+      },
+      progress.sub(0.6f, 1.0f), tile_batch(ltile));
+  input = torch::Tensor();
+  return torch::cat({fine, spread}, 0);
 }
 
 torch::Tensor rescaled_fine(const torch::Tensor& maps) {
@@ -117,27 +154,6 @@ void fold_for_inference(DclNet& net) {
   net->eval();
 }
 
-// Budget tiling (issue 25, option tiling "budget"), when the caller leaves the tile to the library: the largest tile whose
-// activations fit a memory budget (measured peak of a dcl forward with the localizer, fp32, LibTorch 1.13 CPU:
-// about kBytesPerPixel per input pixel), and an overlap covering the context the count depends on (at least
-// kMinOverlap, 4 pixels of the stride-16 features, and the model's own overlap). An image up to that tile
-// is one tile: nothing is computed twice.
-constexpr double kActivationBudget = 768.0 * 1024 * 1024;
-constexpr double kBytesPerPixel = 700.0;
-constexpr int64_t kMinOverlap = 64;
-
-std::pair<int64_t, int64_t> default_tiling(int64_t h, int64_t w, int64_t model_overlap) {
-  const int64_t max_tile = std::max<int64_t>(256, int64_t(std::sqrt(kActivationBudget / kBytesPerPixel)) / 16 * 16);
-  const int64_t side = std::max(h, w);
-  if (side <= max_tile) return {side, 0};
-  // As few tiles per axis as the budget allows, then the tile shrunk to split the side evenly (a fixed tile
-  // left a sliver: 2048 in tiles of 1040 made 3 per axis, 2.3x the pixels).
-  const int64_t overlap = std::max(kMinOverlap, model_overlap);
-  const int64_t n = (side - overlap + (max_tile - overlap) - 1) / (max_tile - overlap);
-  const int64_t tile = std::min(max_tile, ((side + (n - 1) * overlap + n - 1) / n + 15) / 16 * 16);
-  return {tile, overlap};
-}
-
 class DclMethod : public ModelMethod {
  public:
   explicit DclMethod(const ModelFiles& f)
@@ -156,16 +172,20 @@ class DclMethod : public ModelMethod {
     auto& net = net_for(o.device, o.precision);
     const int64_t H = in.image.size(1), W = in.image.size(2);
     // The caller's tile, else the model's (core resolve_tiling, the rule of every method); with the option
-    // tiling "budget" and no tile from the caller, the largest tile the memory budget allows (default_tiling).
-    // Not the default: the shipped counters were trained on 128 crops and count their context, whole 256x256
-    // samples of dcl-vgg counted 0.7-4.6 % higher than in 128 tiles (and further from the truth).
+    // tiling "budget", or a model whose tiling.mode is "budget", and no tile from the caller, the largest tile the
+    // memory budget allows (default_tiling). Not for counters trained on small crops: they count their context
+    // (whole 256x256 samples of a 128-crop dcl-vgg counted 0.7-4.6 % higher than in 128 tiles, and further from
+    // the truth).
     const auto& model_tiling = meta_.at("tiling");
     auto [tile, overlap] = resolve_tiling(o.tile_size, o.tile_overlap, model_tiling);
     auto x = spec_.prepare(in.image, o.normalization_range);
     Prediction p;
     const double zoom = diameter_zoom(net, x, in.region, tile, overlap, o, p);
     x = resize_by(x, scale_ * zoom);
-    if (o.tile_size <= 0 && o.method_options.value("tiling", std::string("model")) == "budget") {
+    const std::string tiling = o.method_options.value("tiling", std::string("model"));
+    const bool budget = tiling == "budget" || (tiling == "model" && model_tiling.is_object() &&
+                                               model_tiling.value("mode", std::string("crop")) == "budget");
+    if (o.tile_size <= 0 && budget) {
       const auto model_overlap = model_tiling.is_object() ? model_tiling.value("overlap", int64_t(0)) : int64_t(0);
       std::tie(tile, overlap) = default_tiling(x.size(1), x.size(2), model_overlap);
       if (o.tile_overlap >= 0) overlap = std::min(o.tile_overlap, tile / 2 - 1);

@@ -97,6 +97,11 @@ Options train_options() {
       Opt::choice("rgb_rule", "grey", {"grey", "red", "green", "blue", "rgb", "replicate"})
           .help("a channel of RGB images (1-channel model), \"rgb\" (3-channel model) or \"replicate\" (3-channel "
                 "model that also takes grey images, repeated into the three channels)"),
+      Opt::choice("tiling", "crop", {"crop", "budget"})
+          .help("the model's inference tiles: the training crop (the context the counter was trained on), or budget: "
+                "the largest tile that fits the memory budget (one tile up to 1040x1040), for a counter whose count "
+                "holds on larger fields (check with cellcount bench --mosaic)")
+          .folded(),
       Opt::integer("grid", 1).range(1, 16).help("cut each image into grid x grid patches"),
       Opt::integer("resize", 0).range(0, 4096).help("side of a patch after resizing; 0 = keep"),
       Opt::number("sigma", 2.0).range(0.1, 100.0).help("Gaussian of the localizer's target maps, at the training resolution"),
@@ -348,7 +353,10 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
        {{"channels", spec.channels}, {"rgb_rule", spec.rgb_rule}, {"normalization", spec.normalization.to_json()},
         {"align", spec.align}, {"min_side", spec.min_side}, {"scale", scale}}},
       {"cell_diameter", recipe.empty() ? nlohmann::json(nullptr) : nlohmann::json(cell_diameter)},
-      {"tiling", {{"tile_size", crop}, {"overlap", crop / 4}}},  // the context the counter was trained on
+      // The context the counter was trained on; with tiling "budget" only the smallest tile a caller's overlap is
+      // scaled from, and predict takes the budget tile (dcl_predict.cpp default_tiling).
+      {"tiling", req["tiling"] == "budget" ? nlohmann::json{{"tile_size", crop}, {"overlap", crop / 4}, {"mode", "budget"}}
+                                           : nlohmann::json{{"tile_size", crop}, {"overlap", crop / 4}}},
       {"thresholds", {{"peak_threshold", thr}, {"peak_min_distance", md}, {"tuned_on", "val split, max point F1"}}},
       {"classes", {"cell"}},
       {"sigma", sigma},

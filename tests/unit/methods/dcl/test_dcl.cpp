@@ -60,6 +60,33 @@ TEST(Dcl, ShapesAndPaperWidthBuilds) {
   EXPECT_GT(n, 20000000);  // VGG-19 conv stack: ~20.0 M parameters
 }
 
+TEST(Dcl, LocalizerRunsOnceOverTheStitchedCoarseMap) {
+  // Issue 25: the counter runs in the given tiles (its count depends on its context), the localizer once over the
+  // whole image, conditioned on the stitched coarse map, so its full-resolution UNet computes no pixel twice.
+  torch::InferenceMode im;
+  torch::manual_seed(3);
+  DclNet net(tiny());
+  net->eval();
+  const auto& cfg = net->config;
+  // One tile: both passes give what the two networks give on the image.
+  auto x = torch::rand({1, 128, 128});
+  auto maps = tiled_maps(net, cfg, x, 128, 32, torch::kCPU, torch::kFloat32, Progress());
+  auto coarse = net->counter->forward(x.unsqueeze(0));
+  auto fine = net->localizer->forward(x.unsqueeze(0), coarse) / cfg.target_scale;
+  EXPECT_TRUE(torch::allclose(maps[0], fine[0][0], 1e-4, 1e-6));
+  EXPECT_TRUE(torch::allclose(maps[1], spread_coarse(coarse, 128, 128)[0][0], 1e-4, 1e-6));
+  // Many counter tiles: the count map is the counter's tiled map (the same with and without points), and the fine
+  // map is the localizer over the whole image given the stitched coarse map (its stride-8 blocks' mass).
+  auto big = torch::rand({1, 192, 256});
+  auto tiled = tiled_maps(net, cfg, big, 64, 16, torch::kCPU, torch::kFloat32, Progress());
+  auto count_only = tiled_maps(net, cfg, big, 64, 16, torch::kCPU, torch::kFloat32, Progress(), false);
+  EXPECT_TRUE(torch::equal(tiled[1], count_only[1]));
+  EXPECT_TRUE(torch::equal(count_only[0], count_only[1]));
+  auto stitched = torch::avg_pool2d(tiled[1].unsqueeze(0).unsqueeze(0), 8, 8) * 64.0;
+  auto whole = net->localizer->forward(big.unsqueeze(0), stitched) / cfg.target_scale;
+  EXPECT_TRUE(torch::allclose(tiled[0], whole[0][0], 1e-4, 1e-6));
+}
+
 TEST(Dcl, CountIsTheL1NormOfTheMap) {
   torch::NoGradGuard ng;
   DclNet net(tiny());
@@ -226,7 +253,7 @@ TEST_F(DclModel, BadTrainingRequestsAreRefusedBeforeAnyWork) {
                             "\"counter_epochs\": -1", "\"counter_epochs\": 1.5", "\"counter_epochs\": 0",
                             "\"localizer_epochs\": -5", "\"validate_every\": 0", "\"validate_every\": -1",
                             "\"sigma\": 0", "\"sigma\": -1", "\"rgb_rule\": \"purple\"", "\"seed\": -1",
-                            "\"preset\": \"vgg2\"", "\"crop\": 1048576"}) {
+                            "\"preset\": \"vgg2\"", "\"crop\": 1048576", "\"tiling\": \"whole\""}) {
     const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + (root_ / "data").string() + "\", \"out\": \"" +
                             out.string() + "\", " + field + "}";
     EXPECT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_ERR_INVALID_ARGUMENT) << field;
@@ -266,7 +293,7 @@ TEST_F(DclModel, DatasetWithoutSplitIsSplitBySeed) {
   const std::string req = "{\"method\": \"dcl\", \"dataset\": \"" + data.string() + "\", \"out\": \"" +
                           (root_ / "unsplit-model").string() +
                           "\", \"counter_epochs\": 1, \"localizer_epochs\": 1, \"crop\": 64, \"batch_size\": 4, "
-                          "\"device\": \"cpu\", \"seed\": 5, \"precise_bn_batches\": 1, "
+                          "\"device\": \"cpu\", \"seed\": 5, \"precise_bn_batches\": 1, \"tiling\": \"budget\", "
                           "\"architecture\": {\"width\": 0.125, \"unet_base\": 4}}";
   char* rep = nullptr;
   ASSERT_EQ(cellcount_train(req.c_str(), nullptr, nullptr, &rep), CELLCOUNT_OK) << cellcount_last_error();
@@ -277,6 +304,8 @@ TEST_F(DclModel, DatasetWithoutSplitIsSplitBySeed) {
   EXPECT_NE(split.find("seed 5"), std::string::npos) << split;
   EXPECT_EQ(meta["provenance"]["train_patches"].get<int>() + meta["provenance"]["val_patches"].get<int>(), 12);
   EXPECT_FALSE(fs::exists(data / "split.csv")) << "the user's dataset is not written to";
+  // The request's tiling "budget" is the model's tiling.mode (tiles of the crop otherwise).
+  EXPECT_EQ(meta["tiling"], nlohmann::json({{"tile_size", 64}, {"overlap", 16}, {"mode", "budget"}}));
   // The out-of-domain section is fitted on that same automatic train part (CI of stop 33: it reloaded the
   // dataset, found no split and failed the whole training).
   const std::string fitted_split = meta["domain"]["fitted_on"]["split_source"];
@@ -485,6 +514,34 @@ TEST_F(DclModel, FoldedBatchNormAndCountOnlyKeepTheCount) {
   EXPECT_EQ(cellcount_predict(cm, &v, nullptr, 0, nullptr, &p, &rc), CELLCOUNT_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(cellcount_last_error()).find("localize"), std::string::npos) << cellcount_last_error();
   cellcount_model_free(cm);
+}
+
+// Issue 25: a model whose tiling.mode is "budget" (train request tiling "budget", for a counter trained on whole
+// patches) counts in the budget tile when the caller gives none, exactly as option tiling "budget" does; the
+// crop-mode model counts in its 64 tiles.
+TEST_F(DclModel, ModelTilingModeBudgetCountsInTheBudgetTile) {
+  const auto crop_dir = root_ / "model", budget_dir = root_ / "budget-model";
+  fs::remove_all(budget_dir);
+  fs::copy(crop_dir, budget_dir, fs::copy_options::recursive);
+  auto meta = nlohmann::json::parse(std::ifstream(budget_dir / "model.json"));
+  meta["tiling"]["mode"] = "budget";
+  std::ofstream(budget_dir / "model.json") << meta.dump();
+  const auto& ms = find_method("dcl");
+  auto crop_model = ms.load(read_model(crop_dir.string())), budget_model = ms.load(read_model(budget_dir.string()));
+  torch::manual_seed(5);
+  auto img = torch::rand({1, 160, 160}) * 200;
+  PredictOptions o;
+  const auto in_crops = predict_image(*crop_model, ms, img, {}, {}, o);
+  const auto in_budget = predict_image(*budget_model, ms, img, {}, {}, o);
+  o.method_options = {{"tiling", "budget"}};
+  const auto asked = predict_image(*crop_model, ms, img, {}, {}, o);
+  EXPECT_EQ(in_budget.count, asked.count);
+  EXPECT_TRUE(torch::equal(in_budget.density, asked.density));
+  EXPECT_NE(in_budget.count, in_crops.count);
+  // A caller's tile still wins.
+  PredictOptions tiled;
+  tiled.tile_size = 64;
+  EXPECT_EQ(predict_image(*budget_model, ms, img, {}, {}, tiled).count, in_crops.count);
 }
 
 // Issue 24: the generalist's colour-blind crops. grey 1 puts the channel maximum in every channel, channel_shuffle
