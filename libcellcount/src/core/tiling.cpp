@@ -89,6 +89,13 @@ torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align) {
 
 torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileFn& fn,
                         const Progress& progress, int64_t batch) {
+  return run_tiled_at(
+      image, tile, overlap, align, [&](const torch::Tensor& t, const std::vector<TileRect>&) { return fn(t); }, progress,
+      batch);
+}
+
+torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileAtFn& fn,
+                           const Progress& progress, int64_t batch) {
   CC_CHECK(image.dim() == 3, CELLCOUNT_ERR_INTERNAL, "run_tiled: expected [C,H,W]");
   CC_CHECK(batch >= 1, CELLCOUNT_ERR_INTERNAL, "run_tiled: batch must be >= 1");
   const int64_t H = image.size(1), W = image.size(2);
@@ -102,7 +109,8 @@ torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overla
       const auto& t = tiles[i];
       ins.push_back(pad_to_multiple(image.slice(1, t.y0, t.y1).slice(2, t.x0, t.x1).unsqueeze(0), align));
     }
-    auto y = fn(ins.size() == 1 ? ins[0] : torch::cat(ins, 0));
+    auto y = fn(ins.size() == 1 ? ins[0] : torch::cat(ins, 0),
+                std::vector<TileRect>(tiles.begin() + int64_t(i0), tiles.begin() + int64_t(i1)));
     CC_CHECK(y.dim() == 4 && y.size(0) == int64_t(i1 - i0), CELLCOUNT_ERR_INTERNAL,
              "run_tiled: a tile's output has the wrong shape");
     y = y.to(torch::kCPU, torch::kFloat32);

@@ -36,6 +36,12 @@ using TileFn = std::function<torch::Tensor(const torch::Tensor& tiles /*[B,C,h,w
 torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
                         const TileFn& fn, const Progress& progress, int64_t batch = 1);
 
+// The same with fn told which tiles it gets (their windows in the image, in the batch's order), for inputs that
+// are made per tile rather than held whole (dcl's localizer conditioning).
+using TileAtFn = std::function<torch::Tensor(const torch::Tensor& tiles, const std::vector<TileRect>& rects)>;
+torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
+                           const TileAtFn& fn, const Progress& progress, int64_t batch = 1);
+
 // Pads [N,C,H,W] on the bottom/right to multiples of align (reflect when possible, else replicate).
 torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align);
 

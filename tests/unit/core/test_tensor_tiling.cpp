@@ -235,6 +235,33 @@ TEST(Tiling, BatchedTilesStitchLikeOneAtATime) {
   EXPECT_LT((run_tiled(small, 32, 12, 16, fn, Progress(), 8) - run_tiled(small, 32, 12, 16, fn, Progress())).abs().max().item<float>(), 1e-6);
 }
 
+TEST(Tiling, TilesAreToldTheirWindows) {
+  // run_tiled_at gives fn each batch's windows in order: a map of every pixel's own row and column, made from the
+  // windows alone, stitches into the image's coordinates.
+  auto img = torch::zeros({1, 150, 170});
+  const auto plan = plan_tiles(150, 170, 48, 16);
+  size_t seen = 0;
+  auto out = run_tiled_at(
+      img, 48, 16, 16,
+      [&](const torch::Tensor& t, const std::vector<TileRect>& rects) {
+        EXPECT_EQ(int64_t(rects.size()), t.size(0));
+        auto y = torch::zeros({t.size(0), 2, t.size(2), t.size(3)});
+        for (size_t i = 0; i < rects.size(); ++i) {
+          const auto& r = rects[i];
+          EXPECT_EQ(r.y0, plan[seen + i].y0);
+          EXPECT_EQ(r.x0, plan[seen + i].x0);
+          y[int64_t(i)][0] = (torch::arange(t.size(2)).unsqueeze(1) + r.y0).expand({t.size(2), t.size(3)});
+          y[int64_t(i)][1] = (torch::arange(t.size(3)).unsqueeze(0) + r.x0).expand({t.size(2), t.size(3)});
+        }
+        seen += rects.size();
+        return y;
+      },
+      Progress(), 3);
+  EXPECT_EQ(seen, plan.size());
+  EXPECT_TRUE(torch::equal(out[0], torch::arange(150).unsqueeze(1).expand({150, 170}).to(torch::kFloat32)));
+  EXPECT_TRUE(torch::equal(out[1], torch::arange(170).unsqueeze(0).expand({150, 170}).to(torch::kFloat32)));
+}
+
 TEST(Tiling, DensityOfLargeImageEqualsSumOfParts) {
   // Stitched identity over a density map: the total equals the number of points exactly (cores partition).
   std::vector<Point> pts;

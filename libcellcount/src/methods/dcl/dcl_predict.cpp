@@ -56,12 +56,29 @@ int64_t tile_batch(int64_t tile) {
   return std::clamp<int64_t>(kBatchPixels / std::max<int64_t>(1, tile * tile), 1, kMaxTileBatch);
 }
 
+torch::Tensor localizer_condition(const torch::Tensor& coarse, const TileRect& r, double cond_scale) {
+  constexpr int64_t s = kCoarseStride;
+  const int64_t Hc = coarse.size(2), Wc = coarse.size(3);
+  // One coarse cell of margin on each side is all that bilinear interpolation reads; beyond it the window of the
+  // whole image's map and of the margin block agree to float rounding (the same weights: the scale is 1/8 either
+  // way).
+  const int64_t y0 = std::max<int64_t>(0, r.y0 / s - 1), y1 = std::min(Hc, (r.y1 + s - 1) / s + 1);
+  const int64_t x0 = std::max<int64_t>(0, r.x0 / s - 1), x1 = std::min(Wc, (r.x1 + s - 1) / s + 1);
+  auto up = F::interpolate(coarse.slice(2, y0, y1).slice(3, x0, x1),
+                           F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{(y1 - y0) * s, (x1 - x0) * s})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
+  return up.slice(2, r.y0 - y0 * s, r.y1 - y0 * s).slice(3, r.x0 - x0 * s, r.x1 - x0 * s) * cond_scale;
+}
+
 // Two passes (issue 25). The counter runs in the given tiles: its count depends on its context (the shipped
 // counters were trained on 128 crops, and whole 256x256 samples of dcl-vgg counted 0.7-4.6 % higher). The
 // localizer only shapes the fine map, which is rescaled to the counter's count; it runs once over the stitched
 // coarse map in budget tiles (a 1024 x 1024 image is one tile), so that its full-resolution UNet computes no pixel
 // twice and sees no seam. Its conditioning channel is what Localizer::forward makes of a tile's coarse map: the
-// stitched stride-8 coarse density, bilinear to full size, times cond_scale.
+// stitched stride-8 coarse density, bilinear to full size, times cond_scale; made per tile from the stride-8 map
+// (the whole image's bilinear map to float rounding: one coarse cell of margin), so that no full-size copy is held.
 torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
                          const torch::Device& device, torch::ScalarType precision, const Progress& progress,
                          bool localize) {
@@ -71,7 +88,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
     if (precision != torch::kFloat32) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
     return input;
   };
-  const int64_t C = x.size(0), H = x.size(1), W = x.size(2);
+  const int64_t H = x.size(1), W = x.size(2);
   auto spread = run_tiled(
       x, tile, overlap, 16,
       [&](const torch::Tensor& t) {
@@ -79,27 +96,30 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
       },
       localize ? progress.sub(0.0f, 0.6f) : progress, tile_batch(tile));
   if (!localize) return spread.expand({2, H, W});
-  auto input = torch::empty({C + 1, H, W}, torch::kFloat32);
-  input.slice(0, 0, C).copy_(x);
-  {
-    constexpr int64_t s = kCoarseStride;
-    auto coarse = F::avg_pool2d(spread.unsqueeze(0), F::AvgPool2dFuncOptions(s).stride(s).ceil_mode(true));
-    auto up = F::interpolate(coarse, F::InterpolateFuncOptions()
-                                         .size(std::vector<int64_t>{coarse.size(2) * s, coarse.size(3) * s})
-                                         .mode(torch::kBilinear)
-                                         .align_corners(false));
-    input[C].copy_(up[0][0].slice(0, 0, H).slice(1, 0, W) * net->localizer->cond_scale);
-  }
+  auto maps = torch::empty({2, H, W}, torch::kFloat32);
+  maps[1].copy_(spread[0]);
+  spread = torch::Tensor();
+  constexpr int64_t s = kCoarseStride;
+  const auto coarse = F::avg_pool2d(maps[1].unsqueeze(0).unsqueeze(0), F::AvgPool2dFuncOptions(s).stride(s).ceil_mode(true));
+  auto condition = [&](const TileRect& r, const torch::Tensor& like) {
+    // Padded as run_tiled pads the image tile.
+    return pad_to_multiple(localizer_condition(coarse, r, net->localizer->cond_scale), 16)
+        .slice(2, 0, like.size(2))
+        .slice(3, 0, like.size(3));
+  };
   auto [ltile, loverlap] = default_tiling(H, W, overlap);
   if (tile > ltile) std::tie(ltile, loverlap) = std::make_pair(tile, overlap);
-  auto fine = run_tiled(
-      input, ltile, loverlap, 16,
-      [&](const torch::Tensor& t) {
-        return (net->localizer->unet->forward(to_input(t)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
+  auto fine = run_tiled_at(
+      x, ltile, loverlap, 16,
+      [&](const torch::Tensor& t, const std::vector<TileRect>& rects) {
+        std::vector<torch::Tensor> cond;
+        for (const auto& r : rects) cond.push_back(condition(r, t));
+        auto input = torch::cat({t, torch::cat(cond, 0)}, 1);
+        return (net->localizer->unet->forward(to_input(input)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
       },
       progress.sub(0.6f, 1.0f), tile_batch(ltile));
-  input = torch::Tensor();
-  return torch::cat({fine, spread}, 0);
+  maps[0].copy_(fine[0]);
+  return maps;
 }
 
 torch::Tensor rescaled_fine(const torch::Tensor& maps) {

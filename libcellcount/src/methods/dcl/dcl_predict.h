@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "core/method.h"
+#include "core/tiling.h"
 #include "methods/dcl/dcl_net.h"
 
 namespace cellcount::dcl {
@@ -20,6 +21,11 @@ torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w);
 torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
                          const torch::Device& device, torch::ScalarType precision, const Progress& progress,
                          bool localize = true);
+
+// The localizer's conditioning channel for the window r of an image whose stitched coarse density is coarse
+// ([1,1,ceil(H/8),ceil(W/8)], per pixel): the window of the whole image's bilinear upsampling (x8, align_corners
+// false) times cond_scale (to float rounding), made from the window's coarse cells and one cell of margin ([1,1,r.y1-r.y0,r.x1-r.x0]).
+torch::Tensor localizer_condition(const torch::Tensor& coarse, const TileRect& r, double cond_scale);
 
 // The fine map rescaled so that it sums to the counter's count (paper: the localizer distributes the count).
 torch::Tensor rescaled_fine(const torch::Tensor& maps);
