@@ -95,12 +95,15 @@ torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overla
 }
 
 torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileAtFn& fn,
-                           const Progress& progress, int64_t batch) {
+                           const Progress& progress, int64_t batch, torch::Tensor into) {
   CC_CHECK(image.dim() == 3, CELLCOUNT_ERR_INTERNAL, "run_tiled: expected [C,H,W]");
   CC_CHECK(batch >= 1, CELLCOUNT_ERR_INTERNAL, "run_tiled: batch must be >= 1");
   const int64_t H = image.size(1), W = image.size(2);
   const auto tiles = plan_tiles(H, W, tile, overlap);
-  torch::Tensor out;
+  torch::Tensor out = into;
+  CC_CHECK(!out.defined() || (out.dim() == 3 && out.size(1) == H && out.size(2) == W && out.scalar_type() == torch::kFloat32 &&
+                              out.device().is_cpu()),
+           CELLCOUNT_ERR_INTERNAL, "run_tiled: the output to stitch into is not a [K,H,W] float CPU tensor");
   for (size_t i0 = 0; i0 < tiles.size(); i0 += size_t(batch)) {
     const size_t i1 = std::min(tiles.size(), i0 + size_t(batch));
     progress.report(float(i0) / tiles.size(), "tile " + std::to_string(i0 + 1) + "/" + std::to_string(tiles.size()));
@@ -120,6 +123,7 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
                "run_tiled: a tile's output has the wrong shape");
       const auto yi = y[int64_t(i - i0)];
       if (!out.defined()) out = torch::zeros({yi.size(0), H, W}, torch::kFloat32);
+      CC_CHECK(yi.size(0) == out.size(0), CELLCOUNT_ERR_INTERNAL, "run_tiled: a tile's output has the wrong shape");
       out.slice(1, t.cy0, t.cy1).slice(2, t.cx0, t.cx1) =
           yi.slice(1, t.cy0 - t.y0, t.cy1 - t.y0).slice(2, t.cx0 - t.x0, t.cx1 - t.x0);
     }

@@ -37,10 +37,13 @@ torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overla
                         const TileFn& fn, const Progress& progress, int64_t batch = 1);
 
 // The same with fn told which tiles it gets (their windows in the image, in the batch's order), for inputs that
-// are made per tile rather than held whole (dcl's localizer conditioning).
+// are made per tile rather than held whole (dcl's localizer conditioning). `into`, when given, is the [K,H,W]
+// float tensor (a view is fine) the tiles are stitched into and returned, so that callers assembling several
+// maps hold no second full-size copy (8192 x 8192: 256 MiB a channel).
 using TileAtFn = std::function<torch::Tensor(const torch::Tensor& tiles, const std::vector<TileRect>& rects)>;
 torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
-                           const TileAtFn& fn, const Progress& progress, int64_t batch = 1);
+                           const TileAtFn& fn, const Progress& progress, int64_t batch = 1,
+                           torch::Tensor into = torch::Tensor());
 
 // Pads [N,C,H,W] on the bottom/right to multiples of align (reflect when possible, else replicate).
 torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align);

@@ -89,16 +89,13 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
     return input;
   };
   const int64_t H = x.size(1), W = x.size(2);
-  auto spread = run_tiled(
-      x, tile, overlap, 16,
-      [&](const torch::Tensor& t) {
-        return spread_coarse(net->counter->forward(to_input(t)), t.size(2), t.size(3)).to(torch::kCPU, torch::kFloat32);
-      },
-      localize ? progress.sub(0.0f, 0.6f) : progress, tile_batch(tile));
-  if (!localize) return spread.expand({2, H, W});
+  auto counter_tiles = [&](const torch::Tensor& t, const std::vector<TileRect>&) {
+    return spread_coarse(net->counter->forward(to_input(t)), t.size(2), t.size(3)).to(torch::kCPU, torch::kFloat32);
+  };
+  if (!localize) return run_tiled_at(x, tile, overlap, 16, counter_tiles, progress, tile_batch(tile)).expand({2, H, W});
+  // Both maps stitched into one tensor: fine (0) and spread coarse (1).
   auto maps = torch::empty({2, H, W}, torch::kFloat32);
-  maps[1].copy_(spread[0]);
-  spread = torch::Tensor();
+  run_tiled_at(x, tile, overlap, 16, counter_tiles, progress.sub(0.0f, 0.6f), tile_batch(tile), maps.slice(0, 1, 2));
   constexpr int64_t s = kCoarseStride;
   const auto coarse = F::avg_pool2d(maps[1].unsqueeze(0).unsqueeze(0), F::AvgPool2dFuncOptions(s).stride(s).ceil_mode(true));
   auto condition = [&](const TileRect& r, const torch::Tensor& like) {
@@ -109,7 +106,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
   };
   auto [ltile, loverlap] = default_tiling(H, W, overlap);
   if (tile > ltile) std::tie(ltile, loverlap) = std::make_pair(tile, overlap);
-  auto fine = run_tiled_at(
+  run_tiled_at(
       x, ltile, loverlap, 16,
       [&](const torch::Tensor& t, const std::vector<TileRect>& rects) {
         std::vector<torch::Tensor> cond;
@@ -117,8 +114,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
         auto input = torch::cat({t, torch::cat(cond, 0)}, 1);
         return (net->localizer->unet->forward(to_input(input)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
       },
-      progress.sub(0.6f, 1.0f), tile_batch(ltile));
-  maps[0].copy_(fine[0]);
+      progress.sub(0.6f, 1.0f), tile_batch(ltile), maps.slice(0, 0, 1));
   return maps;
 }
 
