@@ -199,6 +199,10 @@ Options train_options() {
           .help("embedding: A at the detection (1, the paper's) and A averaged over s x s around it for each further odd s"),
       Opt::int_list("image_scales", {}).range(1, 63)
           .help("embedding (our addition, [] = the paper's): |T(x)|^2 averaged over s x s around the detection, per odd s"),
+      Opt::int_list("texture_scales", {}).range(3, 63)
+          .help("embedding (our addition, [] = off): local s.d. of |T(x)|^2 and its mean deviation from the 3 x 3 mean, over s x s, per odd s >= 3"),
+      Opt::int_list("field_scales", {}).range(1, 63)
+          .help("embedding (our addition, [] = off): real and imaginary parts of T(x) averaged over s x s, per odd s"),
       Opt::path("init_from").help("an llp model whose detector (encoder and reconstruction head, same architecture) this training starts from; the classifier is trained anew"),
       Opt::integer("recon_epochs", 10).range(0, 100000).help("stage 1: self-supervised reconstruction epochs"),
       Opt::number("train_threshold", 0.0).range(0.0, 1.0).help("heatmap threshold of the sparse mask while training the reconstruction").folded(),
@@ -385,6 +389,8 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   cfg.hidden = req["hidden"];
   cfg.scales = req["scales"].get<std::vector<int64_t>>();
   cfg.image_scales = req["image_scales"].get<std::vector<int64_t>>();
+  cfg.texture_scales = req["texture_scales"].get<std::vector<int64_t>>();
+  cfg.field_scales = req["field_scales"].get<std::vector<int64_t>>();
   cfg.classes = K;
   cfg = DsdConfig::from_json(cfg.to_json());  // range checks (odd window)
   const int64_t nms = req["nms"];
@@ -460,7 +466,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     auto theirs = DsdConfig::from_json(init.meta.at("architecture"));
     auto detector = [](DsdConfig c) {
       auto j = c.to_json();
-      for (const char* k : {"hidden", "classes", "scales", "image_scales"}) j.erase(k);
+      for (const char* k : {"hidden", "classes", "scales", "image_scales", "texture_scales", "field_scales"}) j.erase(k);
       return j;
     };
     check_same_architecture(from, "llp", detector(theirs), detector(cfg));

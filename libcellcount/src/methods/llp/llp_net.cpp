@@ -6,7 +6,8 @@ namespace cellcount::llp {
 
 nlohmann::json DsdConfig::to_json() const {
   return {{"optics", optics.to_json()}, {"width", width},   {"features", features}, {"window", window},
-          {"hidden", hidden},           {"classes", classes}, {"lambda", lambda}, {"scales", scales}, {"image_scales", image_scales}};
+          {"hidden", hidden},           {"classes", classes}, {"lambda", lambda}, {"scales", scales}, {"image_scales", image_scales},
+          {"texture_scales", texture_scales}, {"field_scales", field_scales}};
 }
 
 DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
@@ -20,6 +21,14 @@ DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
   c.lambda = j.value("lambda", c.lambda);
   c.scales = j.value("scales", c.scales);
   c.image_scales = j.value("image_scales", c.image_scales);
+  c.texture_scales = j.value("texture_scales", c.texture_scales);
+  c.field_scales = j.value("field_scales", c.field_scales);
+  CC_CHECK(c.texture_scales.size() <= 16 && c.field_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "llp architecture: at most 16 texture and 16 field scales");
+  for (int64_t s : c.texture_scales)
+    CC_CHECK(s >= 3 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: texture_scales must be odd, 3..63");
+  for (int64_t s : c.field_scales)
+    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: field_scales must be odd, 1..63");
   CC_CHECK(c.image_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 16 image scales");
   for (int64_t s : c.image_scales)
     CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: image_scales must be odd, 1..63");
@@ -83,6 +92,7 @@ Encoding DsdNetImpl::encode(const torch::Tensor& x) {
   }
   Encoding e;
   e.energy = (torch::real(I).pow(2) + torch::imag(I).pow(2)).detach();
+  e.field = torch::cat({torch::real(I), torch::imag(I)}, 1).detach();
   e.re = re;
   e.im = im;
   auto strength = (re * re + im * im).sum(1, true);  // ||A(., x, y)||^2
@@ -110,29 +120,32 @@ torch::Tensor DsdNetImpl::reconstruct(const Encoding& e, const torch::Tensor& ma
 torch::Tensor DsdNetImpl::classify(const torch::Tensor& emb) { return cls->forward((emb - emb_mean) / emb_std); }
 
 torch::Tensor DsdNetImpl::embeddings_at(const Encoding& e, int64_t b, const std::vector<std::pair<int64_t, int64_t>>& yx) const {
-  const int64_t d = e.re.size(1), W = e.re.size(3);
+  const int64_t W = e.re.size(3);
   if (yx.empty()) return torch::zeros({0, cfg.embedding_size()}, e.re.options());
   std::vector<int64_t> flat;
   for (const auto& [y, x] : yx) flat.push_back(y * W + x);
   auto idx = torch::tensor(flat, torch::kLong).to(e.re.device());
+  namespace F = torch::nn::functional;
+  auto mean_over = [](const torch::Tensor& t, int64_t s) {
+    return s > 1 ? F::avg_pool2d(t, F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false)) : t;
+  };
+  auto at = [&](const torch::Tensor& t) { return t[0].reshape({t.size(1), -1}).index_select(1, idx); };  // [C, N]
   std::vector<torch::Tensor> parts;
   for (int64_t s : cfg.scales) {
-    auto re = e.re.narrow(0, b, 1), im = e.im.narrow(0, b, 1);
-    if (s > 1) {
-      namespace F = torch::nn::functional;
-      const auto o = F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false);
-      re = F::avg_pool2d(re, o);
-      im = F::avg_pool2d(im, o);
+    parts.push_back(at(mean_over(e.re.narrow(0, b, 1), s)));
+    parts.push_back(at(mean_over(e.im.narrow(0, b, 1), s)));
+  }
+  const auto en = e.energy.narrow(0, b, 1);
+  for (int64_t s : cfg.image_scales) parts.push_back(at(mean_over(en, s)));
+  if (!cfg.texture_scales.empty()) {
+    const auto dev = (en - mean_over(en, 3)).abs();
+    for (int64_t s : cfg.texture_scales) {
+      auto m = mean_over(en, s);
+      parts.push_back(at((mean_over(en * en, s) - m * m).clamp_min(0.0).sqrt()));
+      parts.push_back(at(mean_over(dev, s)));
     }
-    parts.push_back(re[0].reshape({d, -1}).index_select(1, idx));
-    parts.push_back(im[0].reshape({d, -1}).index_select(1, idx));
   }
-  for (int64_t s : cfg.image_scales) {
-    namespace F = torch::nn::functional;
-    auto en = e.energy.narrow(0, b, 1);
-    if (s > 1) en = F::avg_pool2d(en, F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false));
-    parts.push_back(en[0].reshape({1, -1}).index_select(1, idx));
-  }
+  for (int64_t s : cfg.field_scales) parts.push_back(at(mean_over(e.field.narrow(0, b, 1), s)));
   return torch::cat(parts, 0).t().contiguous();  // [N, E]
 }
 

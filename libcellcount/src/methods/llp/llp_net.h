@@ -26,7 +26,16 @@ struct DsdConfig {
   // Our addition (empty = the paper's embedding): the object-plane energy |I|^2 = |T(x)|^2 averaged over
   // s x s around the detection for each s, a radial profile that measures the cell's extent directly.
   std::vector<int64_t> image_scales = {};
-  int64_t embedding_size() const { return 2 * features * int64_t(scales.size()) + int64_t(image_scales.size()); }
+  // Our additions (empty = off): per s in `texture_scales` (odd, >= 3) the local standard deviation of |I|^2
+  // over s x s and the mean over s x s of |I|^2's deviation from its own 3 x 3 mean (granularity: granules,
+  // lobes and a ground-glass cytoplasm differ there when sizes overlap); per s in `field_scales` the real and
+  // imaginary parts of I = T(x) averaged over s x s (the phase delay, which the energy loses).
+  std::vector<int64_t> texture_scales = {};
+  std::vector<int64_t> field_scales = {};
+  int64_t embedding_size() const {
+    return 2 * features * int64_t(scales.size()) + int64_t(image_scales.size()) + 2 * int64_t(texture_scales.size()) +
+           2 * int64_t(field_scales.size());
+  }
   nlohmann::json to_json() const;
   static DsdConfig from_json(const nlohmann::json& j);  // CELLCOUNT_ERR_INVALID_ARGUMENT / range checks
 };
@@ -48,6 +57,7 @@ struct Encoding {
   torch::Tensor re, im;   // A: [B,d,H,W]
   torch::Tensor heat;     // H_A: [B,1,H,W] in (0,1]
   torch::Tensor energy;   // |I|^2 of the input in the object plane: [B,1,H,W]
+  torch::Tensor field;    // I = T(x) as [B,2,H,W] (real, imaginary), detached
 };
 
 struct DsdNetImpl : torch::nn::Module {

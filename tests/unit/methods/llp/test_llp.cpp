@@ -335,6 +335,61 @@ TEST(LlpNet, ShapesSparseMaskAndGradients) {
   EXPECT_EQ(net->classify(emb).sizes(), (std::vector<int64_t>{2, 3}));
 }
 
+// The texture and field parts of the embedding (our additions) against windows computed by hand: the
+// local s.d. of |I|^2, the mean deviation from the 3 x 3 mean, and the mean of I's real and imaginary parts,
+// each over the s x s window around the detection (an inner point and one at the border, which averages the
+// pixels inside the image only).
+TEST(LlpNet, TextureAndFieldEmbeddingsAreTheWindowsStatistics) {
+  DsdConfig c;
+  c.width = 2;
+  c.features = 2;
+  c.scales = {1};
+  c.image_scales = {3};
+  c.texture_scales = {3, 5};
+  c.field_scales = {1, 5};
+  EXPECT_EQ(c.embedding_size(), 2 * 2 + 1 + 2 * 2 + 2 * 2);
+  EXPECT_EQ(DsdConfig::from_json(c.to_json()).texture_scales, c.texture_scales);
+  EXPECT_EQ(DsdConfig::from_json(c.to_json()).field_scales, c.field_scales);
+  torch::manual_seed(1);
+  DsdNet net(c);
+  const int64_t H = 12, W = 14;
+  Encoding e;
+  e.re = torch::randn({1, 2, H, W});
+  e.im = torch::randn({1, 2, H, W});
+  e.field = torch::randn({1, 2, H, W});
+  e.energy = e.field.pow(2).sum(1, true);
+  auto win = [&](const torch::Tensor& m, int64_t y, int64_t x, int64_t s) {  // [h,w] window clipped to the image
+    const int64_t y0 = std::max<int64_t>(0, y - s / 2), y1 = std::min<int64_t>(H, y + s / 2 + 1);
+    const int64_t x0 = std::max<int64_t>(0, x - s / 2), x1 = std::min<int64_t>(W, x + s / 2 + 1);
+    return m.slice(0, y0, y1).slice(1, x0, x1);
+  };
+  const auto E = e.energy[0][0];
+  auto dev = torch::zeros({H, W});
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x) dev[y][x] = (E[y][x] - win(E, y, x, 3).mean()).abs();
+  const std::vector<std::pair<int64_t, int64_t>> at = {{5, 6}, {0, 13}};
+  auto emb = net->embeddings_at(e, 0, at);
+  ASSERT_EQ(emb.sizes(), (std::vector<int64_t>{2, c.embedding_size()}));
+  for (size_t q = 0; q < at.size(); ++q) {
+    const auto [y, x] = at[q];
+    std::vector<double> want = {e.re[0][0][y][x].item<double>(), e.re[0][1][y][x].item<double>(),
+                                e.im[0][0][y][x].item<double>(), e.im[0][1][y][x].item<double>(),
+                                win(E, y, x, 3).mean().item<double>()};
+    for (int64_t s : {3, 5}) {
+      want.push_back(win(E, y, x, s).std(false).item<double>());  // population s.d. over the window
+      want.push_back(win(dev, y, x, s).mean().item<double>());
+    }
+    for (int64_t s : {1, 5})
+      for (int64_t ch = 0; ch < 2; ++ch) want.push_back(win(e.field[0][ch], y, x, s).mean().item<double>());
+    for (size_t k = 0; k < want.size(); ++k)
+      EXPECT_NEAR(emb[int64_t(q)][int64_t(k)].item<double>(), want[k], 1e-4) << "point " << q << ", part " << k;
+  }
+  // A texture scale of 1 has no spread to measure: refused.
+  auto j = c.to_json();
+  j["texture_scales"] = {1};
+  EXPECT_THROW(DsdConfig::from_json(j), Error);
+}
+
 // ---------------------------------------------------------------------------------------------- simulator
 
 TEST(LlpSynth, DeterministicAndAHologramOfASparseObject) {
