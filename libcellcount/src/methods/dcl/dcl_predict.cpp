@@ -24,6 +24,8 @@ torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w) {
          area;
 }
 
+namespace {
+
 // Budget tiling (issue 25): the largest tile whose activations fit a memory budget (measured peak of a dcl forward
 // with the localizer, fp32, LibTorch 1.13 CPU: about kBytesPerPixel per input pixel), and an overlap covering the
 // context the maps depend on (at least kMinOverlap, 4 pixels of the stride-16 features, and the given overlap). An
@@ -55,6 +57,8 @@ constexpr int64_t kMaxTileBatch = 8;
 int64_t tile_batch(int64_t tile) {
   return std::clamp<int64_t>(kBatchPixels / std::max<int64_t>(1, tile * tile), 1, kMaxTileBatch);
 }
+
+}  // namespace
 
 torch::Tensor localizer_condition(const torch::Tensor& coarse, const TileRect& r, double cond_scale) {
   constexpr int64_t s = kCoarseStride;
@@ -98,11 +102,8 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
   run_tiled_at(x, tile, overlap, 16, counter_tiles, progress.sub(0.0f, 0.6f), tile_batch(tile), maps.slice(0, 1, 2));
   constexpr int64_t s = kCoarseStride;
   const auto coarse = F::avg_pool2d(maps[1].unsqueeze(0).unsqueeze(0), F::AvgPool2dFuncOptions(s).stride(s).ceil_mode(true));
-  auto condition = [&](const TileRect& r, const torch::Tensor& like) {
-    // Padded as run_tiled pads the image tile.
-    return pad_to_multiple(localizer_condition(coarse, r, net->localizer->cond_scale), 16)
-        .slice(2, 0, like.size(2))
-        .slice(3, 0, like.size(3));
+  auto condition = [&](const TileRect& r) {  // padded as run_tiled pads the image tile
+    return pad_to_multiple(localizer_condition(coarse, r, net->localizer->cond_scale), 16);
   };
   auto [ltile, loverlap] = default_tiling(H, W, overlap);
   if (tile > ltile) std::tie(ltile, loverlap) = std::make_pair(tile, overlap);
@@ -110,7 +111,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
       x, ltile, loverlap, 16,
       [&](const torch::Tensor& t, const std::vector<TileRect>& rects) {
         std::vector<torch::Tensor> cond;
-        for (const auto& r : rects) cond.push_back(condition(r, t));
+        for (const auto& r : rects) cond.push_back(condition(r));
         auto input = torch::cat({t, torch::cat(cond, 0)}, 1);
         return (net->localizer->unet->forward(to_input(input)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
       },

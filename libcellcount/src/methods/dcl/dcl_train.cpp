@@ -355,8 +355,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
       {"cell_diameter", recipe.empty() ? nlohmann::json(nullptr) : nlohmann::json(cell_diameter)},
       // The context the counter was trained on; with tiling "budget" only the smallest tile a caller's overlap is
       // scaled from, and predict takes the budget tile (dcl_predict.cpp default_tiling).
-      {"tiling", req["tiling"] == "budget" ? nlohmann::json{{"tile_size", crop}, {"overlap", crop / 4}, {"mode", "budget"}}
-                                           : nlohmann::json{{"tile_size", crop}, {"overlap", crop / 4}}},
+      {"tiling", {{"tile_size", crop}, {"overlap", crop / 4}}},
       {"thresholds", {{"peak_threshold", thr}, {"peak_min_distance", md}, {"tuned_on", "val split, max point F1"}}},
       {"classes", {"cell"}},
       {"sigma", sigma},
@@ -372,6 +371,7 @@ nlohmann::json train(const nlohmann::json& req0, const Progress& progress) {
                      {"history", counter_report["history"]}}},
         {"localizer", {{"epochs_run", loc_report["epochs_run"]}, {"seconds", loc_report["seconds"]},
                        {"history", loc_report["history"]}}}}}};
+  if (req["tiling"] == "budget") meta["tiling"]["mode"] = "budget";
   run.save(meta, *net, device_name(device));
   nlohmann::json domain_report = nullptr;
   if (req["fit_domain"].get<bool>() && recipe.empty()) {
