@@ -194,9 +194,9 @@ Options train_options() {
       Opt::integer("features", 8).range(1, 512).help("d: complex feature maps of the sparse encoding (embedding = 2d reals)"),
       Opt::integer("window", 7).range(3, 63).help("m: LocalSoftMax window (odd, pixels)").folded(),
       Opt::number("lambda", 1.0).range(1e-6, 1e6).help("lambda of LocalSoftMax(lambda ||A||^2)").folded(),
-      Opt::integer("hidden", 32).range(1, 4096).help("classifier hidden units").folded(),
+      Opt::integer("hidden", 32).range(0, 4096).help("classifier hidden units (0: one linear layer)").folded(),
       Opt::int_list("scales", {1}).range(1, 63)
-          .help("embedding: A at the detection (1, the paper's) and A averaged over s x s around it for each further odd s"),
+          .help("embedding: A at the detection (1, the paper's) and A averaged over s x s around it for each further odd s ([]: no A, the other parts only)"),
       Opt::int_list("image_scales", {}).range(1, 63)
           .help("embedding (our addition, [] = the paper's): |T(x)|^2 averaged over s x s around the detection, per odd s"),
       Opt::int_list("texture_scales", {}).range(3, 63)
@@ -660,8 +660,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     for (const auto& name : req["compare_losses"].get<std::vector<std::string>>()) {
       const BagLoss k = parse_bag_loss(name);
       auto cls = seeded(run.seed() + 1, [&] {
-        return torch::nn::Sequential(torch::nn::Linear(cfg.embedding_size(), cfg.hidden), torch::nn::ReLU(),
-                                     torch::nn::Linear(cfg.hidden, cfg.classes));
+        return make_classifier(cfg);
       });
       net->to(device);
       cls->to(device);

@@ -32,16 +32,24 @@ DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
   CC_CHECK(c.image_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 16 image scales");
   for (int64_t s : c.image_scales)
     CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: image_scales must be odd, 1..63");
-  CC_CHECK(!c.scales.empty() && c.scales.size() <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: 1..8 embedding scales");
+  CC_CHECK(c.scales.size() <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 8 embedding scales");
   for (int64_t s : c.scales)
     CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: scales must be odd, 1..63");
-  CC_CHECK(c.width >= 1 && c.width <= 512 && c.features >= 1 && c.features <= 512 && c.hidden >= 1 && c.hidden <= 4096,
-           CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: width, features and hidden must be in 1..512 (hidden 1..4096)");
+  CC_CHECK(c.width >= 1 && c.width <= 512 && c.features >= 1 && c.features <= 512 && c.hidden >= 0 && c.hidden <= 4096,
+           CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: width and features must be in 1..512, hidden in 0..4096");
+  CC_CHECK(c.embedding_size() > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "llp architecture: the embedding is empty (give scales, image_scales, texture_scales or field_scales)");
   CC_CHECK(c.window >= 3 && c.window <= 63 && c.window % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "llp architecture: window must be odd, 3..63");
   CC_CHECK(c.classes >= 1 && c.classes <= 256, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: classes must be 1..256");
   CC_CHECK(std::isfinite(c.lambda) && c.lambda > 0, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: lambda must be > 0");
   return c;
+}
+
+torch::nn::Sequential make_classifier(const DsdConfig& c) {
+  if (c.hidden == 0) return torch::nn::Sequential(torch::nn::Linear(c.embedding_size(), c.classes));
+  return torch::nn::Sequential(torch::nn::Linear(c.embedding_size(), c.hidden), torch::nn::ReLU(),
+                               torch::nn::Linear(c.hidden, c.classes));
 }
 
 ComplexConvImpl::ComplexConvImpl(int64_t in, int64_t out, int64_t k)
@@ -76,8 +84,7 @@ DsdNetImpl::DsdNetImpl(const DsdConfig& c) : cfg(c) {
   enc = register_module("enc", torch::nn::ModuleList(ComplexConv(1, c.width, 5), ComplexConv(c.width, c.width, 5),
                                                      ComplexConv(c.width, c.features, 3)));
   dec = register_module("dec", torch::nn::ModuleList(ComplexConv(c.features, c.width, 5), ComplexConv(c.width, 1, 5)));
-  cls = register_module("cls", torch::nn::Sequential(torch::nn::Linear(c.embedding_size(), c.hidden), torch::nn::ReLU(),
-                                                     torch::nn::Linear(c.hidden, c.classes)));
+  cls = register_module("cls", make_classifier(c));
   emb_mean = register_buffer("emb_mean", torch::zeros({c.embedding_size()}));
   emb_std = register_buffer("emb_std", torch::ones({c.embedding_size()}));
 }

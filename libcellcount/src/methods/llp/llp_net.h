@@ -40,6 +40,11 @@ struct DsdConfig {
   static DsdConfig from_json(const nlohmann::json& j);  // CELLCOUNT_ERR_INVALID_ARGUMENT / range checks
 };
 
+// The classifier on the standardised embedding: FC(E -> hidden) + ReLU + FC(hidden -> K), or with hidden 0 one
+// linear layer FC(E -> K) (our option: a linear classifier cannot split a class into arbitrary pieces to meet
+// the proportions).
+torch::nn::Sequential make_classifier(const DsdConfig& c);
+
 // Complex convolution as a pair of real convolutions (complexPyTorch's apply_complex):
 // (f_r(re) - f_i(im)) + i (f_r(im) + f_i(re)).
 struct ComplexConvImpl : torch::nn::Module {

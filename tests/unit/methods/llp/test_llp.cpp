@@ -390,6 +390,31 @@ TEST(LlpNet, TextureAndFieldEmbeddingsAreTheWindowsStatistics) {
   EXPECT_THROW(DsdConfig::from_json(j), Error);
 }
 
+// Options of the classifier: no A in the embedding (scales []), and hidden 0 = one linear layer; an empty
+// embedding is refused.
+TEST(LlpNet, EmbeddingWithoutAAndALinearClassifier) {
+  DsdConfig c;
+  c.scales = {};
+  c.image_scales = {1, 3};
+  c.hidden = 0;
+  c = DsdConfig::from_json(c.to_json());
+  EXPECT_EQ(c.embedding_size(), 2);
+  torch::manual_seed(0);
+  DsdNet net(c);
+  ASSERT_EQ(net->cls->size(), 1u);  // FC(E -> K) alone
+  auto e = net->encode(torch::randn({1, 1, 16, 16}) * 0.1);
+  auto emb = net->embeddings_at(e, 0, {{8, 8}});
+  EXPECT_EQ(emb.sizes(), (std::vector<int64_t>{1, 2}));
+  EXPECT_FLOAT_EQ(emb[0][0].item<float>(), e.energy[0][0][8][8].item<float>());
+  EXPECT_EQ(net->classify(emb).sizes(), (std::vector<int64_t>{1, 3}));
+  auto j = c.to_json();
+  j["image_scales"] = nlohmann::json::array();
+  EXPECT_THROW(DsdConfig::from_json(j), Error);  // nothing to embed
+  j = DsdConfig().to_json();
+  j["hidden"] = -1;
+  EXPECT_THROW(DsdConfig::from_json(j), Error);
+}
+
 // ---------------------------------------------------------------------------------------------- simulator
 
 TEST(LlpSynth, DeterministicAndAHologramOfASparseObject) {
