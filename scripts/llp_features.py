@@ -1,6 +1,7 @@
 """How separable the simulator's white-blood-cell classes are from object-plane features at the true points.
 
-Usage: .venv/bin/python scripts/llp_features.py DATASET   (a dataset of `cellcount synth --method llp`)
+Usage: .venv/bin/python scripts/llp_features.py DATASET [--shift PX] [--kl]
+       (DATASET: a dataset of `cellcount synth --method llp`)
 
 It propagates each hologram to the object plane (I = T(x), the wide angular spectrum of llp_transform.cpp, on
 the contrast x / mean - 1 that llp's prepare_input makes), takes features at each true cell point, fits a
@@ -8,10 +9,15 @@ class-balanced multinomial logistic regression on the train split and prints per
 on the val split for groups of features. This is how llp's embedding options were chosen: image_scales (the
 energy |I|^2 averaged), texture_scales (its local s.d. and mean deviation from the 3 x 3 mean) and field_scales
 (I's real and imaginary parts averaged). Analysis only: numpy and scipy, no model is written.
+
+--shift PX moves every point at random by up to PX pixels first (how much a detector's position error costs).
+--kl also trains a linear classifier from the donors' proportions alone (bag KL-div, bags = donors.csv, one bag
+per Adam step, lr 0.01, 30 epochs, as llp's `--loss kl --hidden 0 --scales [] --cls-batch 1`) on all features and
+scores it on the val cells: learning from proportions with exact positions.
 """
+import argparse
 import collections
 import csv
-import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -44,7 +50,50 @@ def feature_maps(x):
     return maps
 
 
-def main(root):
+def kl_from_proportions(root, rows, keys, seed=0, epochs=30, lr=0.01):
+    donor = {r["image"]: r["donor"] for r in csv.DictReader(open(f"{root}/donors.csv"))}
+    props = collections.defaultdict(dict)
+    for r in csv.DictReader(open(f"{root}/proportions.csv")):
+        props[r["image"]][r["class"]] = float(r["fraction"])
+    bags = collections.defaultdict(lambda: {"X": [], "Y": None})
+    for f, _, name in rows["train"]:
+        b = bags[donor[name]]
+        b["X"].append([f[k] for k in keys])
+        b["Y"] = np.array([props[name][c] for c in CLASSES])
+    bags = list(bags.values())
+    allX = np.concatenate([np.array(b["X"]) for b in bags])
+    mu, sd = allX.mean(0), allX.std(0) + 1e-9
+    for b in bags:
+        b["X"] = (np.array(b["X"]) - mu) / sd
+        b["Y"] = b["Y"] / b["Y"].sum()
+    K, d = len(CLASSES), allX.shape[1]
+    rng = np.random.default_rng(seed)
+    W, c = rng.normal(0, 0.01, (d, K)), np.zeros(K)
+    m = [np.zeros_like(W), np.zeros_like(c)]
+    v = [np.zeros_like(W), np.zeros_like(c)]
+    t = 0
+    for _ in range(epochs):
+        for i in rng.permutation(len(bags)):
+            X, Y = bags[i]["X"], bags[i]["Y"]
+            Z = X @ W + c
+            Z -= Z.max(1, keepdims=True)
+            P = np.exp(Z)
+            P /= P.sum(1, keepdims=True)
+            g = -(Y / np.maximum(P.mean(0), 1e-9))  # d KL(Y || mean P) / d mean P
+            G = P * (g[None, :] - (P * g[None, :]).sum(1, keepdims=True)) / len(X)
+            t += 1
+            for j, (p, grad) in enumerate(((W, X.T @ G), (c, G.sum(0)))):
+                m[j] = 0.9 * m[j] + 0.1 * grad
+                v[j] = 0.999 * v[j] + 0.001 * grad ** 2
+                p -= lr * (m[j] / (1 - 0.9 ** t)) / (np.sqrt(v[j] / (1 - 0.999 ** t)) + 1e-8)
+    Xv = (np.array([[f[k] for k in keys] for f, _, _ in rows["val"]]) - mu) / sd
+    yv = np.array([y for _, y, _ in rows["val"]])
+    pred = (Xv @ W + c).argmax(1)
+    return [100 * np.mean(pred[yv == k] == k) for k in range(K)]
+
+
+def main(root, shift, kl):
+    rng = np.random.default_rng(0)
     split = {r["image"]: r["split"] for r in csv.DictReader(open(f"{root}/split.csv"))}
     points = collections.defaultdict(list)
     for r in csv.DictReader(open(f"{root}/points.csv")):
@@ -56,13 +105,15 @@ def main(root):
         x = iio.imread(f"{root}/{name}").astype(np.float64)
         maps = feature_maps(x / x.mean() - 1)
         for cx, cy, c in pts:
+            a, r = rng.uniform(0, 2 * np.pi), shift * np.sqrt(rng.uniform())
+            cx, cy = cx + r * np.cos(a), cy + r * np.sin(a)
             ix = min(max(int(round(cx - 0.5)), 0), x.shape[1] - 1)
             iy = min(max(int(round(cy - 0.5)), 0), x.shape[0] - 1)
-            rows[split[name]].append(({k: v[iy, ix] for k, v in maps.items()}, c))
+            rows[split[name]].append(({k: v[iy, ix] for k, v in maps.items()}, c, name))
 
     def accuracy(keys):
-        X = np.array([[f[k] for k in keys] for f, _ in rows["train"]])
-        y = np.array([c for _, c in rows["train"]])
+        X = np.array([[f[k] for k in keys] for f, _, _ in rows["train"]])
+        y = np.array([c for _, c, _ in rows["train"]])
         mu, sd = X.mean(0), X.std(0) + 1e-9
         X = (X - mu) / sd
         n, d, K = X.shape[0], X.shape[1], len(CLASSES)
@@ -80,8 +131,8 @@ def main(root):
             return value, np.concatenate([(X.T @ G + 2e-3 * W).ravel(), G.sum(0)])
 
         w = minimize(loss, np.zeros(d * K + K), jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
-        Xv = (np.array([[f[k] for k in keys] for f, _ in rows["val"]]) - mu) / sd
-        yv = np.array([c for _, c in rows["val"]])
+        Xv = (np.array([[f[k] for k in keys] for f, _, _ in rows["val"]]) - mu) / sd
+        yv = np.array([c for _, c, _ in rows["val"]])
         pred = (Xv @ w[: d * K].reshape(d, K) + w[d * K:]).argmax(1)
         return [100 * np.mean(pred[yv == k] == k) for k in range(K)]
 
@@ -92,13 +143,24 @@ def main(root):
         "+ field (field_scales)": ("energy", "re", "im"),
         "energy + texture + field": ("energy", "sd", "dev", "re", "im"),
     }
-    print(f"{len(rows['train'])} train cells, {len(rows['val'])} val cells; val accuracy %")
+    print(f"{len(rows['train'])} train cells, {len(rows['val'])} val cells, points moved by up to {shift} px; "
+          "val accuracy %, class-balanced linear classifier from per-cell labels")
     for name, prefixes in groups.items():
         ks = [k for k in keys if k.rstrip("0123456789") in prefixes]
         acc = accuracy(ks)
         print(f"{name:28s} d={len(ks):2d}  " + "  ".join(f"{c} {a:.1f}" for c, a in zip(CLASSES, acc)) +
               f"  average {np.mean(acc):.1f}")
+    if kl:
+        ks = [k for k in keys if k.rstrip("0123456789") in groups["energy + texture + field"]]
+        acc = kl_from_proportions(root, rows, ks)
+        print(f"{'from proportions (bag KL-div)':28s} d={len(ks):2d}  " +
+              "  ".join(f"{c} {a:.1f}" for c, a in zip(CLASSES, acc)) + f"  average {np.mean(acc):.1f}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("dataset")
+    ap.add_argument("--shift", type=float, default=0.0, help="move each point at random by up to this many pixels")
+    ap.add_argument("--kl", action="store_true", help="also learn a linear classifier from the donors' proportions")
+    a = ap.parse_args()
+    main(a.dataset, a.shift, a.kl)
