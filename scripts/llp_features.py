@@ -11,6 +11,7 @@ energy |I|^2 averaged), texture_scales (its local s.d. and mean deviation from t
 (I's real and imaginary parts averaged). Analysis only: numpy and scipy, no model is written.
 
 --shift PX moves every point at random by up to PX pixels first (how much a detector's position error costs).
+--snap R then moves it to the peak of the 5 x 5 mean energy within R pixels (llp's embed_snap).
 --kl also trains a linear classifier from the donors' proportions alone (bag KL-div, bags = donors.csv, one bag
 per Adam step, lr 0.01, 30 epochs, as llp's `--loss kl --hidden 0 --scales [] --cls-batch 1`) on all features and
 scores it on the val cells: learning from proportions with exact positions.
@@ -92,7 +93,7 @@ def kl_from_proportions(root, rows, keys, seed=0, epochs=30, lr=0.01):
     return [100 * np.mean(pred[yv == k] == k) for k in range(K)]
 
 
-def main(root, shift, kl):
+def main(root, shift, kl, snap):
     rng = np.random.default_rng(0)
     split = {r["image"]: r["split"] for r in csv.DictReader(open(f"{root}/split.csv"))}
     points = collections.defaultdict(list)
@@ -109,6 +110,11 @@ def main(root, shift, kl):
             cx, cy = cx + r * np.cos(a), cy + r * np.sin(a)
             ix = min(max(int(round(cx - 0.5)), 0), x.shape[1] - 1)
             iy = min(max(int(round(cy - 0.5)), 0), x.shape[0] - 1)
+            if snap > 0:
+                y0, x0 = max(0, iy - snap), max(0, ix - snap)
+                w = maps["energy5"][y0:iy + snap + 1, x0:ix + snap + 1]
+                j = np.unravel_index(np.argmax(w), w.shape)
+                iy, ix = y0 + j[0], x0 + j[1]
             rows[split[name]].append(({k: v[iy, ix] for k, v in maps.items()}, c, name))
 
     def accuracy(keys):
@@ -143,7 +149,8 @@ def main(root, shift, kl):
         "+ field (field_scales)": ("energy", "re", "im"),
         "energy + texture + field": ("energy", "sd", "dev", "re", "im"),
     }
-    print(f"{len(rows['train'])} train cells, {len(rows['val'])} val cells, points moved by up to {shift} px; "
+    print(f"{len(rows['train'])} train cells, {len(rows['val'])} val cells, points moved by up to {shift} px, "
+          f"snapped within {snap} px; "
           "val accuracy %, class-balanced linear classifier from per-cell labels")
     for name, prefixes in groups.items():
         ks = [k for k in keys if k.rstrip("0123456789") in prefixes]
@@ -161,6 +168,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset")
     ap.add_argument("--shift", type=float, default=0.0, help="move each point at random by up to this many pixels")
+    ap.add_argument("--snap", type=int, default=0, help="then move it to the 5 x 5 energy peak within this many pixels")
     ap.add_argument("--kl", action="store_true", help="also learn a linear classifier from the donors' proportions")
     a = ap.parse_args()
-    main(a.dataset, a.shift, a.kl)
+    main(a.dataset, a.shift, a.kl, a.snap)

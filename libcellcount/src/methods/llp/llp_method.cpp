@@ -203,6 +203,8 @@ Options train_options() {
           .help("embedding (our addition, [] = off): local s.d. of |T(x)|^2 and its mean deviation from the 3 x 3 mean, over s x s, per odd s >= 3"),
       Opt::int_list("field_scales", {}).range(1, 63)
           .help("embedding (our addition, [] = off): real and imaginary parts of T(x) averaged over s x s, per odd s"),
+      Opt::integer("embed_snap", 0).range(0, 31)
+          .help("embedding (our addition, 0 = at the detection): taken at the peak of |T(x)|^2 averaged over 5 x 5 within this many pixels"),
       Opt::path("init_from").help("an llp model whose detector (encoder and reconstruction head, same architecture) this training starts from; the classifier is trained anew"),
       Opt::integer("recon_epochs", 10).range(0, 100000).help("stage 1: self-supervised reconstruction epochs"),
       Opt::number("train_threshold", 0.0).range(0.0, 1.0).help("heatmap threshold of the sparse mask while training the reconstruction").folded(),
@@ -391,6 +393,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   cfg.image_scales = req["image_scales"].get<std::vector<int64_t>>();
   cfg.texture_scales = req["texture_scales"].get<std::vector<int64_t>>();
   cfg.field_scales = req["field_scales"].get<std::vector<int64_t>>();
+  cfg.embed_snap = req["embed_snap"];
   cfg.classes = K;
   cfg = DsdConfig::from_json(cfg.to_json());  // range checks (odd window)
   const int64_t nms = req["nms"];
@@ -466,7 +469,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     auto theirs = DsdConfig::from_json(init.meta.at("architecture"));
     auto detector = [](DsdConfig c) {
       auto j = c.to_json();
-      for (const char* k : {"hidden", "classes", "scales", "image_scales", "texture_scales", "field_scales"}) j.erase(k);
+      for (const char* k : {"hidden", "classes", "scales", "image_scales", "texture_scales", "field_scales", "embed_snap"}) j.erase(k);
       return j;
     };
     check_same_architecture(from, "llp", detector(theirs), detector(cfg));

@@ -7,7 +7,7 @@ namespace cellcount::llp {
 nlohmann::json DsdConfig::to_json() const {
   return {{"optics", optics.to_json()}, {"width", width},   {"features", features}, {"window", window},
           {"hidden", hidden},           {"classes", classes}, {"lambda", lambda}, {"scales", scales}, {"image_scales", image_scales},
-          {"texture_scales", texture_scales}, {"field_scales", field_scales}};
+          {"texture_scales", texture_scales}, {"field_scales", field_scales}, {"embed_snap", embed_snap}};
 }
 
 DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
@@ -23,6 +23,8 @@ DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
   c.image_scales = j.value("image_scales", c.image_scales);
   c.texture_scales = j.value("texture_scales", c.texture_scales);
   c.field_scales = j.value("field_scales", c.field_scales);
+  c.embed_snap = j.value("embed_snap", c.embed_snap);
+  CC_CHECK(c.embed_snap >= 0 && c.embed_snap <= 31, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: embed_snap must be 0..31");
   CC_CHECK(c.texture_scales.size() <= 16 && c.field_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT,
            "llp architecture: at most 16 texture and 16 field scales");
   for (int64_t s : c.texture_scales)
@@ -136,6 +138,12 @@ torch::Tensor DsdNetImpl::embeddings_at(const Encoding& e, int64_t b, const std:
   auto mean_over = [](const torch::Tensor& t, int64_t s) {
     return s > 1 ? F::avg_pool2d(t, F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false)) : t;
   };
+  if (cfg.embed_snap > 0) {  // each position moved to the 5 x 5 energy peak within embed_snap pixels
+    const int64_t r = cfg.embed_snap;
+    auto peak = std::get<1>(torch::max_pool2d_with_indices(mean_over(e.energy.narrow(0, b, 1), 5), {2 * r + 1, 2 * r + 1},
+                                                           {1, 1}, {r, r}));
+    idx = peak.reshape({-1}).index_select(0, idx);
+  }
   auto at = [&](const torch::Tensor& t) { return t[0].reshape({t.size(1), -1}).index_select(1, idx); };  // [C, N]
   std::vector<torch::Tensor> parts;
   for (int64_t s : cfg.scales) {

@@ -32,6 +32,10 @@ struct DsdConfig {
   // imaginary parts of I = T(x) averaged over s x s (the phase delay, which the energy loses).
   std::vector<int64_t> texture_scales = {};
   std::vector<int64_t> field_scales = {};
+  // Our addition (0 = off, the paper's: the embedding at the detection): the embedding is taken at the peak of
+  // |I|^2 averaged over 5 x 5 within `embed_snap` pixels of the detection (the point reported stays where it
+  // was detected), so that every cell's window statistics share one reference point.
+  int64_t embed_snap = 0;
   int64_t embedding_size() const {
     return 2 * features * int64_t(scales.size()) + int64_t(image_scales.size()) + 2 * int64_t(texture_scales.size()) +
            2 * int64_t(field_scales.size());

@@ -390,6 +390,36 @@ TEST(LlpNet, TextureAndFieldEmbeddingsAreTheWindowsStatistics) {
   EXPECT_THROW(DsdConfig::from_json(j), Error);
 }
 
+// embed_snap: the embedding is read at the peak of the 5 x 5 mean energy within embed_snap pixels of the
+// detection; a peak farther away is not reached, and 0 reads at the detection itself.
+TEST(LlpNet, EmbedSnapReadsAtTheNearbyEnergyPeak) {
+  DsdConfig c;
+  c.width = 2;
+  c.features = 1;
+  c.scales = {1};
+  c.embed_snap = 3;
+  EXPECT_EQ(DsdConfig::from_json(c.to_json()).embed_snap, 3);
+  torch::manual_seed(2);
+  DsdNet net(c);
+  const int64_t H = 20, W = 24;
+  Encoding e;
+  e.re = torch::arange(H * W, torch::kFloat32).view({1, 1, H, W});  // value = flat index
+  e.im = torch::zeros({1, 1, H, W});
+  auto yy = torch::arange(H, torch::kFloat32).view({H, 1}), xx = torch::arange(W, torch::kFloat32).view({1, W});
+  e.energy = torch::exp(-((yy - 6).pow(2) + (xx - 8).pow(2)) / 4.0).view({1, 1, H, W});
+  e.field = torch::zeros({1, 2, H, W});
+  auto at = [&](const DsdNet& n, int64_t y, int64_t x) { return n->embeddings_at(e, 0, {{y, x}})[0][0].item<float>(); };
+  EXPECT_FLOAT_EQ(at(net, 5, 6), float(6 * W + 8));    // 2 px away: read at the peak
+  EXPECT_FLOAT_EQ(at(net, 9, 11), float(6 * W + 8));   // 3 px away on both axes: still inside the window
+  EXPECT_NE(at(net, 14, 8), float(6 * W + 8));         // 8 px away: not reached
+  c.embed_snap = 0;
+  DsdNet plain(c);
+  EXPECT_FLOAT_EQ(at(plain, 5, 6), float(5 * W + 6));  // off: at the detection
+  auto j = c.to_json();
+  j["embed_snap"] = -1;
+  EXPECT_THROW(DsdConfig::from_json(j), Error);
+}
+
 // Options of the classifier: no A in the embedding (scales []), and hidden 0 = one linear layer; an empty
 // embedding is refused.
 TEST(LlpNet, EmbeddingWithoutAAndALinearClassifier) {
