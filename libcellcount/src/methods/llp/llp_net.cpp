@@ -10,6 +10,17 @@ nlohmann::json DsdConfig::to_json() const {
           {"texture_scales", texture_scales}, {"field_scales", field_scales}, {"embed_snap", embed_snap}};
 }
 
+namespace {
+// One of the embedding's window lists: at most `most` sizes, each odd in lo..63.
+void check_window_list(const std::vector<int64_t>& sizes, const std::string& name, int64_t lo, size_t most) {
+  CC_CHECK(sizes.size() <= most, CELLCOUNT_ERR_INVALID_ARGUMENT,
+           "llp architecture: at most " + std::to_string(most) + " " + name);
+  for (int64_t s : sizes)
+    CC_CHECK(s >= lo && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT,
+             "llp architecture: " + name + " must be odd, " + std::to_string(lo) + "..63");
+}
+}  // namespace
+
 DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
   DsdConfig c;
   if (j.contains("optics")) c.optics = Optics::from_json(j.at("optics"));
@@ -25,18 +36,10 @@ DsdConfig DsdConfig::from_json(const nlohmann::json& j) {
   c.field_scales = j.value("field_scales", c.field_scales);
   c.embed_snap = j.value("embed_snap", c.embed_snap);
   CC_CHECK(c.embed_snap >= 0 && c.embed_snap <= 31, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: embed_snap must be 0..31");
-  CC_CHECK(c.texture_scales.size() <= 16 && c.field_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT,
-           "llp architecture: at most 16 texture and 16 field scales");
-  for (int64_t s : c.texture_scales)
-    CC_CHECK(s >= 3 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: texture_scales must be odd, 3..63");
-  for (int64_t s : c.field_scales)
-    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: field_scales must be odd, 1..63");
-  CC_CHECK(c.image_scales.size() <= 16, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 16 image scales");
-  for (int64_t s : c.image_scales)
-    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: image_scales must be odd, 1..63");
-  CC_CHECK(c.scales.size() <= 8, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: at most 8 embedding scales");
-  for (int64_t s : c.scales)
-    CC_CHECK(s >= 1 && s <= 63 && s % 2 == 1, CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: scales must be odd, 1..63");
+  check_window_list(c.scales, "scales", 1, 8);
+  check_window_list(c.image_scales, "image_scales", 1, 16);
+  check_window_list(c.texture_scales, "texture_scales", 3, 16);  // a 1 x 1 window has no spread
+  check_window_list(c.field_scales, "field_scales", 1, 16);
   CC_CHECK(c.width >= 1 && c.width <= 512 && c.features >= 1 && c.features <= 512 && c.hidden >= 0 && c.hidden <= 4096,
            CELLCOUNT_ERR_INVALID_ARGUMENT, "llp architecture: width and features must be in 1..512, hidden in 0..4096");
   CC_CHECK(c.embedding_size() > 0, CELLCOUNT_ERR_INVALID_ARGUMENT,
@@ -100,8 +103,8 @@ Encoding DsdNetImpl::encode(const torch::Tensor& x) {
     im = torch::relu(i);
   }
   Encoding e;
-  e.energy = (torch::real(I).pow(2) + torch::imag(I).pow(2)).detach();
   e.field = torch::cat({torch::real(I), torch::imag(I)}, 1).detach();
+  e.energy = e.field.pow(2).sum(1, true);
   e.re = re;
   e.im = im;
   auto strength = (re * re + im * im).sum(1, true);  // ||A(., x, y)||^2
