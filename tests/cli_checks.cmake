@@ -42,6 +42,9 @@ expect("eval" 0 "\"mae\"" ${CLI} eval --model ${DIR}/model --dataset ${DIR}/data
 expect("eval unknown field" 1 "unknown field" ${CLI} eval --model ${DIR}/model --dataset ${DIR}/data --splt test)
 expect("train unknown method" 1 "CELLCOUNT_ERR_WRONG_METHOD" ${CLI} train --method nope --dataset ${DIR}/data --out ${SCRATCH}/m)
 expect("bench" 0 "ms_per_megapixel" ${CLI} bench --model ${DIR}/model --size 256 --repeat 1)
+# --- issue 22: an llp model's bench also times the exact VP solver at the issue's sizes (N 500 K 3, N 5000 K 5).
+expect("bench llp times the VP solver" 0 "\"method\": \"llp\".*\"vp_solver\".*\"k\": 3,.*\"n\": 500,.*\"k\": 5,.*\"n\": 5000,"
+       ${CLI} bench --model ${SOURCE_DIR}/models/llp-wbc --size 64 --repeat 1)
 expect("defaults" 0 "\"epochs\"" ${CLI} defaults --method selftest --kind train)
 
 # --- issue 20: bench --repeat 0 or -1 segfaulted (the median of no timings); now a clear error.

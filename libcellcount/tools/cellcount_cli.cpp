@@ -866,6 +866,13 @@ int cmd_bench(const Args& a) {
          {"ms_per_megapixel", median / mpix},
          {"peak_rss_mib", double(peak_rss_kib()) / 1024.0}};
   if (!mosaic.is_null()) r["mosaic"] = mosaic;
+  if (r["method"] == "llp") {
+    // llp's training cost beside its prediction: the exact VP solver on random bags of the library's default
+    // sizes (N = 500, K = 3 and N = 5000, K = 5; one core), as `cellcount eval --method llp --kind solver_bench`.
+    char* out = nullptr;
+    check(cellcount_evaluate(json{{"method", "llp"}, {"kind", "solver_bench"}}.dump().c_str(), nullptr, nullptr, &out));
+    r["vp_solver"] = json::parse(take_string(out));
+  }
   std::cout << r.dump(2) << "\n";
   return 0;
 }
