@@ -546,10 +546,18 @@ int cmd_count(const Args& a) {
     if (!f) throw Error(CELLCOUNT_ERR_IO, "cannot write '" + a.get(key) + "'");
     f << header;
   };
+  // A model of several classes (llp) adds one "count <class>" column per class before warnings, as the Fiji and
+  // napari tables do, and the run ends with the per-class totals and shares.
+  std::vector<std::string> class_names;
+  if (info.contains("classes") && info["classes"].is_array() && info["classes"].size() > 1)
+    for (const auto& c : info["classes"]) class_names.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  std::vector<double> class_totals(class_names.size(), 0.0);
+  std::string class_header;
+  for (const auto& c : class_names) class_header += csv_escape("count " + c) + ",";
   std::ofstream csv, points_csv;
   open_out("csv", csv,
-           "image,slice,count,truth,abs_error,points,model,method,device,precision,seconds,counted_pixels,area,unit,"
-           "cells_per_unit2,diameter,warnings\n");
+           ("image,slice,count,truth,abs_error,points,model,method,device,precision,seconds,counted_pixels,area,unit,"
+            "cells_per_unit2,diameter," + class_header + "warnings\n").c_str());
   open_out("points", points_csv, "image,slice,x,y,class,score,intensity,label\n");
   if (a.has("labels")) fs::create_directories(a.get("labels"));
   bool said_no_labels = false;
@@ -618,6 +626,12 @@ int cmd_count(const Args& a) {
       const json ms = json::parse(take_string(mj));
       for (const auto& w : ms["warnings"])  // the library returns them; the CLI says them once, naming the image
         std::fprintf(stderr, "cellcount warning: '%s': %s\n", where.c_str(), w["message"].get<std::string>().c_str());
+      std::string class_cells;
+      for (size_t k = 0; k < class_names.size(); ++k) {
+        const double ck = k < cellcount_result_n_classes(rh.r) ? cellcount_result_class_count(rh.r, k) : 0.0;
+        class_totals[k] += ck;
+        class_cells += fmt(ck, 3) + ",";
+      }
       if (csv.is_open())
         csv << csv_escape(file) << "," << z + 1 << "," << fmt(count, 3) << "," << (has_truth ? fmt(t, 0) : "") << ","
             << (has_truth ? fmt(std::abs(count - t), 3) : "") << "," << np << "," << csv_escape(a.get("model")) << ","
@@ -627,7 +641,7 @@ int cmd_count(const Args& a) {
             << csv_escape(ms["unit"].get<std::string>()) << ","
             << (ms["cells_per_unit2"].is_number() ? fmt(ms["cells_per_unit2"].get<double>(), 9) : "") << ","
             << (ms["diameter"].is_object() ? fmt(ms["diameter"]["value"].get<double>(), 2) : "") << ","
-            << warning_codes(ms["warnings"]) << std::endl;
+            << class_cells << warning_codes(ms["warnings"]) << std::endl;
       if (points_csv.is_open()) {
         for (const auto& q : ms["points"])
           points_csv << csv_escape(file) << "," << z + 1 << "," << fmt(q["x"].get<double>(), 2) << ","
@@ -689,6 +703,15 @@ int cmd_count(const Args& a) {
     std::printf(")");
   }
   std::printf("\n");
+  if (!class_names.empty() && n_done) {
+    double all = 0;
+    for (double t : class_totals) all += t;
+    std::printf("per class:");
+    for (size_t k = 0; k < class_names.size(); ++k)
+      std::printf("%s %s %.1f (%.1f %%)", k ? "," : "", class_names[k].c_str(), class_totals[k],
+                  all > 0 ? 100.0 * class_totals[k] / all : 0.0);
+    std::printf("\n");
+  }
   if (!failed.empty()) {
     std::fprintf(stderr, "cellcount: %zu of %zu file(s) could not be counted:\n", failed.size(),
                  files.size());
