@@ -42,26 +42,40 @@ expect("eval" 0 "\"mae\"" ${CLI} eval --model ${DIR}/model --dataset ${DIR}/data
 expect("eval unknown field" 1 "unknown field" ${CLI} eval --model ${DIR}/model --dataset ${DIR}/data --splt test)
 expect("train unknown method" 1 "CELLCOUNT_ERR_WRONG_METHOD" ${CLI} train --method nope --dataset ${DIR}/data --out ${SCRATCH}/m)
 expect("bench" 0 "ms_per_megapixel" ${CLI} bench --model ${DIR}/model --size 256 --repeat 1)
-# --- issue 22: a model of several classes (llp) gives per-class counts in the CSV (one "count <class>" column per
-# class before warnings, as the Fiji and napari tables) and the run's per-class totals and shares.
+# --- issue 22: a model of several classes (llp) gives per-class counts and proportions in the CSV (one "count
+# <class>" then one "fraction <class>" column per class, in the model's order, before warnings, as the Fiji and
+# napari tables) and the run's per-class totals and shares.
 expect("count llp per class" 0 "per class: lymphocyte [0-9.]+ \\([0-9.]+ %\\), granulocyte [0-9.]+ \\([0-9.]+ %\\), monocyte"
        ${CLI} count --model ${SOURCE_DIR}/models/llp-wbc ${SOURCE_DIR}/samples/llp-wbc --threads 2
        --csv ${SCRATCH}/llp.csv --overwrite)
 file(STRINGS ${SCRATCH}/llp.csv lrows)
 list(GET lrows 0 lhead)
-if(NOT lhead MATCHES ",diameter,count lymphocyte,count granulocyte,count monocyte,warnings$")
-  message(SEND_ERROR "llp counts CSV: want one count column per class before warnings: ${lhead}")
+if(NOT lhead MATCHES ",diameter,count lymphocyte,count granulocyte,count monocyte,fraction lymphocyte,fraction granulocyte,fraction monocyte,warnings$")
+  message(SEND_ERROR "llp counts CSV: want count and fraction columns per class before warnings: ${lhead}")
 endif()
 list(GET lrows 1 lrow)
-# the three class counts just before the warnings cell; llp counts whole detections ("12.000")
-if(NOT lrow MATCHES "^[^,]*,1,([0-9]+)\\.000,.*,([0-9]+)\\.000,([0-9]+)\\.000,([0-9]+)\\.000,[a-z_ ]*$")
-  message(SEND_ERROR "llp counts CSV row: want whole class counts before warnings: ${lrow}")
+# the class counts (llp counts whole detections, "12.000") and fractions (4 decimals) just before warnings
+if(NOT lrow MATCHES "^[^,]*,1,([0-9]+)\\.000,.*,([0-9]+)\\.000,([0-9]+)\\.000,([0-9]+)\\.000,([01]\\.[0-9][0-9][0-9][0-9]),([01]\\.[0-9][0-9][0-9][0-9]),([01]\\.[0-9][0-9][0-9][0-9]),[a-z_ ]*$")
+  message(SEND_ERROR "llp counts CSV row: want whole class counts and their fractions before warnings: ${lrow}")
 endif()
 set(total ${CMAKE_MATCH_1})
+set(cnt ${CMAKE_MATCH_2} ${CMAKE_MATCH_3} ${CMAKE_MATCH_4})
+set(frac ${CMAKE_MATCH_5} ${CMAKE_MATCH_6} ${CMAKE_MATCH_7})
 math(EXPR csum "${CMAKE_MATCH_2} + ${CMAKE_MATCH_3} + ${CMAKE_MATCH_4}")
 if(NOT csum EQUAL total)
   message(SEND_ERROR "llp counts CSV: the class counts add up to ${csum}, the count is ${total}: ${lrow}")
 endif()
+foreach(k 0 1 2)
+  list(GET cnt ${k} c)
+  list(GET frac ${k} f)
+  string(REPLACE "." "" f "${f}")
+  string(REGEX REPLACE "^0+([0-9])" "\\1" f "${f}")  # 10000 x the fraction, without leading zeros
+  math(EXPR want "(20000 * ${c} + ${total}) / (2 * ${total})")  # 10000 c / total, rounded
+  math(EXPR diff "${f} - ${want}")
+  if(diff GREATER 1 OR diff LESS -1)
+    message(SEND_ERROR "llp counts CSV: class ${k} fraction ${f}/10000, want ${c}/${total}: ${lrow}")
+  endif()
+endforeach()
 # --- issue 22: an llp model's bench also times the exact VP solver at the issue's sizes (N 500 K 3, N 5000 K 5).
 expect("bench llp times the VP solver" 0 "\"method\": \"llp\".*\"vp_solver\".*\"k\": 3,.*\"n\": 500,.*\"k\": 5,.*\"n\": 5000,"
        ${CLI} bench --model ${SOURCE_DIR}/models/llp-wbc --size 64 --repeat 1)

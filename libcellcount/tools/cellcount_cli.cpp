@@ -546,14 +546,16 @@ int cmd_count(const Args& a) {
     if (!f) throw Error(CELLCOUNT_ERR_IO, "cannot write '" + a.get(key) + "'");
     f << header;
   };
-  // A model of several classes (llp) adds one "count <class>" column per class before warnings, as the Fiji and
-  // napari tables do, and the run ends with the per-class totals and shares.
+  // A model of several classes (llp) adds one "count <class>" column per class, then one "fraction <class>" (the
+  // library's class_fractions), before warnings, as the Fiji and napari tables do; the run ends with the
+  // per-class totals and shares.
   std::vector<std::string> class_names;
   if (info.contains("classes") && info["classes"].is_array() && info["classes"].size() > 1)
     for (const auto& c : info["classes"]) class_names.push_back(c.is_string() ? c.get<std::string>() : c.dump());
   std::vector<double> class_totals(class_names.size(), 0.0);
   std::string class_header;
   for (const auto& c : class_names) class_header += csv_escape("count " + c) + ",";
+  for (const auto& c : class_names) class_header += csv_escape("fraction " + c) + ",";
   std::ofstream csv, points_csv;
   open_out("csv", csv,
            ("image,slice,count,truth,abs_error,points,model,method,device,precision,seconds,counted_pixels,area,unit,"
@@ -631,6 +633,10 @@ int cmd_count(const Args& a) {
         const double ck = k < cellcount_result_n_classes(rh.r) ? cellcount_result_class_count(rh.r, k) : 0.0;
         class_totals[k] += ck;
         class_cells += fmt(ck, 3) + ",";
+      }
+      for (size_t k = 0; k < class_names.size(); ++k) {
+        const auto& f = ms["class_fractions"];
+        class_cells += (k < f.size() && f[k].is_number() ? fmt(f[k].get<double>(), 4) : "") + ",";
       }
       if (csv.is_open())
         csv << csv_escape(file) << "," << z + 1 << "," << fmt(count, 3) << "," << (has_truth ? fmt(t, 0) : "") << ","

@@ -1,5 +1,5 @@
 """llp models in napari with no method-specific front-end code: points coloured and labelled by class, per-class
-counts in the table, all equal to the library's answer (models/llp-wbc on its simulator sample)."""
+counts and proportions in the table, all equal to the library's answer (models/llp-wbc on its simulator sample)."""
 import numpy as np
 import pytest
 
@@ -36,3 +36,7 @@ def test_llp_classes_in_points_and_table(make_napari_viewer, run_widget, repo, n
     for k, c in enumerate(classes):
         assert row[f"count {c}"] == pytest.approx(want.class_counts[k])
     assert sum(row[f"count {c}"] for c in classes) == pytest.approx(want.count)
+    # the proportions are the library's (class_fractions): each class's count over the count
+    for k, c in enumerate(classes):
+        assert row[f"fraction {c}"] == pytest.approx(want.measurements["class_fractions"][k])
+        assert row[f"fraction {c}"] == pytest.approx(want.class_counts[k] / want.count)

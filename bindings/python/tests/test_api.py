@@ -277,6 +277,25 @@ def test_normalization_range_is_the_librarys_percentiles(model):
         model.predict(img, options={"normalization_range": [1, "x"]})
 
 
+def test_class_fractions_are_the_class_counts_shares(repo, fixture_model):
+    """Issue 22: the library's measurements give each class's share of the classified cells, in the model's
+    class order (what the CLI, Fiji and napari tables show); null for each class when no cell was counted."""
+    import imageio.v3 as iio
+    image = iio.imread(repo / "samples" / "llp-wbc" / "images" / "donor0001_00.png")
+    with cellcount.Model(repo / "models" / "llp-wbc") as m:
+        r = m.predict(image)
+        fr = r.measurements["class_fractions"]
+        assert len(fr) == len(m.classes) == 3 and r.count > 0
+        assert fr == pytest.approx(list(r.class_counts / r.class_counts.sum()))
+        assert sum(fr) == pytest.approx(1.0)
+        flat = np.full_like(image, int(np.median(image)))  # a uniform hologram: no detection
+        empty = m.predict(flat)
+        assert empty.count == 0 and empty.measurements["class_fractions"] == [None, None, None]
+    with cellcount.Model(fixture_model) as m:  # one class: its share is 1 (or null without cells)
+        r = m.predict(synthetic(1))
+        assert r.measurements["class_fractions"] == ([1.0] if r.count > 0 else [None])
+
+
 def test_methods_computing_fp32_report_fp32(repo):
     """Issue 25: llp and twinvae compute in fp32 whatever precision is asked; the result says what ran."""
     img = (synthetic(h=160, w=160) * 2).astype(np.float32)

@@ -405,6 +405,8 @@ CELLCOUNT_API cellcount_status cellcount_peak_threshold_convert(double value, in
  *     "labels": {"available" (bool), "n" (components), "source" or "reason" (why there is none)},
  *     "diameter": {"value" (pixels), "source": "given" or "estimated"} for models with a cell size (model.json
  *     cell_diameter; prediction option diameter, 0 = estimated), else null,
+ *     "class_fractions": [each class's count / the sum of the class counts, in the model's class order (one per
+ *     cellcount_result_n_classes); null for each when that sum is 0],
  *     "warnings" (as cellcount_result_warnings)}
  * *out_json OWNED BY LIBRARY (cellcount_string_free).
  * Statuses: OK, ERR_INVALID_ARGUMENT (NULL, bad JSON, pixel sizes not finite and > 0). */

@@ -899,6 +899,13 @@ cellcount_status cellcount_result_measure(const cellcount_result* r, const char*
                        // the cell-size setting of models with one (issue 24): the diameter counted with, in pixels,
                        // "given" or "estimated"; null for the others
                        {"diameter", r->p.diameter_json()}};
+    // Each class's share of the classified cells (issue 22: per-class counts and proportions in every front
+    // end's table), in the model's class order; null for every class when no cell was counted.
+    double class_total = 0;
+    for (double c : r->p.class_counts) class_total += c;
+    nlohmann::json fractions = nlohmann::json::array();
+    for (double c : r->p.class_counts) fractions.push_back(class_total > 0 ? nlohmann::json(c / class_total) : nlohmann::json());
+    rep["class_fractions"] = fractions;
     std::vector<int32_t> labels;
     int32_t n_labels = 0;
     const bool has_mask = r->p.mask.defined() && r->p.mask.dim() == 2;

@@ -400,6 +400,10 @@ class CountWidget(JobWidget):
             if len(classes) > 1:
                 for k, c in enumerate(classes):
                     row[f"count {c}"] = float(r.class_counts[k]) if k < len(r.class_counts) else 0.0
+                fractions = m.get("class_fractions") or []  # the library's proportions; None when no cell
+                for k, c in enumerate(classes):
+                    f = fractions[k] if k < len(fractions) else None
+                    row[f"fraction {c}"] = float(f) if f is not None else ""
             rows.append(row)
         table = table_for(self.viewer)
         table.add_rows(rows)

@@ -305,6 +305,12 @@ g = Table.get("count granulocyte", r, T);
 l = Table.get("count lymphocyte", r, T);
 m = Table.get("count monocyte", r, T);
 check((g + l + m == c), "llp: per-class counts " + g + " + " + l + " + " + m + " should add up to " + c);
+// the proportions (the library's class_fractions): each class's count over the count
+fg = Table.get("fraction granulocyte", r, T);
+fl = Table.get("fraction lymphocyte", r, T);
+fm = Table.get("fraction monocyte", r, T);
+check((abs(fg - g / c) < 1e-9 && abs(fl - l / c) < 1e-9 && abs(fm - m / c) < 1e-9),
+      "llp: fractions " + fg + ", " + fl + ", " + fm + " should be " + g / c + ", " + l / c + ", " + m / c);
 present = (g > 0) + (l > 0) + (m > 0);
 check((Overlay.size == present), "llp: one overlay element per class present (" + present + "), got " + Overlay.size);
 check((Table.getString("method", r, T) == "llp"), "llp: method column");

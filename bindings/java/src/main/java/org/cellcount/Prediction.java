@@ -44,7 +44,7 @@ public final class Prediction {
    * The library's measurements (cellcount_result_measure) for the calibration of the params: count,
    * counted_pixels, area, unit, calibrated, cells_per_unit2 (null when uncalibrated), intensity_radius,
    * points [{x, y, class, score, intensity, label}], labels {available, n, source or reason}, diameter
-   * ({value, source} or null).
+   * ({value, source} or null), class_fractions (each class's share of the classified cells, null when none).
    */
   public final java.util.Map<String, Object> measurements;
   /** Label image (row-major, mask size: {@link #mask}'s width x height), 0 = none; null when the method gives
@@ -92,6 +92,15 @@ public final class Prediction {
   public double measurement(String key) {
     Object v = measurements.get(key);
     return v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+  }
+
+  /** Class k's share of the classified cells (the library's class_fractions, model class order); NaN when no
+   * cell was counted or k is out of range. */
+  public double classFraction(int k) {
+    Object v = measurements.get("class_fractions");
+    if (!(v instanceof java.util.List) || k < 0 || k >= ((java.util.List<?>) v).size()) return Double.NaN;
+    Object f = ((java.util.List<?>) v).get(k);
+    return f instanceof Number ? ((Number) f).doubleValue() : Double.NaN;
   }
 
   /** The cell diameter (pixels) the image was counted with, given or estimated, for models with a cell size

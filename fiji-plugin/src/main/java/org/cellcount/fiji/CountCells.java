@@ -534,6 +534,9 @@ public class CountCells implements PlugIn {
     if (r.classCounts.length > 1)
       for (int k = 0; k < r.classCounts.length; k++)
         rt.setValue("count " + (k < classes.size() ? classes.get(k) : "class " + k), row, r.classCounts[k]);
+    if (r.classCounts.length > 1)  // the library's proportions (class_fractions): NaN when no cell was counted
+      for (int k = 0; k < r.classCounts.length; k++)
+        rt.setValue("fraction " + (k < classes.size() ? classes.get(k) : "class " + k), row, r.classFraction(k));
     rt.setValue("points", row, r.numPoints());
     if (exemplars >= 0) rt.setValue("exemplars", row, exemplars);
     rt.setValue("region", row, regionName);
