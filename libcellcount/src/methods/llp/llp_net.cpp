@@ -1,5 +1,7 @@
 #include "methods/llp/llp_net.h"
 
+#include <map>
+
 #include "core/error.h"
 
 namespace cellcount::llp {
@@ -141,10 +143,16 @@ torch::Tensor DsdNetImpl::embeddings_at(const Encoding& e, int64_t b, const std:
   auto mean_over = [](const torch::Tensor& t, int64_t s) {
     return s > 1 ? F::avg_pool2d(t, F::AvgPool2dFuncOptions(s).stride(1).padding(s / 2).count_include_pad(false)) : t;
   };
+  // The energy's window means, each size computed once: the snap, image_scales and texture_scales share them.
+  const auto en = e.energy.narrow(0, b, 1);
+  std::map<int64_t, torch::Tensor> en_means;
+  auto energy_mean = [&](int64_t s) -> const torch::Tensor& {
+    auto it = en_means.find(s);
+    return it != en_means.end() ? it->second : en_means.emplace(s, mean_over(en, s)).first->second;
+  };
   if (cfg.embed_snap > 0) {  // each position moved to the 5 x 5 energy peak within embed_snap pixels
     const int64_t r = cfg.embed_snap;
-    auto peak = std::get<1>(torch::max_pool2d_with_indices(mean_over(e.energy.narrow(0, b, 1), 5), {2 * r + 1, 2 * r + 1},
-                                                           {1, 1}, {r, r}));
+    auto peak = std::get<1>(torch::max_pool2d_with_indices(energy_mean(5), {2 * r + 1, 2 * r + 1}, {1, 1}, {r, r}));
     idx = peak.reshape({-1}).index_select(0, idx);
   }
   auto at = [&](const torch::Tensor& t) { return t[0].reshape({t.size(1), -1}).index_select(1, idx); };  // [C, N]
@@ -153,12 +161,11 @@ torch::Tensor DsdNetImpl::embeddings_at(const Encoding& e, int64_t b, const std:
     parts.push_back(at(mean_over(e.re.narrow(0, b, 1), s)));
     parts.push_back(at(mean_over(e.im.narrow(0, b, 1), s)));
   }
-  const auto en = e.energy.narrow(0, b, 1);
-  for (int64_t s : cfg.image_scales) parts.push_back(at(mean_over(en, s)));
+  for (int64_t s : cfg.image_scales) parts.push_back(at(energy_mean(s)));
   if (!cfg.texture_scales.empty()) {
-    const auto dev = (en - mean_over(en, 3)).abs();
+    const auto dev = (en - energy_mean(3)).abs();
     for (int64_t s : cfg.texture_scales) {
-      auto m = mean_over(en, s);
+      const auto& m = energy_mean(s);
       parts.push_back(at((mean_over(en * en, s) - m * m).clamp_min(0.0).sqrt()));
       parts.push_back(at(mean_over(dev, s)));
     }
