@@ -634,10 +634,9 @@ int cmd_count(const Args& a) {
         class_totals[k] += ck;
         class_cells += fmt(ck, 3) + ",";
       }
-      for (size_t k = 0; k < class_names.size(); ++k) {
-        const auto& f = ms["class_fractions"];
-        class_cells += (k < f.size() && f[k].is_number() ? fmt(f[k].get<double>(), 4) : "") + ",";
-      }
+      const auto& fractions = ms["class_fractions"];
+      for (size_t k = 0; k < class_names.size(); ++k)
+        class_cells += (k < fractions.size() && fractions[k].is_number() ? fmt(fractions[k].get<double>(), 4) : "") + ",";
       if (csv.is_open())
         csv << csv_escape(file) << "," << z + 1 << "," << fmt(count, 3) << "," << (has_truth ? fmt(t, 0) : "") << ","
             << (has_truth ? fmt(std::abs(count - t), 3) : "") << "," << np << "," << csv_escape(a.get("model")) << ","
