@@ -87,10 +87,15 @@ def kl_from_proportions(root, rows, keys, seed=0, epochs=30, lr=0.01):
                 m[j] = 0.9 * m[j] + 0.1 * grad
                 v[j] = 0.999 * v[j] + 0.001 * grad ** 2
                 p -= lr * (m[j] / (1 - 0.9 ** t)) / (np.sqrt(v[j] / (1 - 0.999 ** t)) + 1e-8)
+    return val_accuracy(rows, keys, mu, sd, W, c)
+
+
+def val_accuracy(rows, keys, mu, sd, W, c):
+    """Per-class accuracy % on the val cells of the linear classifier (W, c) on features normalised by mu, sd."""
     Xv = (np.array([[f[k] for k in keys] for f, _, _ in rows["val"]]) - mu) / sd
     yv = np.array([y for _, y, _ in rows["val"]])
     pred = (Xv @ W + c).argmax(1)
-    return [100 * np.mean(pred[yv == k] == k) for k in range(K)]
+    return [100 * np.mean(pred[yv == k] == k) for k in range(len(CLASSES))]
 
 
 def main(root, shift, kl, snap):
@@ -137,10 +142,7 @@ def main(root, shift, kl, snap):
             return value, np.concatenate([(X.T @ G + 2e-3 * W).ravel(), G.sum(0)])
 
         w = minimize(loss, np.zeros(d * K + K), jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
-        Xv = (np.array([[f[k] for k in keys] for f, _, _ in rows["val"]]) - mu) / sd
-        yv = np.array([c for _, c, _ in rows["val"]])
-        pred = (Xv @ w[: d * K].reshape(d, K) + w[d * K:]).argmax(1)
-        return [100 * np.mean(pred[yv == k] == k) for k in range(K)]
+        return val_accuracy(rows, keys, mu, sd, w[: d * K].reshape(d, K), w[d * K:])
 
     keys = list(rows["train"][0][0].keys())
     groups = {
