@@ -142,7 +142,7 @@ TwinData load_twin_data(const std::string& dataset, const std::string& synthetic
 
 torch::Tensor clean(const torch::Tensor& images) { return images.to(torch::kFloat32).div(255.0).unsqueeze(1); }
 
-torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64& rng, at::Generator& gen) {
+torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64& rng, at::Generator& gen, double light) {
   const int64_t b = images.size(0);
   // RandomResizedCrop(128, scale=(0.9, 0.9), ratio=(1, 1)): side round(sqrt(0.9 * 128^2)) = 121.
   const int64_t side = int64_t(std::lround(std::sqrt(0.9 * double(kSide * kSide))));
@@ -157,10 +157,19 @@ torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64
     const int64_t top = int64_t(uniform_index(rng(), uint64_t(kSide - side + 1)));
     const int64_t left = int64_t(uniform_index(rng(), uint64_t(kSide - side + 1)));
     auto c = t.slice(1, top, top + side).slice(2, left, left + side).unsqueeze(0);
-    out.push_back(F::interpolate(c, F::InterpolateFuncOptions()
-                                        .size(std::vector<int64_t>{kSide, kSide})
-                                        .mode(torch::kBilinear)
-                                        .align_corners(false))[0]);
+    auto r = F::interpolate(c, F::InterpolateFuncOptions()
+                                   .size(std::vector<int64_t>{kSide, kSide})
+                                   .mode(torch::kBilinear)
+                                   .align_corners(false))[0];
+    if (light > 0) {
+      auto u = [&](double a, double b) { return a + (b - a) * uniform01(rng()); };
+      const double gain = u(1 - light, 1 + light), offset = u(-light / 2, light / 2), tilt = u(0, light / 2);
+      const double ang = u(0, 2 * 3.14159265358979323846);
+      auto ramp = torch::linspace(-1, 1, kSide, r.options());
+      auto field = 1 + tilt * (std::cos(ang) * ramp.view({1, 1, kSide}) + std::sin(ang) * ramp.view({1, kSide, 1}));
+      r = r * (gain * field) + offset;
+    }
+    out.push_back(r);
   }
   auto y = torch::stack(out);
   if (noise > 0) y = y + noise * at::randn(y.sizes(), gen, y.options());  // no clamp, as upstream

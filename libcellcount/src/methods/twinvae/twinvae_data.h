@@ -59,7 +59,13 @@ TwinData load_twin_data(const std::string& dataset, const std::string& synthetic
 // degrees, horizontal flip (p 0.5), vertical flip (p 0.5), RandomResizedCrop(128, scale 0.9, ratio 1) (a
 // 121x121 square at a random position, bilinear back to 128), to [0,1], + N(0, noise^2) (no clamp).
 // `images` [B,128,128] uint8 -> [B,1,128,128] float. Draws from `rng` (geometry) and `gen` (noise).
-torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64& rng, at::Generator& gen);
+// `light` > 0 (our addition, off by default as upstream): each frame then also gets a random illumination,
+// x * gain * (1 + tilt * ramp) + offset with gain in [1 - light, 1 + light], offset in [-light/2, light/2] and a
+// linear ramp of slope up to light/2 across the frame in a random direction, drawn from `rng` after the geometry.
+// It keeps a regressor from reading the count off the frame's overall brightness (in the synthetic BF frames the
+// count is almost a function of the mean grey value) and covers the uneven light of real chambers.
+torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64& rng, at::Generator& gen,
+                      double light = 0.0);
 // Clean: [B,128,128] uint8 -> [B,1,128,128] in [0,1].
 torch::Tensor clean(const torch::Tensor& images);
 

@@ -124,7 +124,12 @@ LossParts twinvae_loss(const Output& o, const torch::Tensor& x, const torch::Ten
   if (count_on) {
     // Label 0 = unlabelled: its prediction is set to 0, so it adds no error but counts in the mean (upstream).
     auto cc = torch::where(label == 0, torch::zeros_like(o.count), o.count);
-    p.count = w.count * F::mse_loss(cc, label);
+    if (w.count_over_labelled) {
+      const auto n = (label != 0).sum().clamp_min(1).to(cc.scalar_type());
+      p.count = w.count * (cc - label).pow(2).sum() / n;
+    } else {
+      p.count = w.count * F::mse_loss(cc, label);
+    }
   } else {
     p.count = torch::zeros({}, x.options());
   }

@@ -71,6 +71,10 @@ struct LossParts {
 struct LossWeights {
   double rec = 1e3, kl = 1.0, count = 1.0;
   int64_t batch_size = 128;
+  // The count MSE's mean: over the whole batch, unlabelled frames included (false, upstream), or over the
+  // labelled frames only (true, our option: a natural batch with 2 labelled frames of 32 then weighs them as a
+  // synthetic batch weighs its frames, instead of 16 times less).
+  bool count_over_labelled = false;
 };
 LossParts twinvae_loss(const Output& o, const torch::Tensor& x, const torch::Tensor& label, const LossWeights& w,
                        bool count_on);

@@ -47,6 +47,16 @@ Options train_options() {
       Opt::choice("idle_domain", "momentum", {"momentum", "still"})
           .help("the other domain's reader and writer during a pass: momentum (Adam keeps moving them on zero "
                 "gradients, as upstream under PyTorch < 2.0) or still (not stepped, as PyTorch >= 2.0's zero_grad)").folded(),
+      Opt::choice("precision", "auto", {"auto", "fp32", "bf16"})
+          .help("training steps under autocast (bf16 convs and linears, fp32 weights and losses); \"auto\" = bf16 "
+                "where the CPU has AMX, else fp32")
+          .folded(),
+      Opt::choice("count_mean", "batch", {"batch", "labelled"})
+          .help("the count MSE's mean: over the batch, unlabelled frames included (upstream), or over its labelled frames")
+          .folded(),
+      Opt::number("light_jitter", 0.0).range(0.0, 0.5)
+          .help("random illumination of each training frame: gain 1 +- j, offset +- j/2, a ramp of slope up to j/2 "
+                "(0 = off, as upstream; our addition against reading the count off the frame's brightness)").folded(),
       Opt::number("clip_grad_norm", 0.0).range(0.0, 1e9).help("clip the gradient's norm to this (0 = off, as upstream)").folded(),
       Opt::integer("validate_every", 1).range(1, 1000000).help("epochs between validations (checkpoint selection on the validation frames, never test)"),
   });
@@ -148,8 +158,8 @@ void still_other_domain(TwinVae& net, Domain d) {
 PassSums run_pass(TwinVae& net, torch::optim::Optimizer& opt, const Frames& f,
                                     const std::vector<int64_t>& order, Domain d, bool decode, bool count_on,
                                     const LossWeights& w, double noise, std::mt19937_64& rng, at::Generator& gen,
-                                    torch::Device device, const Progress& progress, float p0, float p1, double clip,
-                                    bool still) {
+                                    torch::Device device, torch::ScalarType precision, const Progress& progress, float p0,
+                                    float p1, double clip, bool still, double light) {
   net->train();
   if (still) still_other_domain(net, d);
   PassSums sums;
@@ -158,11 +168,19 @@ PassSums run_pass(TwinVae& net, torch::optim::Optimizer& opt, const Frames& f,
     progress.report(p0 + (p1 - p0) * float(i0) / float(std::max<int64_t>(1, n)), std::string("training ") + domain_name(d));
     const int64_t i1 = std::min(n, i0 + b);
     std::vector<int64_t> idx(order.begin() + i0, order.begin() + i1);
-    auto x = augment(f.images.index_select(0, torch::tensor(idx)), noise, rng, gen).to(device);
+    auto x = augment(f.images.index_select(0, torch::tensor(idx)), noise, rng, gen, light).to(device);
     std::vector<float> lab;
     for (auto i : idx) lab.push_back(f.labels[size_t(i)]);
     auto label = torch::tensor(lab).to(device);
-    auto o = net->forward(x, d, true, decode, gen);
+    Output o;
+    {
+      // Mixed precision (bf16 autocast where the CPU has AMX, `precision` auto): the network's convolutions and
+      // linears in bf16; its outputs go back to fp32 before the loss, so the MSEs and the KL sum are fp32.
+      AutocastGuard amp(device, precision);
+      o = net->forward(x, d, true, decode, gen);
+    }
+    for (auto* t : {&o.recon, &o.mu, &o.logvar, &o.z, &o.count})
+      if (t->defined()) *t = t->to(torch::kFloat32);
     auto loss = twinvae_loss(o, x, label, w, count_on);
     CC_CHECK(loss.kl.item<double>() < 1e10, CELLCOUNT_ERR_INTERNAL, "twinvae: the KL term diverged (> 1e10), as upstream aborts");
     opt.zero_grad();
@@ -217,6 +235,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   CC_CHECK(req["schedule"] == "constant" && req["optimizer"] == "adam", CELLCOUNT_ERR_INVALID_ARGUMENT,
            "twinvae train: only optimizer \"adam\" with schedule \"constant\" (upstream's) is implemented");
   const auto device = resolve_device(req["device"]);
+  const auto precision = resolve_precision(req["precision"], device);
   const std::string mode = req["mode"], scheme = req["transfer_scheme"], from = req["transfer_from"];
   const bool transfer = !from.empty();
   const bool decode = !transfer || req["transfer_decoder"].get<bool>();
@@ -224,11 +243,13 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
   const double noise = req["noise"];
   const double clip = req["clip_grad_norm"];
   const bool still = req["idle_domain"] == "still";
+  const double light = req["light_jitter"];
   LossWeights w;
   w.rec = req["rec_weight"];
   w.kl = req["kl_weight"];
   w.count = req["count_weight"];
   w.batch_size = req["batch_size"];
+  w.count_over_labelled = req["count_mean"] == "labelled";
 
   auto data = load_twin_data(req["dataset"], req["synthetic_dataset"], req["domain"], progress.sub(0, 0.05));
   const bool use_syn = mode != "natural", use_nat = mode != "synthetic";
@@ -358,7 +379,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
         order.push_back(syn_perm[size_t(syn_cursor++)]);
       }
       const auto ps = run_pass(net, opt, data.syn_train, order, Domain::synthetic, decode, count_on, w, noise, rng, gen, device,
-                               progress, p0, use_nat ? (p0 + p1) / 2 : p1, clip, still);
+                               precision, progress, p0, use_nat ? (p0 + p1) / 2 : p1, clip, still, light);
       const double k = double(std::max<int64_t>(1, ps.images));
       row["synthetic_loss"] = ps.total / k;
       row["synthetic_terms"] = {{"rec", ps.rec / k}, {"kl", ps.kl / k}, {"count", ps.count / k}};
@@ -367,7 +388,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
     }
     if (use_nat) {  // 2. natural pass over every natural training frame, labelled or not
       const auto ps = run_pass(net, opt, data.nat_train, shuffled(n_nat), Domain::natural, decode, count_on, w, noise, rng, gen,
-                               device, progress, use_syn ? (p0 + p1) / 2 : p0, p1, clip, still);
+                               device, precision, progress, use_syn ? (p0 + p1) / 2 : p0, p1, clip, still, light);
       const double k = double(std::max<int64_t>(1, ps.images));
       row["natural_loss"] = ps.total / k;
       row["natural_terms"] = {{"rec", ps.rec / k}, {"kl", ps.kl / k}, {"count", ps.count / k}};
@@ -471,7 +492,7 @@ nlohmann::json train(const nlohmann::json& request, const Progress& progress) {
                                   : "own (see loss and request)"},
                     {"loss", {{"rec_weight", w.rec}, {"kl_weight", w.kl}, {"count_weight", w.count}, {"reconstruction", "mse"},
                               {"beta", "1/(batch_size*128*128), configured batch size"}}},
-                    {"optimizer", "adam"}, {"clip_grad_norm", clip}, {"lr", req["lr"]}, {"weight_decay", req["weight_decay"]}, {"batch_size", req["batch_size"]},
+                    {"optimizer", "adam"}, {"precision", precision_name(precision)}, {"clip_grad_norm", clip}, {"light_jitter", light}, {"count_mean", req["count_mean"]}, {"lr", req["lr"]}, {"weight_decay", req["weight_decay"]}, {"batch_size", req["batch_size"]},
                     {"mode", mode}, {"synthetic_ratio", ratio}, {"synthetic_frames_per_epoch", n_syn_epoch},
                     {"natural_frames_per_epoch", use_nat ? n_nat : 0}}},
       {"choices", {

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "cellcount/cellcount.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/method.h"
@@ -130,6 +131,11 @@ TEST(TwinVae, LossMasksUnlabelledAndScalesKl) {
   EXPECT_NE(o.count.grad()[1].item<float>(), 0.0f);
   // Count off (regressor_start): no count term.
   EXPECT_EQ(twinvae_loss(o, x, label, w, false).count.item<double>(), 0.0);
+  // count_mean "labelled": the mean over the labelled frames only, (4 - 5)^2 / 1; a batch without labels gives 0.
+  LossWeights wl = w;
+  wl.count_over_labelled = true;
+  EXPECT_NEAR(twinvae_loss(o, x, label, wl, true).count.item<double>(), 1.0, 1e-6);
+  EXPECT_EQ(twinvae_loss(o, x, torch::zeros({2}), wl, true).count.item<double>(), 0.0);
   // KL: -0.5 * beta * sum(1 + logvar - mu^2 - e^logvar), beta = 1/(configured batch * 128^2).
   o.mu = torch::ones({2, 4});
   const double kl = twinvae_loss(o, x, label, w, true).kl.item<double>();
@@ -241,6 +247,27 @@ TEST(TwinVae, AnyChamberSizeIsResizedAndTinyOnesRefused) {
   EXPECT_TRUE(torch::equal(a, b));
 }
 
+TEST(TwinVae, LightJitterVariesEachFramesIlluminationAndIsSeeded) {
+  // One frame repeated 64 times: without the jitter every copy has about the same mean (geometry only);
+  // with it (0.2) the means spread by the drawn gains and offsets, the same seed gives the same batch,
+  // and light 0 is the upstream augmentation exactly (same draws, same output).
+  auto u8 = torch::full({64, 128, 128}, 150, torch::kUInt8);
+  std::mt19937_64 r0(5), r1(5), r2(5), r3(5);
+  at::Generator g0 = at::detail::createCPUGenerator(1), g1 = at::detail::createCPUGenerator(1),
+                g2 = at::detail::createCPUGenerator(1), g3 = at::detail::createCPUGenerator(1);
+  auto plain = augment(u8, 0.0, r0, g0), zero = augment(u8, 0.0, r1, g1, 0.0);
+  EXPECT_TRUE(torch::equal(plain, zero));
+  auto a = augment(u8, 0.0, r2, g2, 0.2), b = augment(u8, 0.0, r3, g3, 0.2);
+  EXPECT_TRUE(torch::equal(a, b));
+  const auto means = a.mean({1, 2, 3});
+  EXPECT_LT(plain.mean({1, 2, 3}).std().item<double>(), 1e-6);
+  EXPECT_GT(means.std().item<double>(), 0.03);  // 150/255 x gain sd 0.115 and offset sd 0.058: about 0.09
+  EXPECT_GT(means.min().item<double>(), 150.0 / 255 * 0.8 - 0.1 - 1e-6);
+  EXPECT_LT(means.max().item<double>(), 150.0 / 255 * 1.2 + 0.1 + 1e-6);
+  // The ramp: within a frame the illumination varies (a flat frame is no longer flat).
+  EXPECT_GT(a.std({1, 2, 3}).max().item<double>(), 1e-3);
+}
+
 TEST(TwinVae, SynthesizeTrainPredictEvaluate) {
   const auto assets = fake_assets();
   const auto data = fresh_dir("data"), model = fresh_dir("model");
@@ -269,6 +296,16 @@ TEST(TwinVae, SynthesizeTrainPredictEvaluate) {
   EXPECT_NE(t["warnings"][0].get<std::string>().find("synthetic frames only"), std::string::npos);
   const auto files = read_model(model.string());
   EXPECT_EQ(files.meta["modality"], "pc");
+  // The precision the steps ran in (auto: bf16 where the CPU has AMX, else fp32) is recorded; twinvae training
+  // accepts --precision like dcl and exemplar (before, it refused the field).
+  EXPECT_EQ(files.meta["settings"]["precision"], precision_name(resolve_precision("auto", torch::kCPU)));
+  {
+    const auto m32 = fresh_dir("model32");
+    train({{"method", "twinvae"}, {"dataset", data.string()}, {"out", m32.string()}, {"epochs", 1}, {"batch_size", 4},
+           {"synthetic_ratio", 1.0}, {"threads", 1}, {"precision", "fp32"}},
+          Progress());
+    EXPECT_EQ(read_model(m32.string()).meta["settings"]["precision"], "fp32");
+  }
   const auto& spec = find_method("twinvae");
   auto method = load_method(spec, files);
   PredictOptions po;
