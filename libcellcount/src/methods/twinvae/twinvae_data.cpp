@@ -96,16 +96,18 @@ std::vector<FrameRow> folder_rows(const std::string& dir, const std::string& def
   return rows;
 }
 
+// Appends the frames of `rows` (a second folder's frames follow the first folder's).
 void read_into(Frames& f, const std::string& dir, const std::vector<const FrameRow*>& rows, const Progress& progress) {
-  f.images = torch::zeros({int64_t(rows.size()), kSide, kSide}, torch::kUInt8);
+  auto images = torch::zeros({int64_t(rows.size()), kSide, kSide}, torch::kUInt8);
   for (size_t i = 0; i < rows.size(); ++i) {
     if (i % 64 == 0) progress.report(float(i) / float(std::max<size_t>(1, rows.size())), "reading frames");
     const auto path = (fs::path(dir) / rows[i]->image).string();
     auto x = to_network_input(image_to_tensor(io::read_image(path)), 1.0 / 255.0);
-    f.images[int64_t(i)] = (x[0] * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+    images[int64_t(i)] = (x[0] * 255.0).round().clamp(0, 255).to(torch::kUInt8);
     f.labels.push_back(rows[i]->label);
     f.names.push_back(rows[i]->image);
   }
+  f.images = f.images.defined() ? torch::cat({f.images, images}) : images;
 }
 
 }  // namespace

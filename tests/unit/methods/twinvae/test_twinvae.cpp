@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/evaluate.h"
+#include "core/image_tensor.h"
 #include "core/method.h"
 #include "core/model_io.h"
 #include "core/train_run.h"
@@ -331,6 +332,43 @@ TEST(TwinVae, SynthesizeTrainPredictEvaluate) {
     EXPECT_EQ(ev[k]["n"], 3);
     EXPECT_TRUE(ev[k].contains("mre") && ev[k].contains("rounded_accuracy")) << ev[k].dump();
   }
+}
+
+TEST(TwinVae, ASecondSyntheticFolderAddsItsFramesToTheFirstFolders) {
+  // dataset: 6 synthetic train + 8 natural train (4 labelled) + 3 natural test; synthetic_dataset: 5 synthetic
+  // train (its natural frames ignored). The training must see 11 synthetic and 8 natural frames, each image with
+  // its own label. (Before the fix the second folder's reading replaced the first folder's images but appended
+  // its labels: 5 synthetic images against 11 labels, and no natural images at all.)
+  const auto assets = fake_assets();
+  const auto a = fresh_dir("two_a"), b = fresh_dir("two_b");
+  synthesize({{"out", a.string()}, {"assets", assets.string()}, {"modality", "bf"}, {"synthetic_train", 6},
+              {"synthetic_val", 0}, {"synthetic_test", 0}, {"natural_train", 8}, {"natural_test", 3},
+              {"labelled_fraction", 0.5}, {"val_fraction", 0.0}},
+             Progress());
+  synthesize({{"out", b.string()}, {"assets", assets.string()}, {"modality", "bf"}, {"synthetic_train", 5},
+              {"synthetic_val", 0}, {"synthetic_test", 0}, {"natural_train", 2}, {"natural_test", 0}, {"seed", 3}},
+             Progress());
+  const auto d = load_twin_data(a.string(), b.string(), "natural", Progress());
+  for (const auto* f : {&d.syn_train, &d.nat_train, &d.nat_test}) {
+    ASSERT_TRUE(f->images.defined());
+    EXPECT_EQ(f->images.size(0), int64_t(f->labels.size()));
+    EXPECT_EQ(f->names.size(), f->labels.size());
+  }
+  EXPECT_EQ(d.syn_train.labels.size(), 11u);
+  EXPECT_EQ(d.nat_train.labels.size(), 8u);
+  EXPECT_EQ(d.nat_train.labelled(), 4u);
+  EXPECT_EQ(d.nat_test.labels.size(), 3u);
+  // Each frame is its own file's image: the last synthetic frame is the second folder's last.
+  auto last = to_network_input(image_to_tensor(io::read_image((b / "images/syn_train_00004.png").string())), 1.0 / 255.0);
+  EXPECT_TRUE(torch::equal(d.syn_train.images[10], (last[0] * 255.0).round().clamp(0, 255).to(torch::kUInt8)));
+  EXPECT_EQ(d.syn_train.names[10], "images/syn_train_00004.png");
+  const auto model = fresh_dir("two_model");
+  auto t = train({{"method", "twinvae"}, {"dataset", a.string()}, {"synthetic_dataset", b.string()}, {"out", model.string()},
+                  {"epochs", 1}, {"batch_size", 4}, {"synthetic_ratio", 0.0}, {"threads", 1}},
+                 Progress());
+  const auto frames = read_model(model.string()).meta["provenance"]["frames"];
+  EXPECT_EQ(frames["synthetic_train"], 11) << frames.dump();
+  EXPECT_EQ(frames["natural_train"], 8) << frames.dump();
 }
 
 TEST(TwinVae, ResumedTrainingEqualsUninterruptedRun) {
