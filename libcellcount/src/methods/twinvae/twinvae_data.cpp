@@ -151,6 +151,8 @@ torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64
   std::vector<torch::Tensor> out;
   out.reserve(size_t(b));
   auto x = clean(images);
+  // The light ramp's profile across the frame (only with `light`), made once for the batch.
+  const auto ramp = light > 0 ? torch::linspace(-1, 1, kSide, x.options()) : torch::Tensor();
   for (int64_t i = 0; i < b; ++i) {
     auto t = x[i];  // [1,128,128]
     if (rng() & 1) t = t.rot90(1, {1, 2});  // TF.rotate by 90 (counter-clockwise)
@@ -167,7 +169,6 @@ torch::Tensor augment(const torch::Tensor& images, double noise, std::mt19937_64
       auto u = [&](double a, double b) { return a + (b - a) * uniform01(rng()); };
       const double gain = u(1 - light, 1 + light), offset = u(-light / 2, light / 2), tilt = u(0, light / 2);
       const double ang = u(0, 2 * 3.14159265358979323846);
-      auto ramp = torch::linspace(-1, 1, kSide, r.options());
       auto field = 1 + tilt * (std::cos(ang) * ramp.view({1, 1, kSide}) + std::sin(ang) * ramp.view({1, kSide, 1}));
       r = r * (gain * field) + offset;
     }
