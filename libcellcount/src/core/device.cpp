@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <fstream>
+#include <initializer_list>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -45,9 +46,8 @@ std::string device_name(const torch::Device& d) {
 }
 
 namespace {
-// Native bf16 arithmetic on this CPU, read at run time from /proc/cpuinfo's flags: AMX (amx_bf16) or
-// AVX512-BF16. Without them LibTorch emulates bf16 (measured 5-10x slower than fp32 on AVX2, issue 25).
-bool read_cpu_flag(bool amx_only) {
+// Whether /proc/cpuinfo's flags hold any of `names`, read at run time.
+bool read_cpu_flag(std::initializer_list<const char*> names) {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
   while (std::getline(f, line)) {
@@ -55,20 +55,28 @@ bool read_cpu_flag(bool amx_only) {
     std::istringstream words(line);
     std::string w;
     while (words >> w)
-      if (w == "amx_bf16" || (!amx_only && w == "avx512_bf16")) return true;
+      for (const char* n : names)
+        if (w == n) return true;
     return false;
   }
   return false;
 }
 }  // namespace
 
+// Native bf16 arithmetic: AMX (amx_bf16) or AVX512-BF16. Without them LibTorch emulates bf16 (measured 5-10x
+// slower than fp32 on AVX2, issue 25).
 bool cpu_has_native_bf16() {
-  static const bool has = read_cpu_flag(false);
+  static const bool has = read_cpu_flag({"amx_bf16", "avx512_bf16"});
   return has;
 }
 
 bool cpu_has_amx_bf16() {
-  static const bool has = read_cpu_flag(true);
+  static const bool has = read_cpu_flag({"amx_bf16"});
+  return has;
+}
+
+bool cpu_has_avx512() {
+  static const bool has = read_cpu_flag({"avx512f"});
   return has;
 }
 

@@ -1,5 +1,6 @@
 #include "core/image_tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -134,14 +135,22 @@ std::pair<double, double> percentiles(const torch::Tensor& image, double p_low, 
     const int64_t step = (flat.numel() + max_samples - 1) / max_samples;
     flat = flat.slice(0, 0, flat.numel(), step);
   }
-  auto sorted = std::get<0>(flat.sort());
-  const int64_t last = sorted.numel() - 1;
+  // Order statistics by selection, not a full sort (issue 25: a sort of the 1M values of a 1024 x 1024 image took
+  // ~24 ms, and a dcl-vgg count made four); the same values, read as doubles (exact for every pixel type).
+  const auto values = flat.to(torch::kFloat64).contiguous();
+  std::vector<double> v(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  const int64_t last = int64_t(v.size()) - 1;
+  auto rank = [&](int64_t k) {
+    std::nth_element(v.begin(), v.begin() + k, v.end());
+    return v[size_t(k)];
+  };
   auto at = [&](double p) {
     const double pos = p / 100.0 * last;
     const int64_t i0 = int64_t(std::floor(pos));
     const int64_t i1 = std::min(i0 + 1, last);
     const double f = pos - i0;
-    return sorted[i0].item<double>() * (1 - f) + sorted[i1].item<double>() * f;
+    const double v0 = rank(i0);
+    return f == 0 ? v0 : v0 * (1 - f) + rank(i1) * f;
   };
   return {at(p_low), at(p_high)};
 }

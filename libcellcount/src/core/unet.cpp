@@ -1,5 +1,7 @@
 #include "core/unet.h"
 
+#include "core/packed_conv.h"
+
 namespace F = torch::nn::functional;
 
 namespace cellcount {
@@ -49,7 +51,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x0) {
   for (auto& d : down) {
     x = d->forward(x);
     skips.push_back(x);
-    x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
+    x = max_pool_2x2(x);
   }
   x = bottom->forward(x);
   for (size_t i = 0; i < up.size(); ++i) {

@@ -28,7 +28,9 @@ struct DclConfig {
 // p + offset_k with bilinear grid_sample; aggregation has no parameters: y_p = x_p + mean_k x(p + offset_k).
 struct GmpImpl : torch::nn::Module {
   GmpImpl(int64_t channels, int64_t points, double offset_init);
+  // Without gradient on the CPU a direct sampler (the same values to float rounding), else forward_grid_sample.
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward_grid_sample(const torch::Tensor& x);  // the training path: grid_sample, autograd through it
   torch::Tensor offsets(const torch::Tensor& x);  // [N, K, 2, H, W] in feature pixels (dx, dy)
   int64_t k;
   torch::nn::Conv2d offset{nullptr};

@@ -144,6 +144,24 @@ TEST(Dcl, GmpMatchesBruteForceSampling) {
       }
 }
 
+// Issue 25: without gradient the CPU samples directly (no grid_sample); the same values to float rounding, for
+// offsets between pixels, past the edges, on one-pixel axes and in bf16 channels-last.
+TEST(Dcl, GmpInferenceSamplerEqualsGridSample) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(5);
+  Gmp gmp(5, 8, 3.0);
+  gmp->offset->weight.normal_(0.0, 0.5);
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{2, 5, 7, 9}, {1, 5, 1, 6}, {1, 5, 6, 1}}) {
+    const auto x = torch::randn(shape);
+    const auto got = gmp->forward(x), want = gmp->forward_grid_sample(x);
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << "max difference " << (got - want).abs().max().item<double>();
+  }
+  gmp->to(torch::kBFloat16);
+  const auto xb = torch::randn({2, 5, 7, 9}).to(torch::kBFloat16).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto got = gmp->forward(xb).to(torch::kFloat32), want = gmp->forward_grid_sample(xb).to(torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(got, want, 2e-2, 2e-2)) << "max difference " << (got - want).abs().max().item<double>();
+}
+
 TEST(Dcl, GmpPassesGradientsToItsOffsets) {
   Gmp gmp(4, 8, 1.0);
   auto x = torch::rand({2, 4, 8, 8}, torch::requires_grad());
