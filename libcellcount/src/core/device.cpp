@@ -80,6 +80,8 @@ bool cpu_has_avx512() {
   return has;
 }
 
+bool channels_last_inference(bool low_precision) { return low_precision || cpu_has_avx512(); }
+
 torch::ScalarType resolve_precision(const std::string& spec, const torch::Device& device) {
   if (spec.empty() || spec == "fp32") return torch::kFloat32;
   // "auto": bf16 on CUDA and on CPUs with AMX, else fp32. AVX512-BF16 without AMX is not enough: there

@@ -3,6 +3,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 
+#include "core/torch_compat.h"
+
 #include <string>
 #include <variant>
 #include <vector>
@@ -43,11 +45,21 @@ bool zero_padding_mode(const torch::nn::detail::ConvNdOptions<2>& o) {
 
 PackedConvImpl::PackedConvImpl(torch::nn::Conv2d c, bool r) : conv(register_module("conv", std::move(c))), relu(r) {}
 
+// The type the convolution computes in: under CPU autocast (exemplar's bf16 inference) autocast's type, as conv2d
+// would cast its input and weights to it; else the input's.
+torch::ScalarType PackedConvImpl::compute_type(const torch::Tensor& x) {
+  if (torch_compat::autocast_enabled(c10::DeviceType::CPU) && x.is_floating_point())
+    return torch_compat::autocast_dtype(c10::DeviceType::CPU);
+  return x.scalar_type();
+}
+
 bool PackedConvImpl::packable(const torch::Tensor& x) const {
   const auto& o = conv->options;
+  const auto t = compute_type(x);
+  const bool autocast = torch_compat::autocast_enabled(c10::DeviceType::CPU);
   return packed_ops().run.has_value() && x.device().is_cpu() && x.dim() == 4 &&
-         (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) &&
-         x.scalar_type() == conv->weight.scalar_type() && conv->weight.device().is_cpu() &&
+         (t == torch::kFloat32 || t == torch::kBFloat16) && (autocast || t == conv->weight.scalar_type()) &&
+         conv->weight.device().is_cpu() &&
          !torch::GradMode::is_enabled() && !torch::jit::tracer::isTracing() && zero_padding_mode(o) && explicit_padding(o) != nullptr;
 }
 
@@ -59,14 +71,15 @@ torch::Tensor PackedConvImpl::forward(const torch::Tensor& x) {
   }
   const bool channels_last = x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast;
   const auto& w = conv->weight;
-  if (context_.isNone() || packed_weights_ != w.data_ptr() || packed_type_ != w.scalar_type() ||
+  const auto type = compute_type(x);
+  if (context_.isNone() || packed_weights_ != w.data_ptr() || packed_type_ != type ||
       packed_channels_last_ != channels_last) {
     const auto& o = conv->options;
     const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
     c10::optional<torch::Tensor> bias;
-    if (conv->bias.defined()) bias = conv->bias.contiguous();
+    if (conv->bias.defined()) bias = conv->bias.to(type).contiguous();
     torch::jit::Stack s;
-    s.emplace_back(w.contiguous(format));
+    s.emplace_back(w.to(type).contiguous(format));
     s.emplace_back(bias);
     s.emplace_back(two(o.stride()));
     s.emplace_back(two(*explicit_padding(o)));
@@ -77,10 +90,10 @@ torch::Tensor PackedConvImpl::forward(const torch::Tensor& x) {
     packed_ops().prepack->callBoxed(&s);
     context_ = std::move(s.at(0));
     packed_weights_ = w.data_ptr();
-    packed_type_ = w.scalar_type();
+    packed_type_ = type;
     packed_channels_last_ = channels_last;
   }
-  torch::jit::Stack s{x, context_};
+  torch::jit::Stack s{x.to(type), context_};
   packed_ops().run->callBoxed(&s);
   return s.at(0).toTensor();
 }

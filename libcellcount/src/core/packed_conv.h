@@ -13,7 +13,8 @@
 namespace cellcount {
 
 // A Conv2d, optionally followed by a ReLU, for inference. forward uses the packed operator when it applies (CPU,
-// fp32 or bf16 input of the weights' type, no gradient wanted, not tracing, zero padding, the operator present in this
+// fp32 or bf16 input of the weights' type, or under CPU autocast its type with the weights cast to it once, as
+// autocast's conv2d would per call; no gradient wanted, not tracing, zero padding, the operator present in this
 // LibTorch), packing on first use and again when the weights' storage, type or the input's memory format change;
 // otherwise conv->forward (and relu). The weights stay in `conv`, so .to(device, dtype) moves them as usual.
 struct PackedConvImpl : torch::nn::Module {
@@ -26,6 +27,7 @@ struct PackedConvImpl : torch::nn::Module {
   bool relu = false;
 
  private:
+  static torch::ScalarType compute_type(const torch::Tensor& x);
   bool packable(const torch::Tensor& x) const;
   c10::IValue context_;
   const void* packed_weights_ = nullptr;

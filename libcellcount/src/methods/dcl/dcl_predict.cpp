@@ -90,10 +90,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
                          bool localize) {
   auto to_input = [&](const torch::Tensor& t) {
     auto input = t.to(device, precision);
-    // Channels-last for the low precisions, and for fp32 where the CPU has AVX-512: with packed convolutions a
-    // 1024 x 1024 dcl-vgg count took 632 ms against 823 ms in NCHW (Xeon with AVX-512, 2 threads). On an AVX2-only
-    // EPYC, before packing, fp32 channels-last was 1.05-1.13x slower (512 x 512, 2 threads), so NCHW stays there.
-    if (precision != torch::kFloat32 || cpu_has_avx512()) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (channels_last_inference(precision != torch::kFloat32)) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
     return input;
   };
   const int64_t H = x.size(1), W = x.size(2);

@@ -46,8 +46,10 @@ BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t out, int64_t 
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   if (folded) {
-    auto y = torch::relu(c2(torch::relu(c1(x))));
-    return torch::relu(c3(y) + (down.is_empty() ? x : down->forward(x)));
+    auto y = p3(p2(p1(x)));
+    const auto shortcut = down.is_empty() ? x : down->forward(x);
+    if (y.scalar_type() == shortcut.scalar_type() && y.sizes() == shortcut.sizes()) return y.add_(shortcut).relu_();
+    return torch::relu(y + shortcut);
   }
   auto y = torch::relu(b1(c1(x)));
   y = torch::relu(b2(c2(y)));
@@ -60,7 +62,10 @@ void BottleneckImpl::fold_batch_norm() {
   c1 = replace_module("c1", fold_conv_bn(c1, b1));
   c2 = replace_module("c2", fold_conv_bn(c2, b2));
   c3 = replace_module("c3", fold_conv_bn(c3, b3));
-  if (!down.is_empty()) down = replace_module("down", cellcount::fold_batch_norm(down));
+  if (!down.is_empty()) down = replace_module("down", cellcount::pack_for_inference(cellcount::fold_batch_norm(down)));
+  p1 = PackedConv(c1, true);
+  p2 = PackedConv(c2, true);
+  p3 = PackedConv(c3, false);
   folded = true;
 }
 
@@ -89,7 +94,7 @@ torch::Tensor BackboneImpl::forward(const torch::Tensor& x) {
 }
 
 void BackboneImpl::fold_batch_norm() {
-  stem = replace_module("stem", cellcount::fold_batch_norm(stem));
+  stem = replace_module("stem", cellcount::pack_for_inference(cellcount::fold_batch_norm(stem)));
   for (auto* layer : {&layer1, &layer2, &layer3})
     for (auto& block : **layer) block.get<Bottleneck>()->fold_batch_norm();
 }
@@ -124,15 +129,28 @@ torch::Tensor CounterImpl::similarity(const torch::Tensor& f, const torch::Tenso
 torch::Tensor CounterImpl::density(const torch::Tensor& f, const torch::Tensor& s) {
   auto x = torch::cat({f, s.to(f.scalar_type())}, 1);
   for (size_t i = 0; i < head.size(); ++i) {
-    x = head[i]->forward(x);
+    const bool last = i + 1 == head.size();
     // ReLU after each layer as CODE-FACTS 2.2, except the last: a ReLU there dies (all-zero output, no
     // gradient) within the first epoch when training from scratch, so it is a softplus (choice).
-    x = i + 1 < head.size() ? torch::relu(x) : F::softplus(x);
-    if (i < 4)
+    if (!packed_head.empty())
+      x = packed_head[i]->forward(x);  // the ReLU fused
+    else
+      x = last ? head[i]->forward(x) : torch::relu(head[i]->forward(x));
+    if (last) x = F::softplus(x);
+    if (i < 4) {
+      // Without gradient a bf16 map is upsampled in fp32 (issue 25: LibTorch 1.13's bf16 bilinear took 173 of
+      // 1008 ms of a 1024 x 1024 bf16 count, fp32 27 ms); the next conv casts it back.
+      if (!torch::GradMode::is_enabled() && x.scalar_type() == torch::kBFloat16) x = x.to(torch::kFloat32);
       x = F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
                                 .mode(torch::kBilinear).align_corners(true));
+    }
   }
   return x;
+}
+
+void CounterImpl::pack_for_inference() {
+  packed_head.clear();
+  for (size_t i = 0; i < head.size(); ++i) packed_head.push_back(PackedConv(head[i], i + 1 < head.size()));
 }
 
 SegmenterImpl::SegmenterImpl(const ExemplarConfig& c) {
@@ -182,7 +200,11 @@ torch::Tensor ExemplarNetImpl::localize(const torch::Tensor& image, const torch:
 void ExemplarNetImpl::fold_for_inference() {
   counter->backbone->fold_batch_norm();
   segmenter->backbone->fold_batch_norm();
-  if (localizer) cellcount::fold_batch_norm(*localizer);
+  counter->pack_for_inference();
+  if (localizer) {
+    cellcount::fold_batch_norm(*localizer);
+    cellcount::pack_for_inference(*localizer);
+  }
   eval();
 }
 

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "core/packed_conv.h"
+
 #include "core/unet.h"
 
 namespace cellcount::exemplar {
@@ -42,6 +44,8 @@ struct BottleneckImpl : torch::nn::Module {
   torch::nn::BatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr};
   torch::nn::Sequential down{nullptr};
   bool folded = false;
+  // After the fold: c1, c2 (with their ReLUs) and c3 packed (core/packed_conv); not registered, they share c1..c3.
+  PackedConv p1{nullptr}, p2{nullptr}, p3{nullptr};
 };
 TORCH_MODULE(Bottleneck);
 
@@ -69,6 +73,8 @@ struct CounterImpl : torch::nn::Module {
   torch::nn::Conv2d proj{nullptr};
   torch::nn::Linear ex_proj{nullptr};
   std::vector<torch::nn::Conv2d> head;
+  std::vector<PackedConv> packed_head;  // inference (pack_for_inference): head[0..3] with their ReLUs, head[4]
+  void pack_for_inference();
   int64_t dim;
 };
 TORCH_MODULE(Counter);

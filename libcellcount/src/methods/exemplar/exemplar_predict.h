@@ -10,6 +10,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/hw.h"
 #include "core/method.h"
 #include "core/tiling.h"
 #include "methods/exemplar/exemplar_net.h"
@@ -107,9 +108,14 @@ class ExemplarMethod : public ModelMethod {
     if (o.tile_size <= 0) tile = grown_tile(x.size(1), x.size(2), tile, overlap, kTileGrowth, kStride);
     // K-means clusters the whole image's patches: one tile.
     if (mode == MaskMode::kKMeans) tile = std::max(x.size(1), x.size(2)), overlap = 0;
+    const bool channels_last = channels_last_inference(o.precision != torch::kFloat32);
     auto maps = run_tiled(
         x, tile, overlap, kStride,
-        [&](const torch::Tensor& t) { return run_tile(net_, t, b, v, mode, ms, boxes, localize).to(torch::kCPU); },
+        [&](const torch::Tensor& t) {
+          // The layout rule of core/hw.h (channels-last in bf16, and in fp32 with AVX-512).
+          const auto in = channels_last ? t.contiguous(torch::MemoryFormat::ChannelsLast) : t;
+          return run_tile(net_, in, b, v, mode, ms, boxes, localize).to(torch::kCPU);
+        },
         o.progress);
     const auto [thr, md] = peak_settings(o);
     auto p = density_prediction(point_map(maps), in.region, thr, md, o.want_density);
