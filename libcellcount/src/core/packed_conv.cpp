@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/frontend/tracer.h>
 
 #include "core/torch_compat.h"
+#include "core/unet.h"
 
 #include <string>
 #include <variant>
@@ -137,6 +138,9 @@ void pack_for_inference(UNetImpl& u) {
   u.bottom = u.replace_module("bottom", pack_for_inference(u.bottom));
   for (size_t i = 0; i < u.up_conv.size(); ++i)
     u.up_conv[i] = u.replace_module("up_conv" + std::to_string(u.up_conv.size() - 1 - i), pack_for_inference(u.up_conv[i]));
+  u.packed_up.clear();
+  for (auto& c : u.up) u.packed_up.push_back(PackedConv(c, false));
+  u.packed_out = PackedConv(u.out, false);
 }
 
 }  // namespace cellcount

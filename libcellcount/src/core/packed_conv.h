@@ -8,9 +8,9 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "core/unet.h"
-
 namespace cellcount {
+
+struct UNetImpl;
 
 // A Conv2d, optionally followed by a ReLU, for inference. forward uses the packed operator when it applies (CPU,
 // fp32 or bf16 input of the weights' type, or under CPU autocast its type with the weights cast to it once, as
@@ -51,7 +51,7 @@ TORCH_MODULE(MaxPool2x2);
 // kernel and stride 2 without padding or dilation as a MaxPool2x2; others kept. Fold BatchNorms first.
 torch::nn::Sequential pack_for_inference(const torch::nn::Sequential& s);
 
-// The UNet's blocks packed in place (down, bottom, up_conv).
+// The UNet's convolutions packed in place: its blocks (down, bottom, up_conv), and packed_up / packed_out made.
 void pack_for_inference(UNetImpl& u);
 
 }  // namespace cellcount

@@ -1,7 +1,5 @@
 #include "core/unet.h"
 
-#include "core/packed_conv.h"
-
 namespace F = torch::nn::functional;
 
 namespace cellcount {
@@ -55,10 +53,10 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x0) {
   }
   x = bottom->forward(x);
   for (size_t i = 0; i < up.size(); ++i) {
-    x = torch::pixel_shuffle(up[i]->forward(x), 2);
+    x = torch::pixel_shuffle(packed_up.empty() ? up[i]->forward(x) : packed_up[i]->forward(x), 2);
     x = up_conv[i]->forward(torch::cat({x, skips[skips.size() - 1 - i]}, 1));
   }
-  return F::softplus(out->forward(x));  // non-negative, never a dead output
+  return F::softplus(packed_out.is_empty() ? out->forward(x) : packed_out->forward(x));  // non-negative, never a dead output
 }
 
 }  // namespace cellcount

@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "core/packed_conv.h"
+
 namespace cellcount {
 
 struct UNetImpl : torch::nn::Module {
@@ -15,6 +17,9 @@ struct UNetImpl : torch::nn::Module {
   std::vector<torch::nn::Conv2d> up;  // 1x1 conv to 4C then pixel_shuffle(2): ConvTranspose2d(2,2) exactly
   torch::nn::Sequential bottom{nullptr};
   torch::nn::Conv2d out{nullptr};
+  // Inference (core/packed_conv's pack_for_inference): `up` and `out` packed; not registered, they share the convs.
+  std::vector<PackedConv> packed_up;
+  PackedConv packed_out{nullptr};
 };
 TORCH_MODULE(UNet);
 
