@@ -40,11 +40,7 @@ torch::nn::Sequential fold_batch_norm(const torch::nn::Sequential& s) {
 }
 
 void fold_batch_norm(UNetImpl& u) {
-  for (size_t l = 0; l < u.down.size(); ++l)
-    u.down[l] = u.replace_module("down" + std::to_string(l), fold_batch_norm(u.down[l]));
-  u.bottom = u.replace_module("bottom", fold_batch_norm(u.bottom));
-  for (size_t i = 0; i < u.up_conv.size(); ++i)
-    u.up_conv[i] = u.replace_module("up_conv" + std::to_string(u.up_conv.size() - 1 - i), fold_batch_norm(u.up_conv[i]));
+  u.replace_blocks([](const torch::nn::Sequential& s) { return fold_batch_norm(s); });
 }
 
 }  // namespace cellcount

@@ -137,12 +137,13 @@ std::pair<double, double> percentiles(const torch::Tensor& image, double p_low, 
   }
   // Order statistics by selection, not a full sort (issue 25: a sort of the 1M values of a 1024 x 1024 image took
   // ~24 ms, and a dcl-vgg count made four); the same values, read as doubles (exact for every pixel type).
-  const auto values = flat.to(torch::kFloat64).contiguous();
-  std::vector<double> v(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
-  const int64_t last = int64_t(v.size()) - 1;
+  // A copy of our own (copy = true: never the caller's pixels, which nth_element reorders).
+  auto values = flat.to(torch::kFloat64, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  double* v = values.data_ptr<double>();
+  const int64_t last = values.numel() - 1;
   auto rank = [&](int64_t k) {
-    std::nth_element(v.begin(), v.begin() + k, v.end());
-    return v[size_t(k)];
+    std::nth_element(v, v + k, v + last + 1);
+    return v[k];
   };
   auto at = [&](double p) {
     const double pos = p / 100.0 * last;

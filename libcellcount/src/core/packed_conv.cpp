@@ -3,12 +3,12 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 
-#include "core/torch_compat.h"
-#include "core/unet.h"
-
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "core/torch_compat.h"
+#include "core/unet.h"
 
 namespace cellcount {
 namespace {
@@ -54,9 +54,8 @@ torch::ScalarType PackedConvImpl::compute_type(const torch::Tensor& x) {
   return x.scalar_type();
 }
 
-bool PackedConvImpl::packable(const torch::Tensor& x) const {
+bool PackedConvImpl::packable(const torch::Tensor& x, torch::ScalarType t) const {
   const auto& o = conv->options;
-  const auto t = compute_type(x);
   const bool autocast = torch_compat::autocast_enabled(c10::DeviceType::CPU);
   return packed_ops().run.has_value() && x.device().is_cpu() && x.dim() == 4 &&
          (t == torch::kFloat32 || t == torch::kBFloat16) && (autocast || t == conv->weight.scalar_type()) &&
@@ -65,14 +64,14 @@ bool PackedConvImpl::packable(const torch::Tensor& x) const {
 }
 
 torch::Tensor PackedConvImpl::forward(const torch::Tensor& x) {
-  last_packed_ = packable(x);
+  const auto type = compute_type(x);
+  last_packed_ = packable(x, type);
   if (!last_packed_) {
     auto y = conv->forward(x);
     return relu ? torch::relu(y) : y;
   }
   const bool channels_last = x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast;
   const auto& w = conv->weight;
-  const auto type = compute_type(x);
   if (context_.isNone() || packed_weights_ != w.data_ptr() || packed_type_ != type ||
       packed_channels_last_ != channels_last) {
     const auto& o = conv->options;
@@ -133,11 +132,7 @@ torch::nn::Sequential pack_for_inference(const torch::nn::Sequential& s) {
 }
 
 void pack_for_inference(UNetImpl& u) {
-  for (size_t l = 0; l < u.down.size(); ++l)
-    u.down[l] = u.replace_module("down" + std::to_string(l), pack_for_inference(u.down[l]));
-  u.bottom = u.replace_module("bottom", pack_for_inference(u.bottom));
-  for (size_t i = 0; i < u.up_conv.size(); ++i)
-    u.up_conv[i] = u.replace_module("up_conv" + std::to_string(u.up_conv.size() - 1 - i), pack_for_inference(u.up_conv[i]));
+  u.replace_blocks([](const torch::nn::Sequential& s) { return pack_for_inference(s); });
   u.packed_up.clear();
   for (auto& c : u.up) u.packed_up.push_back(PackedConv(c, false));
   u.packed_out = PackedConv(u.out, false);

@@ -28,7 +28,7 @@ struct PackedConvImpl : torch::nn::Module {
 
  private:
   static torch::ScalarType compute_type(const torch::Tensor& x);
-  bool packable(const torch::Tensor& x) const;
+  bool packable(const torch::Tensor& x, torch::ScalarType compute) const;  // compute = compute_type(x)
   c10::IValue context_;
   const void* packed_weights_ = nullptr;
   torch::ScalarType packed_type_ = torch::kFloat32;

@@ -43,6 +43,13 @@ UNetImpl::UNetImpl(int64_t in_channels, int64_t base) {
   torch::nn::init::constant_(out->bias, -4.0);  // softplus(-4) ~ 0.018: starts near an empty map
 }
 
+void UNetImpl::replace_blocks(const std::function<torch::nn::Sequential(const torch::nn::Sequential&)>& f) {
+  for (size_t l = 0; l < down.size(); ++l) down[l] = replace_module("down" + std::to_string(l), f(down[l]));
+  bottom = replace_module("bottom", f(bottom));
+  for (size_t i = 0; i < up_conv.size(); ++i)
+    up_conv[i] = replace_module("up_conv" + std::to_string(up_conv.size() - 1 - i), f(up_conv[i]));
+}
+
 torch::Tensor UNetImpl::forward(const torch::Tensor& x0) {
   std::vector<torch::Tensor> skips;
   auto x = x0;

@@ -2,6 +2,7 @@
 // ReLU per level, channels base << level, 2x2 max-pool down, a 1x1 conv to 4C + pixel_shuffle(2) up (exactly a
 // ConvTranspose2d(2, 2), without its slow CPU path), softplus output. Defined once, here.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include <torch/torch.h>
@@ -13,6 +14,9 @@ namespace cellcount {
 struct UNetImpl : torch::nn::Module {
   UNetImpl(int64_t in_channels, int64_t base);
   torch::Tensor forward(const torch::Tensor& x);  // [N,1,H,W], H and W multiples of 16; softplus output
+  // Each conv block (down, bottom, up_conv) replaced by f(block), under its registered name (BatchNorm folding
+  // and packing for inference).
+  void replace_blocks(const std::function<torch::nn::Sequential(const torch::nn::Sequential&)>& f);
   std::vector<torch::nn::Sequential> down, up_conv;
   std::vector<torch::nn::Conv2d> up;  // 1x1 conv to 4C then pixel_shuffle(2): ConvTranspose2d(2,2) exactly
   torch::nn::Sequential bottom{nullptr};

@@ -10,7 +10,6 @@
 #include <torch/torch.h>
 
 #include "core/packed_conv.h"
-
 #include "core/unet.h"
 
 namespace cellcount::exemplar {
