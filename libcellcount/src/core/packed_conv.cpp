@@ -65,35 +65,41 @@ bool PackedConvImpl::packable(const torch::Tensor& x, torch::ScalarType t) const
 
 torch::Tensor PackedConvImpl::forward(const torch::Tensor& x) {
   const auto type = compute_type(x);
-  last_packed_ = packable(x, type);
-  if (!last_packed_) {
+  const bool packed = packable(x, type);
+  last_packed_ = packed;
+  if (!packed) {
     auto y = conv->forward(x);
     return relu ? torch::relu(y) : y;
   }
   const bool channels_last = x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast;
   const auto& w = conv->weight;
-  if (context_.isNone() || packed_weights_ != w.data_ptr() || packed_type_ != type ||
-      packed_channels_last_ != channels_last) {
-    const auto& o = conv->options;
-    const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-    c10::optional<torch::Tensor> bias;
-    if (conv->bias.defined()) bias = conv->bias.to(type).contiguous();
-    torch::jit::Stack s;
-    s.emplace_back(w.to(type).contiguous(format));
-    s.emplace_back(bias);
-    s.emplace_back(two(o.stride()));
-    s.emplace_back(two(*explicit_padding(o)));
-    s.emplace_back(two(o.dilation()));
-    s.emplace_back(o.groups());
-    s.emplace_back(x.sizes().vec());
-    s.emplace_back(std::string(relu ? "relu" : "none"));
-    packed_ops().prepack->callBoxed(&s);
-    context_ = std::move(s.at(0));
-    packed_weights_ = w.data_ptr();
-    packed_type_ = type;
-    packed_channels_last_ = channels_last;
+  c10::IValue context;
+  {
+    std::lock_guard<std::mutex> lock(packing_);
+    if (context_.isNone() || packed_weights_ != w.data_ptr() || packed_type_ != type ||
+        packed_channels_last_ != channels_last) {
+      const auto& o = conv->options;
+      const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+      c10::optional<torch::Tensor> bias;
+      if (conv->bias.defined()) bias = conv->bias.to(type).contiguous();
+      torch::jit::Stack s;
+      s.emplace_back(w.to(type).contiguous(format));
+      s.emplace_back(bias);
+      s.emplace_back(two(o.stride()));
+      s.emplace_back(two(*explicit_padding(o)));
+      s.emplace_back(two(o.dilation()));
+      s.emplace_back(o.groups());
+      s.emplace_back(x.sizes().vec());
+      s.emplace_back(std::string(relu ? "relu" : "none"));
+      packed_ops().prepack->callBoxed(&s);
+      context_ = std::move(s.at(0));
+      packed_weights_ = w.data_ptr();
+      packed_type_ = type;
+      packed_channels_last_ = channels_last;
+    }
+    context = context_;
   }
-  torch::jit::Stack s{x.to(type), context_};
+  torch::jit::Stack s{x.to(type), std::move(context)};
   packed_ops().run->callBoxed(&s);
   return s.at(0).toTensor();
 }

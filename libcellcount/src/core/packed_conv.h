@@ -6,6 +6,9 @@
 // the ReLU as a post-op. Results are those of conv2d + relu (the same oneDNN kernels; equal to the bit in the
 // checks of tests/unit/core/test_packed_conv.cpp). Defined once, here; dcl and exemplar use it.
 #pragma once
+#include <atomic>
+#include <mutex>
+
 #include <torch/torch.h>
 
 namespace cellcount {
@@ -17,6 +20,8 @@ struct UNetImpl;
 // autocast's conv2d would per call; no gradient wanted, not tracing, zero padding, the operator present in this
 // LibTorch), packing on first use and again when the weights' storage, type or the input's memory format change;
 // otherwise conv->forward (and relu). The weights stay in `conv`, so .to(device, dtype) moves them as usual.
+// Safe to call from several threads at once (parallel tiles): the packing is done under a lock, and the packed
+// operator only reads its context.
 struct PackedConvImpl : torch::nn::Module {
   PackedConvImpl(torch::nn::Conv2d conv, bool relu);
   torch::Tensor forward(const torch::Tensor& x);
@@ -29,11 +34,12 @@ struct PackedConvImpl : torch::nn::Module {
  private:
   static torch::ScalarType compute_type(const torch::Tensor& x);
   bool packable(const torch::Tensor& x, torch::ScalarType compute) const;  // compute = compute_type(x)
+  std::mutex packing_;  // guards the four below
   c10::IValue context_;
   const void* packed_weights_ = nullptr;
   torch::ScalarType packed_type_ = torch::kFloat32;
   bool packed_channels_last_ = false;
-  bool last_packed_ = false;
+  std::atomic<bool> last_packed_{false};
 };
 TORCH_MODULE(PackedConv);
 

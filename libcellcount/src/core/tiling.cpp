@@ -1,6 +1,13 @@
 #include "core/tiling.h"
 
+#include <ATen/ThreadLocalState.h>
+#include <torch/csrc/jit/frontend/tracer.h>
+
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "core/limits.h"
@@ -94,19 +101,58 @@ torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overla
       batch);
 }
 
+namespace {
+
+// OpenMP's per-thread thread count, from the runtime LibTorch itself links (weak: resolved at load time through
+// libtorch's own dependency on libgomp, so that no second OpenMP runtime is linked in; null where LibTorch has no
+// OpenMP, and then tiles run one batch at a time). LibTorch's parallel regions and oneDNN's read the calling
+// thread's value.
+extern "C" {
+void omp_set_num_threads(int) __attribute__((weak));
+int omp_get_max_threads() __attribute__((weak));
+}
+
+bool per_thread_counts_available() { return omp_set_num_threads != nullptr && omp_get_max_threads != nullptr; }
+
+// One intra-op thread for the calling thread while it lives; the previous count after.
+class OneIntraOpThread {
+ public:
+  OneIntraOpThread() {
+    at::get_num_threads();  // LibTorch's lazy per-thread initialisation first, or it would set the count back
+    previous_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+  }
+  ~OneIntraOpThread() { omp_set_num_threads(previous_); }
+  OneIntraOpThread(const OneIntraOpThread&) = delete;
+  OneIntraOpThread& operator=(const OneIntraOpThread&) = delete;
+
+ private:
+  int previous_ = 1;
+};
+
+}  // namespace
+
+int tile_workers(const torch::Device& device) {
+  if (!device.is_cpu() || !per_thread_counts_available() || torch::jit::tracer::isTracing()) return 1;
+  return std::clamp(at::get_num_threads(), 1, kMaxTileWorkers);
+}
+
 torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileAtFn& fn,
-                           const Progress& progress, int64_t batch, torch::Tensor into) {
+                           const Progress& progress, int64_t batch, torch::Tensor into, int workers) {
   CC_CHECK(image.dim() == 3, CELLCOUNT_ERR_INTERNAL, "run_tiled: expected [C,H,W]");
   CC_CHECK(batch >= 1, CELLCOUNT_ERR_INTERNAL, "run_tiled: batch must be >= 1");
+  CC_CHECK(workers >= 1, CELLCOUNT_ERR_INTERNAL, "run_tiled: workers must be >= 1");
   const int64_t H = image.size(1), W = image.size(2);
   const auto tiles = plan_tiles(H, W, tile, overlap);
   torch::Tensor out = into;
   CC_CHECK(!out.defined() || (out.dim() == 3 && out.size(1) == H && out.size(2) == W && out.scalar_type() == torch::kFloat32 &&
                               out.device().is_cpu()),
            CELLCOUNT_ERR_INTERNAL, "run_tiled: the output to stitch into is not a [K,H,W] float CPU tensor");
-  for (size_t i0 = 0; i0 < tiles.size(); i0 += size_t(batch)) {
-    const size_t i1 = std::min(tiles.size(), i0 + size_t(batch));
-    progress.report(float(i0) / tiles.size(), "tile " + std::to_string(i0 + 1) + "/" + std::to_string(tiles.size()));
+  const size_t n_batches = (tiles.size() + size_t(batch) - 1) / size_t(batch);
+  std::mutex stitching;
+  // Runs batch b and stitches its cores (disjoint from every other batch's) into out.
+  auto run_batch = [&](size_t b) {
+    const size_t i0 = b * size_t(batch), i1 = std::min(tiles.size(), i0 + size_t(batch));
     std::vector<torch::Tensor> ins;
     for (size_t i = i0; i < i1; ++i) {
       const auto& t = tiles[i];
@@ -117,6 +163,7 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
     CC_CHECK(y.dim() == 4 && y.size(0) == int64_t(i1 - i0), CELLCOUNT_ERR_INTERNAL,
              "run_tiled: a tile's output has the wrong shape");
     y = y.to(torch::kCPU, torch::kFloat32);
+    std::lock_guard<std::mutex> lock(stitching);
     for (size_t i = i0; i < i1; ++i) {
       const auto& t = tiles[i];
       CC_CHECK(y.size(2) >= t.y1 - t.y0 && y.size(3) >= t.x1 - t.x0, CELLCOUNT_ERR_INTERNAL,
@@ -127,7 +174,64 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
       out.slice(1, t.cy0, t.cy1).slice(2, t.cx0, t.cx1) =
           yi.slice(1, t.cy0 - t.y0, t.cy1 - t.y0).slice(2, t.cx0 - t.x0, t.cx1 - t.x0);
     }
+  };
+  auto report = [&](size_t done_batches) {
+    const size_t done = std::min(tiles.size(), done_batches * size_t(batch));
+    progress.report(float(done) / tiles.size(), "tile " + std::to_string(done + 1) + "/" + std::to_string(tiles.size()));
+  };
+  workers = int(std::min<size_t>(size_t(workers), n_batches));
+  if (workers <= 1 || !per_thread_counts_available()) {
+    for (size_t b = 0; b < n_batches; ++b) {
+      report(b);
+      run_batch(b);
+    }
+    progress.report(1.0f, "tiles done");
+    return out;
   }
+  // Parallel tiles (issue 25): each worker (this thread and workers - 1 others) takes the next batch and runs it on
+  // one intra-op thread. A batch's tiles are the same function of their windows as one at a time; only who runs
+  // them changes. Progress (whose callback may belong to a front end's thread: JNI, ctypes) is reported from this
+  // thread alone; a cancel or an error stops the others before it is rethrown here.
+  std::atomic<size_t> next{0}, finished{0};
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto fail = [&](std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!error) error = std::move(e);
+    stop = true;
+  };
+  const at::ThreadLocalState caller_state;  // grad and inference mode, autocast: the caller's, in every worker
+  auto work = [&] {
+    try {
+      const at::ThreadLocalStateGuard state(caller_state);
+      const OneIntraOpThread one;
+      for (size_t b; !stop && (b = next++) < n_batches;) {
+        run_batch(b);
+        ++finished;
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  };
+  std::vector<std::thread> others;
+  try {
+    for (int w = 1; w < workers; ++w) others.emplace_back(work);
+  } catch (...) {
+    fail(std::current_exception());
+  }
+  try {
+    const OneIntraOpThread one;
+    for (size_t b; !stop && (b = next++) < n_batches;) {
+      report(finished);
+      run_batch(b);
+      ++finished;
+    }
+  } catch (...) {
+    fail(std::current_exception());
+  }
+  for (auto& t : others) t.join();
+  if (error) std::rethrow_exception(error);
   progress.report(1.0f, "tiles done");
   return out;
 }

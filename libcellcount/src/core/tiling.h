@@ -41,9 +41,22 @@ torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overla
 // float tensor (a view is fine) the tiles are stitched into and returned, so that callers assembling several
 // maps hold no second full-size copy (8192 x 8192: 256 MiB a channel).
 using TileAtFn = std::function<torch::Tensor(const torch::Tensor& tiles, const std::vector<TileRect>& rects)>;
+//
+// `workers` > 1 (issue 25, parallel tiles): that many threads (this one included) each take the next batch and run
+// fn on one intra-op thread of their own, instead of one batch at a time on all the intra-op threads. On two cores
+// a 128x128 tile's layers are too small to split well (dcl-vgg's counter: 2 intra-op threads 1.38x one, two
+// independent single-thread passes 2x), and a worker slowed by a busy neighbour just takes fewer batches. fn must
+// then be safe to call from several threads at once (modules in eval mode; PackedConv packs under a lock); the
+// caller's grad mode, inference mode and autocast state hold in every worker; progress is reported from the
+// calling thread only. The result is the same as with one worker.
 torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
                            const TileAtFn& fn, const Progress& progress, int64_t batch = 1,
-                           torch::Tensor into = torch::Tensor());
+                           torch::Tensor into = torch::Tensor(), int workers = 1);
+
+// The workers for tiles on `device`: LibTorch's intra-op thread count (cellcount's --threads) on the CPU, at most
+// kMaxTileWorkers; 1 on other devices, while tracing, or where the OpenMP runtime cannot set per-thread counts.
+constexpr int kMaxTileWorkers = 8;
+int tile_workers(const torch::Device& device);
 
 // Pads [N,C,H,W] on the bottom/right to multiples of align (reflect when possible, else replicate).
 torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align);

@@ -2,6 +2,11 @@
 // and the 2 x 2 max-pool of strided maxima, give the plain modules' results; with gradient they fall back.
 #include <gtest/gtest.h>
 
+#include <ATen/ThreadLocalState.h>
+
+#include <thread>
+#include <vector>
+
 #include "core/packed_conv.h"
 
 using namespace cellcount;
@@ -75,4 +80,27 @@ TEST(PackedConv, MaxPoolOfStridedMaximaIsMaxPool2d) {
     const auto cl = max_pool_2x2(x.contiguous(torch::MemoryFormat::ChannelsLast));
     EXPECT_TRUE(torch::equal(torch::nan_to_num(cl), torch::nan_to_num(want)));
   }
+}
+
+TEST(PackedConv, SeveralThreadsAtOnceGetTheirOwnResults) {
+  // Parallel tiles (issue 25) call one packed module from several threads, the first calls included (the packing
+  // happens under a lock); each thread's result is what the module gives it alone.
+  auto plain = plain_block();
+  plain->eval();
+  auto packed = pack_for_inference(plain);
+  c10::InferenceMode inference;
+  std::vector<torch::Tensor> inputs, want;
+  for (int i = 0; i < 4; ++i) inputs.push_back(torch::randn({1, 3, 24 + 4 * i, 20}));
+  for (const auto& x : inputs) want.push_back(plain->forward(x));
+  std::vector<torch::Tensor> got(inputs.size());
+  std::vector<std::thread> threads;
+  const at::ThreadLocalState state;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    threads.emplace_back([&, i] {
+      const at::ThreadLocalStateGuard g(state);
+      for (int k = 0; k < 5; ++k) got[i] = packed->forward(inputs[i]);
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_TRUE(torch::allclose(got[i], want[i], 1e-5, 1e-5)) << "input " << i;
 }

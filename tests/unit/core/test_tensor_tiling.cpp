@@ -6,6 +6,11 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <set>
+#include <thread>
+#include <mutex>
+#include <atomic>
+#include <chrono>
 
 #include "core/density_map.h"
 #include "core/error.h"
@@ -233,6 +238,79 @@ TEST(Tiling, BatchedTilesStitchLikeOneAtATime) {
   sizes.clear();
   const auto small = torch::rand({1, 20, 30});
   EXPECT_LT((run_tiled(small, 32, 12, 16, fn, Progress(), 8) - run_tiled(small, 32, 12, 16, fn, Progress())).abs().max().item<float>(), 1e-6);
+}
+
+TEST(Tiling, ParallelWorkersStitchLikeOneWorker) {
+  // Parallel tiles (issue 25): the same result with 2 or 3 workers as with one; every worker runs on one intra-op
+  // thread, in the caller's inference mode; the caller's thread count is back afterwards.
+  if (tile_workers(torch::kCPU) == 1 && at::get_num_threads() > 1) GTEST_SKIP() << "no per-thread OpenMP counts";
+  torch::manual_seed(0);
+  torch::nn::Conv2d c1(torch::nn::Conv2dOptions(1, 4, 3).padding(1)), c2(torch::nn::Conv2dOptions(4, 2, 3).padding(1));
+  c10::InferenceMode inference;
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  std::set<int> intra_op;
+  bool all_inference = true;
+  auto fn = [&](const torch::Tensor& x, const std::vector<TileRect>&) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      threads.insert(std::this_thread::get_id());
+      intra_op.insert(at::get_num_threads());
+      all_inference = all_inference && c10::InferenceMode::is_enabled() && !torch::GradMode::is_enabled();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // so that every worker gets batches
+    return c2(torch::relu(c1(x))) + x.mean({1, 2, 3}, true);
+  };
+  auto img = torch::rand({1, 150, 170});
+  const int before = at::get_num_threads();
+  const auto one = run_tiled_at(img, 32, 12, 16, fn, Progress(), 2);
+  for (int workers : {2, 3}) {
+    threads.clear();
+    intra_op.clear();
+    const auto parallel = run_tiled_at(img, 32, 12, 16, fn, Progress(), 2, torch::Tensor(), workers);
+    EXPECT_TRUE(torch::equal(one, parallel)) << workers << " workers";
+    EXPECT_EQ(int(threads.size()), workers);
+    EXPECT_EQ(intra_op, std::set<int>{1});
+    EXPECT_TRUE(all_inference);
+    EXPECT_EQ(at::get_num_threads(), before);
+  }
+  // More workers than batches: as many as there are batches.
+  threads.clear();
+  run_tiled_at(torch::rand({1, 20, 30}), 32, 12, 16, fn, Progress(), 1, torch::Tensor(), 4);
+  EXPECT_EQ(threads.size(), 1u);
+}
+
+TEST(Tiling, ParallelWorkersReportFromTheCallerAndStopOnErrorOrCancel) {
+  auto img = torch::rand({1, 150, 170});
+  const auto caller = std::this_thread::get_id();
+  bool progress_elsewhere = false;
+  Progress p([&](float, const std::string&) {
+    progress_elsewhere = progress_elsewhere || std::this_thread::get_id() != caller;
+    return false;
+  });
+  std::atomic<int> calls{0};
+  auto copy = [&](const torch::Tensor& x, const std::vector<TileRect>&) {
+    ++calls;
+    return x.clone();
+  };
+  EXPECT_TRUE(torch::equal(run_tiled_at(img, 32, 12, 16, copy, p, 1, torch::Tensor(), 2), img));
+  EXPECT_FALSE(progress_elsewhere);
+  // A worker's error reaches the caller once every worker has stopped; no tile after it starts.
+  calls = 0;
+  auto failing = [&](const torch::Tensor& x, const std::vector<TileRect>&) {
+    if (++calls == 3) throw Error(CELLCOUNT_ERR_INVALID_ARGUMENT, "tile 3 failed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return x.clone();
+  };
+  EXPECT_EQ(status_of([&] { run_tiled_at(img, 32, 12, 16, failing, Progress(), 1, torch::Tensor(), 2); }),
+            CELLCOUNT_ERR_INVALID_ARGUMENT);
+  EXPECT_LE(calls.load(), 4);
+  // A cancel from the progress callback stops them too.
+  int reports = 0;
+  Progress cancel([&](float, const std::string&) { return ++reports >= 2; });
+  calls = 0;
+  EXPECT_EQ(status_of([&] { run_tiled_at(img, 32, 12, 16, copy, cancel, 1, torch::Tensor(), 2); }), CELLCOUNT_CANCELLED);
+  EXPECT_LT(calls.load(), int(plan_tiles(150, 170, 32, 12).size()));
 }
 
 TEST(Tiling, TilesAreToldTheirWindows) {

@@ -49,15 +49,20 @@ std::pair<int64_t, int64_t> default_tiling(int64_t h, int64_t w, int64_t model_o
   return {tile, overlap};
 }
 
-// Tiles per forward pass (issue 25, batched tiles): as many as fit kBatchPixels, at most 8. Measured with both
-// networks of dcl-vgg, fp32, 2 threads, LibTorch 1.13 CPU (AMD EPYC), per 128x128 tile: batch 1 35-43 ms, 2 33-36,
-// 4 31-35, 8 24-26, 16 27-29 (64x64 tiles: 17.9 ms at 1, 9.2 at 8). Each tile's maps are the same function of the
-// tile (eval mode, no batch statistics); only the summation order inside the convolutions changes.
+// Tiles per forward pass (issue 25, batched tiles): as many as fit the pixel budget, at most 8. With several
+// intra-op threads a pass wants large batches: measured with both networks of dcl-vgg, fp32, 2 threads, LibTorch
+// 1.13 CPU (AMD EPYC), per 128x128 tile: batch 1 35-43 ms, 2 33-36, 4 31-35, 8 24-26, 16 27-29 (64x64 tiles: 17.9 ms
+// at 1, 9.2 at 8). On one thread (parallel tiles, or --threads 1) small batches are faster, their activations staying
+// in cache: dcl-vgg's counter at 1024 x 1024 on one thread (Xeon with AMX), fp32 batch 1 830 ms, 2 911, 4 902, 8 1059;
+// bf16 batch 1 523, 2 431, 8 498 (on two parallel workers: fp32 438 / 475 / 577 at 1 / 2 / 8, bf16 279 / 234 / 244).
+// Each tile's maps are the same function of the tile (eval mode, no batch statistics); only the summation order
+// inside the convolutions changes.
 constexpr int64_t kBatchPixels = 8 * 128 * 128;
 constexpr int64_t kMaxTileBatch = 8;
 
-int64_t tile_batch(int64_t tile) {
-  return std::clamp<int64_t>(kBatchPixels / std::max<int64_t>(1, tile * tile), 1, kMaxTileBatch);
+int64_t tile_batch(int64_t tile, bool one_thread_per_pass, bool low_precision) {
+  const int64_t pixels = one_thread_per_pass ? (low_precision ? 2 : 1) * 128 * 128 : kBatchPixels;
+  return std::clamp<int64_t>(pixels / std::max<int64_t>(1, tile * tile), 1, kMaxTileBatch);
 }
 
 }  // namespace
@@ -87,20 +92,25 @@ torch::Tensor localizer_condition(const torch::Tensor& coarse, const TileRect& r
 // (the whole image's bilinear map to float rounding: one coarse cell of margin), so that no full-size copy is held.
 torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
                          const torch::Device& device, torch::ScalarType precision, const Progress& progress,
-                         bool localize) {
+                         bool localize, int workers) {
   auto to_input = [&](const torch::Tensor& t) {
     auto input = t.to(device, precision);
     if (channels_last_inference(precision != torch::kFloat32)) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
     return input;
   };
   const int64_t H = x.size(1), W = x.size(2);
+  const bool low_precision = precision != torch::kFloat32;
+  const int64_t counter_batch = tile_batch(tile, workers > 1 || at::get_num_threads() == 1, low_precision);
   auto counter_tiles = [&](const torch::Tensor& t, const std::vector<TileRect>&) {
     return spread_coarse(net->counter->forward(to_input(t)), t.size(2), t.size(3)).to(torch::kCPU, torch::kFloat32);
   };
-  if (!localize) return run_tiled_at(x, tile, overlap, 16, counter_tiles, progress, tile_batch(tile)).expand({2, H, W});
+  if (!localize)
+    return run_tiled_at(x, tile, overlap, 16, counter_tiles, progress, counter_batch, torch::Tensor(), workers)
+        .expand({2, H, W});
   // Both maps stitched into one tensor: fine (0) and spread coarse (1).
   auto maps = torch::empty({2, H, W}, torch::kFloat32);
-  run_tiled_at(x, tile, overlap, 16, counter_tiles, progress.sub(0.0f, 0.6f), tile_batch(tile), maps.slice(0, 1, 2));
+  run_tiled_at(x, tile, overlap, 16, counter_tiles, progress.sub(0.0f, 0.6f), counter_batch, maps.slice(0, 1, 2),
+               workers);
   constexpr int64_t s = kCoarseStride;
   const auto coarse = F::avg_pool2d(maps[1].unsqueeze(0).unsqueeze(0), F::AvgPool2dFuncOptions(s).stride(s).ceil_mode(true));
   auto condition = [&](const TileRect& r) {  // padded as run_tiled pads the image tile
@@ -116,7 +126,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
         auto input = torch::cat({t, torch::cat(cond, 0)}, 1);
         return (net->localizer->unet->forward(to_input(input)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
       },
-      progress.sub(0.6f, 1.0f), tile_batch(ltile), maps.slice(0, 0, 1));
+      progress.sub(0.6f, 1.0f), tile_batch(ltile, at::get_num_threads() == 1, low_precision), maps.slice(0, 0, 1));
   return maps;
 }
 
@@ -212,7 +222,8 @@ class DclMethod : public ModelMethod {
     // Count only: without points the localizer is not run (the count is the counter's in any case).
     const bool localize = o.method_options.value("localize", true);
     const Progress main_pass = p.diameter_source == "estimated" ? o.progress.sub(0.3f, 1.0f) : o.progress;
-    auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, main_pass, localize);
+    auto maps = tiled_maps(net, cfg_, x, tile, overlap, o.device, o.precision, main_pass, localize,
+                           tile_workers(o.device));
     // Each full-size map is let go as soon as the next is made (issue 25: at 8192 x 8192 each is 256 MiB, and
     // the normalised input, both stitched maps and the fine map alive together peaked at 2.09 GiB).
     const double sx = double(W) / double(x.size(2)), sy = double(H) / double(x.size(1));
@@ -289,7 +300,8 @@ class DclMethod : public ModelMethod {
       const auto xs = resize_by(crop, scale_ * cd / candidates[i]);
       const bool too_small = xs.size(1) < 32 || xs.size(2) < 32;
       counts.push_back(too_small ? 0.0
-                                 : tiled_maps(net, cfg_, xs, tile, overlap, o.device, o.precision, Progress(), false)[1]
+                                 : tiled_maps(net, cfg_, xs, tile, overlap, o.device, o.precision, Progress(), false,
+                                              tile_workers(o.device))[1]
                                        .sum()
                                        .item<double>());
     }

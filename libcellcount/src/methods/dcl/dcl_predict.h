@@ -17,10 +17,11 @@ namespace cellcount::dcl {
 torch::Tensor spread_coarse(const torch::Tensor& coarse, int64_t h, int64_t w);
 
 // Both maps ([2,h,w]: fine, spread coarse; with localize false the localizer is skipped and both are the
-// spread coarse map) of a normalised, scaled image [C,h,w], tiled and stitched.
+// spread coarse map) of a normalised, scaled image [C,h,w], tiled and stitched. `workers`: the counter's tiles run
+// in parallel (run_tiled_at; prediction passes tile_workers(device)); the localizer's few large tiles do not.
 torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor& x, int64_t tile, int64_t overlap,
                          const torch::Device& device, torch::ScalarType precision, const Progress& progress,
-                         bool localize = true);
+                         bool localize = true, int workers = 1);
 
 // The localizer's conditioning channel for the window r of an image whose stitched coarse density is coarse
 // ([1,1,ceil(H/8),ceil(W/8)], per pixel): the window of the whole image's bilinear upsampling (x8, align_corners

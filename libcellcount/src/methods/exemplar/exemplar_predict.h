@@ -109,14 +109,17 @@ class ExemplarMethod : public ModelMethod {
     // K-means clusters the whole image's patches: one tile.
     if (mode == MaskMode::kKMeans) tile = std::max(x.size(1), x.size(2)), overlap = 0;
     const bool channels_last = channels_last_inference(o.precision != torch::kFloat32);
-    auto maps = run_tiled(
+    // Parallel tiles (issue 25, core/tiling): a 1024 x 1024 image's 2 x 2 tiles on two workers of one intra-op
+    // thread each (each worker sets autocast's type itself: it is per thread); K-means's single tile on all threads.
+    auto maps = run_tiled_at(
         x, tile, overlap, kStride,
-        [&](const torch::Tensor& t) {
+        [&](const torch::Tensor& t, const std::vector<TileRect>&) {
+          AutocastGuard worker_amp(o.device, o.precision);
           // The layout rule of core/hw.h (channels-last in bf16, and in fp32 with AVX-512).
           const auto in = channels_last ? t.contiguous(torch::MemoryFormat::ChannelsLast) : t;
           return run_tile(net_, in, b, v, mode, ms, boxes, localize).to(torch::kCPU);
         },
-        o.progress);
+        o.progress, 1, torch::Tensor(), mode == MaskMode::kKMeans ? 1 : tile_workers(o.device));
     const auto [thr, md] = peak_settings(o);
     auto p = density_prediction(point_map(maps), in.region, thr, md, o.want_density);
     if (o.want_density) p.mask = maps[1].contiguous();

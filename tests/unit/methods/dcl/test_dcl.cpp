@@ -87,6 +87,23 @@ TEST(Dcl, LocalizerRunsOnceOverTheStitchedCoarseMap) {
   EXPECT_TRUE(torch::allclose(tiled[0], whole[0][0], 1e-4, 1e-6));
 }
 
+TEST(Dcl, ParallelCounterTilesGiveTheMapsOfOneThread) {
+  // Issue 25: prediction runs the counter's tiles on tile_workers() threads of one intra-op thread each; the maps are
+  // those of a single-threaded pass (the same batches, the same kernels).
+  torch::InferenceMode im;
+  torch::manual_seed(5);
+  DclNet net(tiny());
+  net->eval();
+  auto img = torch::rand({1, 200, 232});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  auto one = tiled_maps(net, net->config, img, 64, 16, torch::kCPU, torch::kFloat32, Progress());
+  at::set_num_threads(threads);
+  auto two = tiled_maps(net, net->config, img, 64, 16, torch::kCPU, torch::kFloat32, Progress(), true, 2);
+  EXPECT_TRUE(torch::allclose(one, two, 1e-6, 1e-7)) << (one - two).abs().max().item<double>();
+  EXPECT_NEAR(one[1].sum().item<double>(), two[1].sum().item<double>(), 1e-6 * one[1].sum().item<double>());
+}
+
 TEST(Dcl, LocalizerConditionOfAWindowIsTheWholeMapsWindow) {
   torch::manual_seed(4);
   auto coarse = torch::rand({1, 1, 13, 17});
