@@ -114,17 +114,17 @@ int omp_get_max_threads() __attribute__((weak));
 
 bool per_thread_counts_available() { return omp_set_num_threads != nullptr && omp_get_max_threads != nullptr; }
 
-// One intra-op thread for the calling thread while it lives; the previous count after.
-class OneIntraOpThread {
+// n intra-op threads for the calling thread while it lives; the previous count after.
+class IntraOpThreads {
  public:
-  OneIntraOpThread() {
+  explicit IntraOpThreads(int n) {
     at::get_num_threads();  // LibTorch's lazy per-thread initialisation first, or it would set the count back
     previous_ = omp_get_max_threads();
-    omp_set_num_threads(1);
+    omp_set_num_threads(n);
   }
-  ~OneIntraOpThread() { omp_set_num_threads(previous_); }
-  OneIntraOpThread(const OneIntraOpThread&) = delete;
-  OneIntraOpThread& operator=(const OneIntraOpThread&) = delete;
+  ~IntraOpThreads() { omp_set_num_threads(previous_); }
+  IntraOpThreads(const IntraOpThreads&) = delete;
+  IntraOpThreads& operator=(const IntraOpThreads&) = delete;
 
  private:
   int previous_ = 1;
@@ -136,6 +136,8 @@ int tile_workers(const torch::Device& device) {
   if (!device.is_cpu() || !per_thread_counts_available() || torch::jit::tracer::isTracing()) return 1;
   return std::clamp(at::get_num_threads(), 1, kMaxTileWorkers);
 }
+
+int threads_per_worker(int workers) { return std::max(1, at::get_num_threads() / std::max(1, workers)); }
 
 torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align, const TileAtFn& fn,
                            const Progress& progress, int64_t batch, torch::Tensor into, int workers) {
@@ -189,7 +191,7 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
     return out;
   }
   // Parallel tiles (issue 25): each worker (this thread and workers - 1 others) takes the next batch and runs it on
-  // one intra-op thread. A batch's tiles are the same function of their windows as one at a time; only who runs
+  // its share of the intra-op threads (one, on up to kMaxTileWorkers cores). A batch's tiles are the same function of their windows as one at a time; only who runs
   // them changes. Progress (whose callback may belong to a front end's thread: JNI, ctypes) is reported from this
   // thread alone; a cancel or an error stops the others before it is rethrown here.
   std::atomic<size_t> next{0}, finished{0};
@@ -201,11 +203,12 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
     if (!error) error = std::move(e);
     stop = true;
   };
+  const int per_worker = threads_per_worker(workers);
   const at::ThreadLocalState caller_state;  // grad and inference mode, autocast: the caller's, in every worker
   auto work = [&] {
     try {
       const at::ThreadLocalStateGuard state(caller_state);
-      const OneIntraOpThread one;
+      const IntraOpThreads own(per_worker);
       for (size_t b; !stop && (b = next++) < n_batches;) {
         run_batch(b);
         ++finished;
@@ -221,7 +224,7 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
     fail(std::current_exception());
   }
   try {
-    const OneIntraOpThread one;
+    const IntraOpThreads own(per_worker);
     for (size_t b; !stop && (b = next++) < n_batches;) {
       report(finished);
       run_batch(b);

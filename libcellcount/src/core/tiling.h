@@ -43,7 +43,8 @@ torch::Tensor run_tiled(const torch::Tensor& image, int64_t tile, int64_t overla
 using TileAtFn = std::function<torch::Tensor(const torch::Tensor& tiles, const std::vector<TileRect>& rects)>;
 //
 // `workers` > 1 (issue 25, parallel tiles): that many threads (this one included) each take the next batch and run
-// fn on one intra-op thread of their own, instead of one batch at a time on all the intra-op threads. On two cores
+// fn on threads_per_worker(workers) intra-op threads of their own (one where workers = --threads), instead of one
+// batch at a time on all the intra-op threads. On two cores
 // a 128x128 tile's layers are too small to split well (dcl-vgg's counter: 2 intra-op threads 1.38x one, two
 // independent single-thread passes 2x), and a worker slowed by a busy neighbour just takes fewer batches. fn must
 // then be safe to call from several threads at once (modules in eval mode; PackedConv packs under a lock); the
@@ -54,9 +55,12 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
                            torch::Tensor into = torch::Tensor(), int workers = 1);
 
 // The workers for tiles on `device`: LibTorch's intra-op thread count (cellcount's --threads) on the CPU, at most
-// kMaxTileWorkers; 1 on other devices, while tracing, or where the OpenMP runtime cannot set per-thread counts.
-constexpr int kMaxTileWorkers = 8;
+// kMaxTileWorkers (each holds its batch's activations: exemplar's tiles of 512 take about 150 MB each); 1 on other
+// devices, while tracing, or where the OpenMP runtime cannot set per-thread counts. Beyond kMaxTileWorkers threads
+// each worker gets its share: threads_per_worker.
+constexpr int kMaxTileWorkers = 4;
 int tile_workers(const torch::Device& device);
+int threads_per_worker(int workers);  // max(1, intra-op threads / workers)
 
 // Pads [N,C,H,W] on the bottom/right to multiples of align (reflect when possible, else replicate).
 torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t align);

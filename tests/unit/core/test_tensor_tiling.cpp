@@ -241,8 +241,8 @@ TEST(Tiling, BatchedTilesStitchLikeOneAtATime) {
 }
 
 TEST(Tiling, ParallelWorkersStitchLikeOneWorker) {
-  // Parallel tiles (issue 25): the same result with 2 or 3 workers as with one; every worker runs on one intra-op
-  // thread, in the caller's inference mode; the caller's thread count is back afterwards.
+  // Parallel tiles (issue 25): the same result with 2 or 3 workers as with one; every worker runs on its share of the
+  // intra-op threads, in the caller's inference mode; the caller's thread count is back afterwards.
   if (tile_workers(torch::kCPU) == 1 && at::get_num_threads() > 1) GTEST_SKIP() << "no per-thread OpenMP counts";
   torch::manual_seed(0);
   torch::nn::Conv2d c1(torch::nn::Conv2dOptions(1, 4, 3).padding(1)), c2(torch::nn::Conv2dOptions(4, 2, 3).padding(1));
@@ -270,10 +270,17 @@ TEST(Tiling, ParallelWorkersStitchLikeOneWorker) {
     const auto parallel = run_tiled_at(img, 32, 12, 16, fn, Progress(), 2, torch::Tensor(), workers);
     EXPECT_TRUE(torch::equal(one, parallel)) << workers << " workers";
     EXPECT_EQ(int(threads.size()), workers);
-    EXPECT_EQ(intra_op, std::set<int>{1});
+    EXPECT_EQ(intra_op, std::set<int>{threads_per_worker(workers)});
     EXPECT_TRUE(all_inference);
     EXPECT_EQ(at::get_num_threads(), before);
   }
+  // With more intra-op threads than workers, each worker gets its share.
+  at::set_num_threads(4);
+  intra_op.clear();
+  EXPECT_TRUE(torch::equal(one, run_tiled_at(img, 32, 12, 16, fn, Progress(), 2, torch::Tensor(), 2)));
+  EXPECT_EQ(intra_op, std::set<int>{2});
+  EXPECT_EQ(at::get_num_threads(), 4);
+  at::set_num_threads(before);
   // More workers than batches: as many as there are batches.
   threads.clear();
   run_tiled_at(torch::rand({1, 20, 30}), 32, 12, 16, fn, Progress(), 1, torch::Tensor(), 4);

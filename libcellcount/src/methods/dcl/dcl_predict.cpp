@@ -100,7 +100,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
   };
   const int64_t H = x.size(1), W = x.size(2);
   const bool low_precision = precision != torch::kFloat32;
-  const int64_t counter_batch = tile_batch(tile, workers > 1 || at::get_num_threads() == 1, low_precision);
+  const int64_t counter_batch = tile_batch(tile, threads_per_worker(workers) == 1, low_precision);
   auto counter_tiles = [&](const torch::Tensor& t, const std::vector<TileRect>&) {
     return spread_coarse(net->counter->forward(to_input(t)), t.size(2), t.size(3)).to(torch::kCPU, torch::kFloat32);
   };
