@@ -191,9 +191,10 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
     return out;
   }
   // Parallel tiles (issue 25): each worker (this thread and workers - 1 others) takes the next batch and runs it on
-  // its share of the intra-op threads (one, on up to kMaxTileWorkers cores). A batch's tiles are the same function of their windows as one at a time; only who runs
-  // them changes. Progress (whose callback may belong to a front end's thread: JNI, ctypes) is reported from this
-  // thread alone; a cancel or an error stops the others before it is rethrown here.
+  // its share of the intra-op threads (one each, up to kMaxTileWorkers threads). A batch's tiles are the same function
+  // of their windows as one at a time; only who runs them changes. Progress (whose callback may belong to a front
+  // end's thread: JNI, ctypes) is reported from this thread alone; a cancel or an error stops the others before it is
+  // rethrown here.
   std::atomic<size_t> next{0}, finished{0};
   std::atomic<bool> stop{false};
   std::exception_ptr error;
@@ -205,11 +206,12 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
   };
   const int per_worker = threads_per_worker(workers);
   const at::ThreadLocalState caller_state;  // grad and inference mode, autocast: the caller's, in every worker
-  auto work = [&] {
+  auto drain = [&](bool caller) {
     try {
       const at::ThreadLocalStateGuard state(caller_state);
       const IntraOpThreads own(per_worker);
       for (size_t b; !stop && (b = next++) < n_batches;) {
+        if (caller) report(finished);
         run_batch(b);
         ++finished;
       }
@@ -219,20 +221,11 @@ torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t ove
   };
   std::vector<std::thread> others;
   try {
-    for (int w = 1; w < workers; ++w) others.emplace_back(work);
+    for (int w = 1; w < workers; ++w) others.emplace_back(drain, false);
   } catch (...) {
     fail(std::current_exception());
   }
-  try {
-    const IntraOpThreads own(per_worker);
-    for (size_t b; !stop && (b = next++) < n_batches;) {
-      report(finished);
-      run_batch(b);
-      ++finished;
-    }
-  } catch (...) {
-    fail(std::current_exception());
-  }
+  drain(true);
   for (auto& t : others) t.join();
   if (error) std::rethrow_exception(error);
   progress.report(1.0f, "tiles done");

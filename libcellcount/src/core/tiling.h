@@ -44,12 +44,11 @@ using TileAtFn = std::function<torch::Tensor(const torch::Tensor& tiles, const s
 //
 // `workers` > 1 (issue 25, parallel tiles): that many threads (this one included) each take the next batch and run
 // fn on threads_per_worker(workers) intra-op threads of their own (one where workers = --threads), instead of one
-// batch at a time on all the intra-op threads. On two cores
-// a 128x128 tile's layers are too small to split well (dcl-vgg's counter: 2 intra-op threads 1.38x one, two
-// independent single-thread passes 2x), and a worker slowed by a busy neighbour just takes fewer batches. fn must
-// then be safe to call from several threads at once (modules in eval mode; PackedConv packs under a lock); the
-// caller's grad mode, inference mode and autocast state hold in every worker; progress is reported from the
-// calling thread only. The result is the same as with one worker.
+// batch at a time on all the intra-op threads. On two cores a 128x128 tile's layers are too small to split well
+// (dcl-vgg's counter: 2 intra-op threads 1.38x one, two independent single-thread passes 2x), and a worker slowed by
+// a busy neighbour just takes fewer batches. fn must then be safe to call from several threads at once (modules in
+// eval mode; PackedConv packs under a lock); the caller's grad mode, inference mode and autocast state hold in every
+// worker; progress is reported from the calling thread only. The result is the same as with one worker.
 torch::Tensor run_tiled_at(const torch::Tensor& image, int64_t tile, int64_t overlap, int64_t align,
                            const TileAtFn& fn, const Progress& progress, int64_t batch = 1,
                            torch::Tensor into = torch::Tensor(), int workers = 1);

@@ -126,7 +126,7 @@ torch::Tensor tiled_maps(DclNet& net, const DclConfig& cfg, const torch::Tensor&
         auto input = torch::cat({t, torch::cat(cond, 0)}, 1);
         return (net->localizer->unet->forward(to_input(input)) / cfg.target_scale).to(torch::kCPU, torch::kFloat32);
       },
-      progress.sub(0.6f, 1.0f), tile_batch(ltile, at::get_num_threads() == 1, low_precision), maps.slice(0, 0, 1));
+      progress.sub(0.6f, 1.0f), tile_batch(ltile, threads_per_worker(1) == 1, low_precision), maps.slice(0, 0, 1));
   return maps;
 }
 
